@@ -1,0 +1,1 @@
+"""Metrics, backtests, threshold calibration, drift, NRR analytics and the report."""

@@ -1,0 +1,1 @@
+"""Input contract, validation and point-in-time features and labels (DuckDB)."""

@@ -1,0 +1,1 @@
+"""Orchestration: Prefect flows, MLflow tracking, configuration and the CLI."""

@@ -1,0 +1,92 @@
+"""Load `configs/*.yaml` into one typed configuration, once, at the edge.
+
+Each library owns the typed settings it needs; this module only composes them
+so that a misspelt key or a wrong type fails at load time with the key's path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from evaluation.config import EvalConfig
+from features.config import FeatureConfig
+from models.config import ModelConfig
+from simulator.config import SimConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "configs"
+
+
+class PathsConfig(BaseModel):
+    """Where data, scores, reports and the MLflow store live (relative to the working dir)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw: str = "data/raw"
+    features: str = "data/features"
+    scores: str = "data/scores"
+    quarantine: str = "data/quarantine"
+    reports: str = "data/reports"
+    mlflow_uri: str = "sqlite:///mlruns/mlflow.db"
+    mlflow_artifacts: str = "mlruns/artifacts"
+    thresholds_dir: str = "configs/thresholds"
+
+
+class Config(BaseModel):
+    """The whole run configuration; sections map one-to-one to libraries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: PathsConfig = PathsConfig()
+    simulate: SimConfig = SimConfig()
+    features: FeatureConfig = FeatureConfig()
+    models: ModelConfig = ModelConfig()
+    evaluation: EvalConfig = EvalConfig()
+
+
+class ConfigError(ValueError):
+    """A configuration file that does not match the typed schema."""
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read `configs/default.yaml`, then `path` on top of it, then `overrides`.
+
+    Raises ConfigError naming every bad key (e.g. ``models.lgbm.num_leaves``).
+    """
+    data = _read_yaml(CONFIG_DIR / "default.yaml")
+    if path is not None and Path(path).resolve() != (CONFIG_DIR / "default.yaml").resolve():
+        data = _deep_merge(data, _read_yaml(Path(path)))
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            problems.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+        where = path or CONFIG_DIR / "default.yaml"
+        raise ConfigError(f"invalid configuration in {where}:\n" + "\n".join(problems)) from None

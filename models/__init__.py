@@ -1,0 +1,1 @@
+"""Churn and expansion models: training, baselines, calibration, explanations, segmentation."""
