@@ -1,0 +1,65 @@
+"""Command implementations behind the CLI: read the config once, call the libraries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from pathlib import Path
+
+from flows.config import Config, load_config
+
+log = logging.getLogger("nrrcast")
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(path)
+
+
+def run_simulate(
+    config: Path | None,
+    *,
+    accounts: int | None = None,
+    months: int | None = None,
+    seed: int | None = None,
+    out: Path | None = None,
+) -> dict:
+    """Generate a world and print its realism summary as JSON."""
+    from simulator import simulate
+
+    cfg = _config(config)
+    sim = cfg.simulate.model_copy(
+        update={
+            k: v
+            for k, v in {"accounts": accounts, "months": months, "seed": seed}.items()
+            if v is not None
+        }
+    )
+    out_dir = Path(out or cfg.paths.raw)
+    log.info("simulating %d accounts x %d months (seed %d) into %s", sim.accounts, sim.months, sim.seed, out_dir)
+    summary = simulate(sim, out_dir).as_dict()
+    print(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def manifest_data_end(source: Path) -> date | None:
+    """The extraction date recorded beside a source (manifest.json), if any."""
+    manifest = Path(source) / "manifest.json"
+    if manifest.is_file():
+        value = json.loads(manifest.read_text()).get("data_end")
+        return date.fromisoformat(value) if value else None
+    return None
+
+
+def run_validate(config: Path | None, *, source: Path | None = None, quarantine: Path | None = None) -> bool:
+    """Validate a source, write the quarantine and print the summary; True when usable."""
+    from features.sources import open_source
+    from features.validate import validate
+
+    cfg = _config(config)
+    src_path = Path(source or cfg.paths.raw)
+    src = open_source(src_path)
+    now = src.data_end or date.today()
+    report = validate(src, now=now, quarantine_dir=Path(quarantine or cfg.paths.quarantine))
+    print(report.summary())
+    return report.ok

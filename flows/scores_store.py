@@ -1,0 +1,99 @@
+"""The scores store: Parquet partitions + a DuckDB table (+ an optional SQL database).
+
+Writes are atomic and idempotent per `as_of`: a run that fails half-way leaves the
+previous scores intact, and re-scoring a date replaces its rows instead of adding to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+log = logging.getLogger("nrrcast.scores")
+
+DB_FILE = "scores.duckdb"
+TABLE = "scores"
+
+
+def _partition(out_dir: Path, as_of: date) -> Path:
+    return out_dir / f"as_of={pd.Timestamp(as_of).date().isoformat()}"
+
+
+def write_scores(scores: pd.DataFrame, out_dir: str | Path, as_of: date, *, sql_url: str | None = None) -> Path:
+    """Replace the scores of `as_of` in every store; returns the Parquet partition written."""
+    if scores.empty:
+        raise ValueError("refusing to write an empty scores table (nothing was scored)")
+    stamps = pd.to_datetime(scores["as_of"]).dt.date.unique()
+    if len(stamps) != 1 or stamps[0] != pd.Timestamp(as_of).date():
+        raise ValueError(f"scores hold as_of values {sorted(map(str, stamps))}, expected only {as_of}")
+    if scores["account_id"].duplicated().any():
+        raise ValueError(f"scores: {int(scores['account_id'].duplicated().sum())} duplicate account_id rows")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # Parquet: write the new partition beside the old one, then swap directories.
+    final = _partition(out_dir, as_of)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    scores.to_parquet(staging / "part-0.parquet", index=False)
+    backup = out_dir / f".old-{final.name}"
+    if final.exists():
+        shutil.rmtree(backup, ignore_errors=True)
+        os.replace(final, backup)
+    os.replace(staging, final)
+    shutil.rmtree(backup, ignore_errors=True)
+
+    # DuckDB: delete + insert in one transaction.
+    con = duckdb.connect(str(out_dir / DB_FILE))
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.register("new_scores", scores)
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
+        ).fetchone()[0]
+        if exists:
+            con.execute(f"DELETE FROM {TABLE} WHERE CAST(as_of AS DATE) = ?", [pd.Timestamp(as_of).date()])
+            con.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM new_scores")
+        else:
+            con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM new_scores")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.close()
+
+    if sql_url:
+        _write_sql(scores, sql_url, as_of)
+    log.info("wrote %d scores for %s to %s", len(scores), as_of, final)
+    return final
+
+
+def _write_sql(scores: pd.DataFrame, url: str, as_of: date) -> None:
+    """Replace the rows of `as_of` in an SQL database (e.g. PostgreSQL) in one transaction."""
+    import sqlalchemy as sa
+
+    day = pd.Timestamp(as_of).date()
+    rows = scores.assign(as_of=day)  # a DATE column compares the same way in every dialect
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(TABLE):
+            conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE as_of = :d"), {"d": day})
+        rows.to_sql(TABLE, conn, if_exists="append", index=False)
+
+
+def read_scores(out_dir: str | Path, as_of: date | None = None) -> pd.DataFrame:
+    """All scores (or one date's) from the Parquet partitions; empty frame when none exist."""
+    out_dir = Path(out_dir)
+    parts = sorted(out_dir.glob("as_of=*/part-*.parquet"))
+    if as_of is not None:
+        parts = [p for p in parts if p.parent == _partition(out_dir, as_of)]
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)

@@ -1,0 +1,40 @@
+"""Shared fixtures: a migrated MLflow store made once, a Prefect harness shared per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory) -> Path:
+    """An empty, migrated MLflow sqlite DB: migrations run once per session, not per test."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("mlflow_template")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.MlflowClient(tracking_uri=uri).search_experiments()
+    return root / "mlflow.db"
+
+
+@pytest.fixture()
+def mlflow_store(tmp_path, _mlflow_template) -> dict[str, str]:
+    """A fresh MLflow store for one test: {'uri': sqlite URI, 'artifacts': dir}."""
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    shutil.copy(_mlflow_template, store / "mlflow.db")
+    return {"uri": f"sqlite:///{store / 'mlflow.db'}", "artifacts": str(store / "artifacts")}
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for the whole session (it takes ~15 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
