@@ -148,3 +148,24 @@ def load_champion(name: str, alias: str = CHAMPION) -> tuple[Any, Any]:
         )
     model = mlflow.sklearn.load_model(f"models:/{name}@{alias}")
     return model, version
+
+
+def log_model(model: Any, name: str, *, example: pd.DataFrame, registered_name: str) -> str:
+    """Log a fitted estimator (skops format) with signature and input example; returns the version.
+
+    skops refuses types it does not know; the ones our own estimator is made of are
+    listed as trusted so that loading needs no extra arguments.
+    """
+    import skops.io
+    from mlflow.models import infer_signature
+
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    info = mlflow.sklearn.log_model(
+        model,
+        name=name,
+        signature=infer_signature(example, model.predict_proba(example)[:, 1]),
+        input_example=example,
+        registered_model_name=registered_name,
+        skops_trusted_types=trusted,
+    )
+    return str(info.registered_model_version)
