@@ -49,8 +49,12 @@ def simulate(
 
 @app.command()
 def validate(
-    source: Annotated[Path | None, typer.Option(help="directory of Parquet/CSV or a .duckdb file")] = None,
-    quarantine: Annotated[Path | None, typer.Option(help="where set-aside rows are written")] = None,
+    source: Annotated[
+        Path | None, typer.Option(help="directory of Parquet/CSV or a .duckdb file")
+    ] = None,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="where set-aside rows are written")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Check a source against the input contract; quarantine bad rows with reasons."""

@@ -36,7 +36,13 @@ def run_simulate(
         }
     )
     out_dir = Path(out or cfg.paths.raw)
-    log.info("simulating %d accounts x %d months (seed %d) into %s", sim.accounts, sim.months, sim.seed, out_dir)
+    log.info(
+        "simulating %d accounts x %d months (seed %d) into %s",
+        sim.accounts,
+        sim.months,
+        sim.seed,
+        out_dir,
+    )
     summary = simulate(sim, out_dir).as_dict()
     print(json.dumps(summary, indent=2, default=str))
     return summary
@@ -51,7 +57,9 @@ def manifest_data_end(source: Path) -> date | None:
     return None
 
 
-def run_validate(config: Path | None, *, source: Path | None = None, quarantine: Path | None = None) -> bool:
+def run_validate(
+    config: Path | None, *, source: Path | None = None, quarantine: Path | None = None
+) -> bool:
     """Validate a source, write the quarantine and print the summary; True when usable."""
     from features.sources import open_source
     from features.validate import validate

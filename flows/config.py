@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evaluation.config import EvalConfig
 from features.config import FeatureConfig
 from models.config import ModelConfig
+from models.segment import SegmentConfig
 from simulator.config import SimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,23 @@ class PathsConfig(BaseModel):
     thresholds_dir: str = "configs/thresholds"
 
 
+class ScoringConfig(BaseModel):
+    """How scoring runs: partitions, reason codes, fallback thresholds, extra stores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition_rows: int = Field(100_000, ge=1000, description="accounts per scoring partition")
+    top_k_reasons: int = Field(3, ge=1, le=10, description="drivers per target and direction")
+    churn_threshold: float = Field(
+        0.15, ge=0, le=1, description="used only until a quarterly thresholds file exists"
+    )
+    expand_threshold: float = Field(
+        0.25, ge=0, le=1, description="used only until a quarterly thresholds file exists"
+    )
+    sql_url: str | None = Field(None, description="also write scores to this SQL database")
+    report: bool = True
+
+
 class Config(BaseModel):
     """The whole run configuration; sections map one-to-one to libraries."""
 
@@ -46,6 +64,8 @@ class Config(BaseModel):
     features: FeatureConfig = FeatureConfig()
     models: ModelConfig = ModelConfig()
     evaluation: EvalConfig = EvalConfig()
+    segment: SegmentConfig = SegmentConfig()
+    scoring: ScoringConfig = ScoringConfig()
 
 
 class ConfigError(ValueError):

@@ -26,15 +26,21 @@ def _partition(out_dir: Path, as_of: date) -> Path:
     return out_dir / f"as_of={pd.Timestamp(as_of).date().isoformat()}"
 
 
-def write_scores(scores: pd.DataFrame, out_dir: str | Path, as_of: date, *, sql_url: str | None = None) -> Path:
+def write_scores(
+    scores: pd.DataFrame, out_dir: str | Path, as_of: date, *, sql_url: str | None = None
+) -> Path:
     """Replace the scores of `as_of` in every store; returns the Parquet partition written."""
     if scores.empty:
         raise ValueError("refusing to write an empty scores table (nothing was scored)")
     stamps = pd.to_datetime(scores["as_of"]).dt.date.unique()
     if len(stamps) != 1 or stamps[0] != pd.Timestamp(as_of).date():
-        raise ValueError(f"scores hold as_of values {sorted(map(str, stamps))}, expected only {as_of}")
+        raise ValueError(
+            f"scores hold as_of values {sorted(map(str, stamps))}, expected only {as_of}"
+        )
     if scores["account_id"].duplicated().any():
-        raise ValueError(f"scores: {int(scores['account_id'].duplicated().sum())} duplicate account_id rows")
+        raise ValueError(
+            f"scores: {int(scores['account_id'].duplicated().sum())} duplicate account_id rows"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -58,7 +64,9 @@ def write_scores(scores: pd.DataFrame, out_dir: str | Path, as_of: date, *, sql_
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
         ).fetchone()[0]
         if exists:
-            con.execute(f"DELETE FROM {TABLE} WHERE CAST(as_of AS DATE) = ?", [pd.Timestamp(as_of).date()])
+            con.execute(
+                f"DELETE FROM {TABLE} WHERE CAST(as_of AS DATE) = ?", [pd.Timestamp(as_of).date()]
+            )
             con.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM new_scores")
         else:
             con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM new_scores")

@@ -46,7 +46,9 @@ def load_and_validate(source: Path, quarantine_dir: Path, now: date | None = Non
     report = validate(src, now=data_end, quarantine_dir=quarantine_dir)
     log.info("validation of %s:\n%s", source, report.summary())
     report.raise_if_failed()
-    return LoadedSource(source=src, report=report, path=Path(source), data_end=report.data_end or data_end)
+    return LoadedSource(
+        source=src, report=report, path=Path(source), data_end=report.data_end or data_end
+    )
 
 
 @task(name="build-features", cache_policy=NO_CACHE)
@@ -57,5 +59,10 @@ def build_features(loaded: LoadedSource, as_of_dates: list[date], feature_cfg: A
     table = build_feature_table(
         loaded.source.con, as_of_dates, feature_cfg, data_end=loaded.data_end, progress=True
     )
-    log.info("feature table: %d rows x %d columns over %d dates", len(table), table.shape[1], len(as_of_dates))
+    log.info(
+        "feature table: %d rows x %d columns over %d dates",
+        len(table),
+        table.shape[1],
+        len(as_of_dates),
+    )
     return table

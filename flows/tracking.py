@@ -48,7 +48,11 @@ def fingerprint(paths: list[Path] | Path, *, chunk: int = 1 << 22) -> str:
     roots = [paths] if isinstance(paths, Path) else list(paths)
     digest = hashlib.blake2b(digest_size=16)
     for root in roots:
-        files = sorted(p for p in Path(root).rglob("*") if p.is_file()) if Path(root).is_dir() else [Path(root)]
+        files = (
+            sorted(p for p in Path(root).rglob("*") if p.is_file())
+            if Path(root).is_dir()
+            else [Path(root)]
+        )
         for file in files:
             rel = file.relative_to(root) if Path(root).is_dir() else Path(file.name)
             digest.update(str(rel).encode())
@@ -118,7 +122,9 @@ def log_figures(figures: Mapping[str, Any], folder: str = "plots") -> None:
 @contextmanager
 def run(experiment_id: str, name: str, tags: Mapping[str, str] | None = None) -> Iterator[Any]:
     """An MLflow run that records the failure reason as a tag when the body raises."""
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=dict(tags or {})) as active:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=name, tags=dict(tags or {})
+    ) as active:
         try:
             yield active
         except BaseException as exc:

@@ -28,7 +28,9 @@ EXPERIMENT = "nrrcast"
 REFERENCE_ROWS = 20_000
 
 
-def panel_dates(cfg: Config, loaded: LoadedSource, *, include_unlabelled: bool = False) -> list[date]:
+def panel_dates(
+    cfg: Config, loaded: LoadedSource, *, include_unlabelled: bool = False
+) -> list[date]:
     """Observation dates of the training panel.
 
     Defaults: from the first month start that has 90 days of history, to the last month
@@ -49,8 +51,10 @@ def panel_dates(cfg: Config, loaded: LoadedSource, *, include_unlabelled: bool =
         first = pd.Timestamp(first).date() + timedelta(days=90)
         start = first if first.day == 1 else month_start(first.replace(day=28) + timedelta(days=4))
     last_known = loaded.data_end - timedelta(days=fc.horizon_days)
-    end = date.fromisoformat(fc.snapshot_end) if fc.snapshot_end else (
-        loaded.data_end - timedelta(days=1) if include_unlabelled else last_known
+    end = (
+        date.fromisoformat(fc.snapshot_end)
+        if fc.snapshot_end
+        else (loaded.data_end - timedelta(days=1) if include_unlabelled else last_known)
     )
     dates = observation_dates(start, end, fc.snapshot_freq)
     if len(dates) < 4:
@@ -69,7 +73,9 @@ def train_models(table: pd.DataFrame, cfg: Config) -> Any:
     return train_all(table, cfg.models, feature_names(), horizon_days=cfg.features.horizon_days)
 
 
-def _champion_metrics(name: str, result: Any, target: str, table: pd.DataFrame, cfg: Config) -> dict | None:
+def _champion_metrics(
+    name: str, result: Any, target: str, table: pd.DataFrame, cfg: Config
+) -> dict | None:
     """Score the current champion on the candidate's test rows, for a like-for-like comparison."""
     from evaluation.metrics import binary_metrics
 
@@ -85,11 +91,19 @@ def _champion_metrics(name: str, result: Any, target: str, table: pd.DataFrame, 
     test = table.loc[result.split.mask(table, "test") & table[label].notna()]
     missing = sorted(set(getattr(champion, "feature_names_in_", [])) - set(test.columns))
     if missing:
-        log.warning("champion %s v%s needs features %s the table lacks", name, version.version, missing)
+        log.warning(
+            "champion %s v%s needs features %s the table lacks", name, version.version, missing
+        )
         return None
     m = cfg.models.metrics
     p = champion.predict_proba(test)[:, 1]
-    return binary_metrics(test[label].to_numpy(dtype=float), p, n_bins=m.ece_bins, top_fraction=m.top_fraction, k=m.flags)
+    return binary_metrics(
+        test[label].to_numpy(dtype=float),
+        p,
+        n_bins=m.ece_bins,
+        top_fraction=m.top_fraction,
+        k=m.flags,
+    )
 
 
 @task(name="log-and-register", cache_policy=NO_CACHE)
@@ -126,7 +140,9 @@ def log_and_register(
         )
         tracking.log_params(result.flat_params())
         tracking.log_json(result.split.to_dict(), "split.json")
-        mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in result.flat_metrics().items() if v == v})
+        mlflow.log_metrics(
+            {k.replace("@", "_at_"): v for k, v in result.flat_metrics().items() if v == v}
+        )
         tracking.log_frame(result.comparison("test"), "metrics/comparison_test.csv")
         tracking.log_frame(result.predictions, "predictions/oot_predictions.parquet")
         tracking.log_frame(catalog_frame(), "feature_catalog.csv")
@@ -138,7 +154,9 @@ def log_and_register(
         tracking.log_frame(reference, "reference/training_window.parquet")
 
         for target, res in result.targets.items():
-            figures = target_figures(result.predictions, target=target, label=res.label, importance=res.importance)
+            figures = target_figures(
+                result.predictions, target=target, label=res.label, importance=res.importance
+            )
             figures.update(_shap_figures(res.model, table, result, target))
             tracking.log_figures(figures, f"plots/{target}")
             tracking.log_frame(res.importance, f"importance/{target}.csv")
@@ -151,14 +169,21 @@ def log_and_register(
             candidate = res.metrics["lgbm"]["test"]
             champion = _champion_metrics(name, result, target, table, cfg)
             decision = decide_champion(
-                candidate, champion, metric=cfg.models.registry.metric, tolerance=cfg.models.registry.tolerance
+                candidate,
+                champion,
+                metric=cfg.models.registry.metric,
+                tolerance=cfg.models.registry.tolerance,
             )
             alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
             tracking.set_alias(name, alias, version)
             mlflow.MlflowClient().update_model_version(name, version, description=decision.reason)
             mlflow.set_tag(f"{target}.registry", f"{name} v{version} -> {alias}: {decision.reason}")
             log.info("%s v%s -> %s: %s", name, version, alias, decision.reason)
-            summary["decisions"][target] = {"version": version, "alias": alias, "reason": decision.reason}
+            summary["decisions"][target] = {
+                "version": version,
+                "alias": alias,
+                "reason": decision.reason,
+            }
     return summary
 
 
@@ -202,5 +227,7 @@ def train_flow(config_path: str | None = None, source: str | None = None) -> dic
     loaded.source.con.close()
     comparison = result.comparison("test")
     summary["test_metrics"] = comparison.to_dict(orient="records")
-    print(comparison[["target", "model", "roc_auc", "pr_auc", "brier", "ece"]].to_string(index=False))
+    print(
+        comparison[["target", "model", "roc_auc", "pr_auc", "brier", "ece"]].to_string(index=False)
+    )
     return summary

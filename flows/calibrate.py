@@ -1,0 +1,153 @@
+"""Quarterly calibration flow: refit calibrators and alert thresholds on matured outcomes.
+
+The window is the scores whose 60-day outcome matured during the quarter before the one
+the thresholds take effect in. Scores issued and stored by the weekly scoring flow are
+used as issued; weeks that were never scored (a new deployment) are backfilled by scoring
+the point-in-time features of those dates with the champion models, and the run says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import scores_store, tracking
+from flows.config import Config, load_config
+from flows.score import load_champions
+from flows.tasks import LoadedSource, build_features, load_and_validate
+from flows.train import EXPERIMENT
+
+log = logging.getLogger("nrrcast.calibrate")
+
+
+def default_quarter(data_end: date) -> str:
+    """The quarter in which the last day of the data falls: thresholds for it."""
+    return str(pd.Period(pd.Timestamp(data_end) - pd.Timedelta(days=1), freq="Q"))
+
+
+def window_dates(quarter: str, horizon_days: int, data_end: date) -> list[date]:
+    """Weekly scoring dates (Mondays) whose outcome matured in the quarter before `quarter`."""
+    from evaluation.thresholds import quarter_bounds
+    from features.snapshots import observation_dates
+
+    start, _ = quarter_bounds(quarter)
+    prev_start, _ = quarter_bounds(str(pd.Period(start, freq="Q") - 1))
+    first = (prev_start - pd.Timedelta(days=horizon_days)).date()
+    last = (start - pd.Timedelta(days=horizon_days + 1)).date()
+    last = min(last, data_end - timedelta(days=horizon_days))
+    if last < first:
+        raise ValueError(
+            f"{quarter}: no outcome of the previous quarter has matured by {data_end} "
+            f"(horizon {horizon_days} d); calibrate an earlier quarter"
+        )
+    return observation_dates(first, last, "weekly")
+
+
+@task(name="window-scores", cache_policy=NO_CACHE)
+def window_scores(
+    loaded: LoadedSource, dates: list[date], models: dict, cfg: Config
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Scores of the window with outcomes: stored ones as issued, missing weeks backfilled."""
+    table = build_features.fn(loaded, dates, cfg.features)
+    out = table[["account_id", "as_of", "csm_id", "label_churn", "label_expand"]].copy()
+    for target, model in models.items():
+        raw = model.predict_raw(table)
+        out[f"p_{target}_raw"] = raw
+        out[f"p_{target}"] = model.calibrator_.predict(raw)
+    issued = scores_store.read_scores(cfg.paths.scores)
+    backfilled = len(out)
+    if not issued.empty:
+        issued = issued[["account_id", "as_of", "p_churn", "p_expand"]].assign(
+            as_of=lambda d: pd.to_datetime(d["as_of"]).astype("datetime64[us]")
+        )
+        merged = out.merge(issued, on=["account_id", "as_of"], how="left", suffixes=("", "_issued"))
+        have = merged["p_churn_issued"].notna()
+        for target in ("churn", "expand"):
+            merged.loc[have, f"p_{target}"] = merged.loc[have, f"p_{target}_issued"]
+        out = merged.drop(columns=["p_churn_issued", "p_expand_issued"])
+        backfilled = int((~have).sum())
+    return out, table, backfilled
+
+
+@flow(name="nrrcast-calibrate", log_prints=True)
+def calibrate_flow(
+    quarter: str | None = None, config_path: str | None = None, source: str | None = None
+) -> dict[str, Any]:
+    """Refit the probability calibrators and choose the alert thresholds for a quarter."""
+    from evaluation.thresholds import (
+        calibrate_thresholds,
+        load_latest_thresholds,
+        thresholds_to_yaml,
+    )
+
+    cfg = load_config(config_path)
+    models, versions, runs = load_champions(cfg)
+    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))
+    quarter = quarter or default_quarter(loaded.data_end)
+    dates = window_dates(quarter, cfg.features.horizon_days, loaded.data_end)
+    scores, table, backfilled = window_scores(loaded, dates, models, cfg)
+    if backfilled:
+        log.info(
+            "%d of %d account-weeks were never scored: backfilled with the champion models",
+            backfilled,
+            len(scores),
+        )
+    previous = load_latest_thresholds(cfg.paths.thresholds_dir)
+    if previous is not None and previous.get("quarter") == quarter:
+        previous = previous.get("previous")
+    n_csms = loaded.source.con.execute(
+        "SELECT count(DISTINCT csm_id) FROM accounts WHERE csm_id IS NOT NULL"
+    ).fetchone()[0]
+    result = calibrate_thresholds(
+        scores,
+        quarter=quarter,
+        horizon_days=cfg.features.horizon_days,
+        previous=previous,
+        n_csms=int(n_csms) or None,
+        config=cfg.evaluation.thresholds,
+    )
+    data = result.as_dict()
+    data["model_versions"] = versions
+    data["window"] = {**data.get("window", {}), "backfilled_account_weeks": backfilled}
+
+    exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
+    with tracking.run(
+        exp, f"calibrate {quarter}", tags={"flow": "calibrate", "quarter": quarter}
+    ) as active:
+        path = thresholds_to_yaml(data, cfg.paths.thresholds_dir)
+        mlflow.log_artifact(str(path), "thresholds")
+        tracking.log_params(
+            {"quarter": quarter, **{f"model_version.{k}": v for k, v in versions.items()}}
+        )
+        tracking.log_metrics(
+            {
+                "churn_threshold": data["churn_threshold"],
+                "expand_threshold": data["expand_threshold"],
+            }
+        )
+        tracking.log_metrics(data.get("metrics", {}), "window.")
+        tracking.log_metrics({"account_weeks": len(scores), "backfilled": backfilled})
+        from flows.score import drift_against_training
+
+        drift = drift_against_training(cfg, runs, table, scores)
+        if not drift.empty:
+            tracking.log_frame(drift, "drift.csv")
+            tracking.log_metrics(
+                {
+                    "drift.alert": int((drift["status"] == "alert").sum()),
+                    "drift.watch": int((drift["status"] == "watch").sum()),
+                }
+            )
+    loaded.source.con.close()
+    print(
+        f"{quarter}: churn threshold {data['churn_threshold']:.3f}, expansion threshold "
+        f"{data['expand_threshold']:.3f} -> {path}"
+    )
+    return {"quarter": quarter, "path": str(path), "run_id": active.info.run_id, **data}

@@ -1,0 +1,259 @@
+"""Scoring flow: champion models + latest thresholds -> scores, reasons, segments, report.
+
+Writes are atomic and idempotent per as_of (see `flows.scores_store`); every run is an
+MLflow run with a summary (counts per segment, ARR at risk, drift).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import scores_store, tracking
+from flows.config import Config, load_config
+from flows.tasks import LoadedSource, build_features, load_and_validate
+from flows.train import EXPERIMENT, MODEL_NAMES
+
+log = logging.getLogger("nrrcast.score")
+
+
+@task(name="load-champions", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def load_champions(cfg: Config) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """The champion model per target, its version and the run it came from."""
+    tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
+    models, versions, runs = {}, {}, {}
+    for target, name in MODEL_NAMES.items():
+        model, version = tracking.load_champion(name)
+        models[target], versions[target], runs[target] = model, str(version.version), version.run_id
+    return models, versions, runs
+
+
+def thresholds_in_force(
+    cfg: Config, versions: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Thresholds and calibrators to apply: the latest quarterly file, else the config fallback.
+
+    A quarterly calibrator is applied only to the model versions it was fitted for.
+    """
+    from evaluation.thresholds import apply_calibration, load_latest_thresholds
+
+    found = load_latest_thresholds(cfg.paths.thresholds_dir)
+    if found is None:
+        log.warning(
+            "no thresholds file in %s: using the configured fallback thresholds "
+            "(run `nrrcast calibrate` once outcomes have matured)",
+            cfg.paths.thresholds_dir,
+        )
+        return {
+            "quarter": None,
+            "churn_threshold": cfg.scoring.churn_threshold,
+            "expand_threshold": cfg.scoring.expand_threshold,
+        }, {}
+    calibrators: dict[str, Any] = {}
+    fitted_for = found.get("model_versions") or {}
+    for target, params in (found.get("calibrator") or {}).items():
+        if str(fitted_for.get(target)) == versions.get(target):
+            calibrators[target] = lambda p, params=params: apply_calibration(params, p)
+        else:
+            log.warning(
+                "thresholds %s: the %s calibrator was fitted for model version %s, champion is %s; "
+                "using the model's own calibration",
+                found["quarter"], target, fitted_for.get(target), versions.get(target),
+            )  # fmt: skip
+    return found, calibrators
+
+
+def _account_names(loaded: LoadedSource) -> pd.DataFrame:
+    return loaded.source.con.execute("SELECT account_id, name FROM accounts").df()
+
+
+@task(name="score-snapshot", cache_policy=NO_CACHE)
+def score_task(
+    table: pd.DataFrame,
+    models: dict,
+    versions: dict,
+    thresholds: dict,
+    calibrators: dict,
+    cfg: Config,
+) -> Any:
+    from models.scoring import score_snapshot
+
+    return score_snapshot(
+        table,
+        models,
+        churn_threshold=float(thresholds["churn_threshold"]),
+        expand_threshold=float(thresholds["expand_threshold"]),
+        versions=versions,
+        calibrators=calibrators,
+        segment_config=cfg.segment,
+        top_k=cfg.scoring.top_k_reasons,
+        partition_rows=cfg.scoring.partition_rows,
+    )
+
+
+def drift_against_training(
+    cfg: Config, runs: dict[str, str], table: pd.DataFrame, scores: pd.DataFrame
+) -> pd.DataFrame:
+    """PSI of each feature and of the scores: training window of the churn champion vs now."""
+    from evaluation.drift import drift_report
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=runs["churn"], artifact_path="reference/training_window.parquet"
+        )
+    except Exception as exc:
+        log.warning("no training reference for drift (%s)", exc)
+        return pd.DataFrame()
+    reference = pd.read_parquet(path)
+    current = table.copy()
+    for col in ("p_churn", "p_expand"):
+        current[col] = scores[col].to_numpy()
+    columns = [c for c in reference.columns if c != "as_of" and c in current.columns]
+    return drift_report(reference, current, columns, config=cfg.evaluation.drift)
+
+
+def _nrr(loaded: LoadedSource, as_of: date) -> pd.DataFrame:
+    from evaluation.nrr import nrr_table
+
+    subs = loaded.source.con.execute(
+        "SELECT account_id, start_date, end_date, mrr FROM subscriptions"
+    ).df()
+    first = loaded.source.con.execute("SELECT min(ts) FROM events").fetchone()[0]
+    start = pd.Timestamp(first or subs["start_date"].min()).to_period("Q").start_time
+    return nrr_table(subs, start=start, end=pd.Timestamp(as_of), freq="Q")
+
+
+def _summary(scores: pd.DataFrame, drift: pd.DataFrame) -> dict[str, float]:
+    out: dict[str, float] = {
+        "accounts": len(scores),
+        "arr": float(scores["arr"].sum()),
+        "at_risk_accounts": int(scores["at_risk"].sum()),
+        "at_risk_arr": float(scores.loc[scores["at_risk"], "arr"].sum()),
+        "expected_arr_at_risk": float(scores["arr_at_risk"].sum()),
+        "expected_arr_to_gain": float(scores["arr_to_gain"].sum()),
+        "expansion_ready_accounts": int(scores["expansion_ready"].sum()),
+        "coverage_changes": int(
+            (scores["coverage_current"] != scores["coverage_recommended"]).sum()
+        ),
+        "mean_p_churn": float(scores["p_churn"].mean()),
+        "mean_p_expand": float(scores["p_expand"].mean()),
+    }
+    for seg, n in scores["segment"].value_counts().items():
+        out[f"segment.{seg}"] = int(n)
+    if not drift.empty:
+        out["drift.watch"] = int((drift["status"] == "watch").sum())
+        out["drift.alert"] = int((drift["status"] == "alert").sum())
+    return out
+
+
+@flow(name="nrrcast-score", log_prints=True)
+def score_flow(
+    as_of: str | None = None, config_path: str | None = None, source: str | None = None
+) -> dict[str, Any]:
+    """Score every active account as of a date (default: the end of the data)."""
+    from evaluation.drift import drift_flags
+    from evaluation.report import ReportInputs, ReportMeta, write_report
+    from features.catalog import CATALOG
+
+    cfg = load_config(config_path)
+    models, versions, runs = load_champions(cfg)
+    thresholds, calibrators = thresholds_in_force(cfg, versions)
+    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))
+    day = date.fromisoformat(as_of) if as_of else loaded.data_end
+    if day > loaded.data_end:
+        raise ValueError(
+            f"as_of {day} is after the end of the data ({loaded.data_end}): nothing is known then"
+        )
+    table = build_features(loaded, [day], cfg.features)
+    if table.empty:
+        raise ValueError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
+    table = table.merge(_account_names(loaded), on="account_id", how="left")
+    book = score_task(table, models, versions, thresholds, calibrators, cfg)
+    scores = book.scores
+
+    exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
+    with tracking.run(
+        exp, f"score {day}", tags={"flow": "score", "as_of": day.isoformat()}
+    ) as active:
+        drift = drift_against_training(cfg, runs, table, scores)
+        flags = drift_flags(drift) if not drift.empty else []
+        history = scores_store.read_scores(cfg.paths.scores)
+        partition = scores_store.write_scores(
+            scores, cfg.paths.scores, day, sql_url=cfg.scoring.sql_url
+        )
+        summary = _summary(scores, drift)
+        tracking.log_metrics(summary)
+        tracking.log_params(
+            {
+                "as_of": day,
+                "thresholds_quarter": thresholds.get("quarter"),
+                **{f"model_version.{k}": v for k, v in versions.items()},
+            }
+        )
+        tracking.log_params(
+            {
+                "churn_threshold": thresholds["churn_threshold"],
+                "expand_threshold": thresholds["expand_threshold"],
+            }
+        )
+        if not drift.empty:
+            tracking.log_frame(drift, "drift.csv")
+        tracking.log_frame(
+            scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv"
+        )
+        report_path = None
+        if cfg.scoring.report:
+            nrr = _nrr(loaded, day)
+            past = (
+                history[pd.to_datetime(history["as_of"]) < pd.Timestamp(day)]
+                if not history.empty
+                else history
+            )
+            notes = (
+                [f"{int((~scores['tam_known']).sum())} accounts have no TAM estimate"]
+                if "tam_known" in scores and (~scores["tam_known"]).any()
+                else []
+            )
+            meta = ReportMeta(
+                run_id=active.info.run_id,
+                as_of=day,
+                model_versions=versions,
+                thresholds={
+                    "churn": float(thresholds["churn_threshold"]),
+                    "expand": float(thresholds["expand_threshold"]),
+                },
+                drift_flags=flags,
+                notes=notes,
+                horizon_days=cfg.features.horizon_days,
+            )
+            inputs = ReportInputs(
+                scores=scores,
+                history=past[["account_id", "as_of", "p_churn", "p_expand"]]
+                if not past.empty
+                else None,
+                nrr=nrr,
+                meta=meta,
+                feature_labels={k: v.description for k, v in CATALOG.items()},
+            )
+            report_path = write_report(inputs, Path(cfg.paths.reports) / f"report-{day}.html")
+            mlflow.log_artifact(str(report_path), "report")
+    loaded.source.con.close()
+    print(
+        f"scored {len(scores)} accounts as of {day}: {summary['at_risk_accounts']} at risk "
+        f"(${summary['at_risk_arr']:,.0f} ARR), {summary['expansion_ready_accounts']} expansion-ready; "
+        f"scores in {partition}" + (f", report {report_path}" if report_path else "")
+    )
+    return {
+        "as_of": day.isoformat(),
+        "run_id": active.info.run_id,
+        "scores": str(partition),
+        "report": str(report_path) if report_path else None,
+        **summary,
+    }

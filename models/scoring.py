@@ -1,0 +1,144 @@
+"""Score a feature snapshot: predict, calibrate, explain and segment, partition by partition.
+
+Prediction and explanation work on independent partitions of accounts (they could run
+on separate workers); only the coverage allocation, which shares high-touch capacity
+across the whole book, runs once on the combined result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from models.explain import explain
+from models.segment import SegmentConfig, segment
+
+log = logging.getLogger("nrrcast.scoring")
+
+Calibrate = Callable[[np.ndarray], np.ndarray]
+CONTEXT = (
+    "account_id",
+    "as_of",
+    "csm_id",
+    "coverage",
+    "name",
+    "tam_usd",
+    "arr",
+    "whitespace",
+    "maturity_stage",
+    "maturity_level",
+)
+
+
+class FeatureMismatchError(ValueError):
+    """The model expects features the snapshot does not have."""
+
+
+@dataclass(frozen=True)
+class ScoredBook:
+    """The scores table and the long reason-code frame behind its ``reasons_json``."""
+
+    scores: pd.DataFrame
+    reasons: pd.DataFrame
+
+
+def check_features(models: Mapping[str, Any], table: pd.DataFrame) -> list[str]:
+    """The union of the models' features; raise naming every one the table lacks."""
+    needed: list[str] = []
+    for target, model in models.items():
+        names = list(getattr(model, "feature_names_in_", []))
+        missing = [c for c in names if c not in table.columns]
+        if missing:
+            raise FeatureMismatchError(
+                f"the {target} model needs {len(missing)} feature(s) the snapshot lacks: "
+                f"{missing[:20]}{' ...' if len(missing) > 20 else ''}; retrain the model on "
+                "the current feature set or rebuild features with the model's version"
+            )
+        needed.extend(n for n in names if n not in needed)
+    return needed
+
+
+def _predict_partition(
+    part: pd.DataFrame,
+    models: Mapping[str, Any],
+    calibrators: Mapping[str, Calibrate],
+    top_k: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    out = part[[c for c in CONTEXT if c in part.columns]].copy()
+    for target, model in models.items():
+        raw = model.predict_raw(part)
+        out[f"p_{target}_raw"] = raw
+        calibrate = calibrators.get(target)
+        out[f"p_{target}"] = (
+            calibrate(raw) if calibrate is not None else model.calibrator_.predict(raw)
+        )
+    codes = explain(dict(models), part, top_k=top_k, ids=part["account_id"].to_numpy())
+    return out, codes.frame
+
+
+def score_snapshot(
+    table: pd.DataFrame,
+    models: Mapping[str, Any],
+    *,
+    churn_threshold: float,
+    expand_threshold: float,
+    versions: Mapping[str, str] | None = None,
+    calibrators: Mapping[str, Calibrate] | None = None,
+    segment_config: SegmentConfig | None = None,
+    top_k: int = 3,
+    partition_rows: int = 100_000,
+    progress: bool = True,
+) -> ScoredBook:
+    """The scores table for one as_of.
+
+    Parameters
+    ----------
+    table : feature rows of one as_of (``features.build.build_feature_table``), plus an
+        optional ``name`` column.
+    models : {'churn': model, 'expand': model}, fitted `NrrClassifier` (or any model with
+        ``predict_raw``, ``calibrator_``, ``booster_`` and ``feature_names_in_``).
+    churn_threshold, expand_threshold : alert thresholds in force.
+    versions : model version per target, copied into the scores.
+    calibrators : per target, a function raw -> calibrated probability that replaces the
+        model's own calibrator (the quarterly recalibration); missing targets use the model's.
+    segment_config : segmenter settings.
+    top_k : reason codes kept per target and direction.
+    partition_rows : accounts per partition for prediction and explanation.
+    """
+    if table.empty:
+        raise ValueError("no accounts to score: the snapshot is empty")
+    if table["as_of"].nunique() != 1:
+        raise ValueError(f"score one as_of at a time, got {table['as_of'].nunique()} dates")
+    if {"churn", "expand"} - set(models):
+        raise ValueError(f"need churn and expand models, got {sorted(models)}")
+    check_features(models, table)
+    calibrators = dict(calibrators or {})
+    frame = table.reset_index(drop=True)
+    parts = range(0, len(frame), partition_rows)
+    scored, reasons = [], []
+    for start in tqdm(parts, desc="scoring partitions", disable=not progress or len(parts) < 2):
+        s, r = _predict_partition(
+            frame.iloc[start : start + partition_rows], models, calibrators, top_k
+        )
+        scored.append(s)
+        reasons.append(r)
+    predictions = pd.concat(scored, ignore_index=True)
+    reason_frame = pd.concat(reasons, ignore_index=True)
+    for target in ("churn", "expand"):
+        predictions[f"model_version_{target}"] = str((versions or {}).get(target, ""))
+    scores = segment(
+        predictions,
+        reason_frame,
+        segment_config,
+        churn_threshold=churn_threshold,
+        expand_threshold=expand_threshold,
+    )
+    for target in ("churn", "expand"):
+        scores[f"p_{target}_raw"] = predictions[f"p_{target}_raw"].to_numpy()
+    return ScoredBook(scores=scores, reasons=reason_frame)
