@@ -30,6 +30,7 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # the temporary Prefect server can be slow to start on a busy 2-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @app.command()
@@ -63,6 +64,101 @@ def validate(
     _setup_logging()
     ok = run_validate(config, source=source, quarantine=quarantine)
     raise typer.Exit(code=0 if ok else 1)
+
+
+@app.command()
+def features(
+    source: Annotated[
+        Path | None, typer.Option(help="directory of Parquet/CSV or a .duckdb file")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="output directory (Parquet by as_of + features.duckdb)")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Build point-in-time features and 60-day labels for every snapshot date."""
+    from flows.commands import run_features
+
+    _setup_logging()
+    run_features(config, source=source, out=out)
+
+
+@app.command()
+def train(
+    source: Annotated[Path | None, typer.Option(help="source to train on")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Train churn and expansion models + baselines; log to MLflow; update the champion."""
+    _setup_logging()
+    from flows.train import train_flow
+
+    train_flow(config_path=str(config) if config else None, source=str(source) if source else None)
+
+
+@app.command()
+def calibrate(
+    quarter: Annotated[
+        str | None, typer.Option(help="quarter the thresholds take effect in, e.g. 2026Q3")
+    ] = None,
+    source: Annotated[Path | None, typer.Option(help="source holding the matured outcomes")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Refit calibrators and alert thresholds on the outcomes matured last quarter."""
+    _setup_logging()
+    from flows.calibrate import calibrate_flow
+
+    calibrate_flow(
+        quarter=quarter,
+        config_path=str(config) if config else None,
+        source=str(source) if source else None,
+    )
+
+
+@app.command()
+def score(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="scoring date (default: end of the data)")
+    ] = None,
+    source: Annotated[Path | None, typer.Option(help="source to score")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Score every active account: probabilities, reasons, segment, coverage, report."""
+    _setup_logging()
+    from flows.score import score_flow
+
+    score_flow(
+        as_of=as_of,
+        config_path=str(config) if config else None,
+        source=str(source) if source else None,
+    )
+
+
+@app.command()
+def demo(
+    config: Annotated[Path, typer.Option("--config", "-c", help="demo configuration")] = Path(
+        "configs/demo.yaml"
+    ),
+) -> None:
+    """Run the whole pipeline on a generated book: simulate, validate, features, train, calibrate, score."""
+    _setup_logging()
+    from flows.demo import demo_flow
+
+    demo_flow(config_path=str(config))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the scheduled deployments (weekly scoring, monthly training, quarterly calibration).
+
+    Needs a Prefect API: start one with `prefect server start` in another terminal and
+    set PREFECT_API_URL, or use `prefect deploy` with prefect.yaml and a work pool.
+    """
+    _setup_logging()
+    from flows.deployments import serve_all
+
+    serve_all(config_path=str(config) if config else None)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -218,10 +218,13 @@ def _shap_figures(model: Any, table: pd.DataFrame, result: Any, target: str) -> 
 @flow(name="nrrcast-train", log_prints=True)
 def train_flow(config_path: str | None = None, source: str | None = None) -> dict[str, Any]:
     """Train churn and expansion models on a source and register them in MLflow."""
+    from features.build import write_feature_table
+
     cfg = load_config(config_path)
     loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))
-    dates = panel_dates(cfg, loaded)
+    dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_features(loaded, dates, cfg.features)
+    write_feature_table(table, cfg.paths.features)
     result = train_models(table, cfg)
     summary = log_and_register(result, table, loaded, cfg, config_path)
     loaded.source.con.close()
