@@ -113,7 +113,7 @@ def drift_against_training(
         return pd.DataFrame()
     reference = pd.read_parquet(path)
     current = table.copy()
-    for col in ("p_churn", "p_expand"):
+    for col in ("p_churn_raw", "p_expand_raw"):
         current[col] = scores[col].to_numpy()
     columns = [c for c in reference.columns if c != "as_of" and c in current.columns]
     return drift_report(reference, current, columns, config=cfg.evaluation.drift)

@@ -201,7 +201,8 @@ def _reference_sample(table: pd.DataFrame, result: Any, cfg: Config) -> pd.DataF
     sample = train.sample(min(REFERENCE_ROWS, len(train)), random_state=cfg.models.seed)
     out = sample[["as_of", *result.feature_names]].copy()
     for target, res in result.targets.items():
-        out[f"p_{target}"] = res.model.predict_proba(sample)[:, 1]
+        # raw scores: the calibrator in force changes each quarter, the model does not
+        out[f"p_{target}_raw"] = res.model.predict_raw(sample)
     return out.reset_index(drop=True)
 
 

@@ -61,7 +61,10 @@ def pipeline(world, tmp_path_factory, _mlflow_template, prefect_harness):
     tmp = tmp_path_factory.mktemp("pipeline")
     (tmp / "mlruns").mkdir()
     shutil.copy(_mlflow_template, tmp / "mlruns" / "mlflow.db")
-    store = {"uri": f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}", "artifacts": str(tmp / "mlruns" / "artifacts")}
+    store = {
+        "uri": f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}",
+        "artifacts": str(tmp / "mlruns" / "artifacts"),
+    }
     config = str(_config(tmp, world, store))
     trained = train_flow(config_path=config)
     calibrated = calibrate_flow(config_path=config)
@@ -85,7 +88,9 @@ def test_training_run_is_complete(pipeline):
     plots = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots/churn")}
     assert any("beeswarm" in p for p in plots) and any("calibration" in p for p in plots)
     for name in ("nrrcast-churn", "nrrcast-expansion"):
-        assert mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version == "1"
+        assert (
+            str(mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version) == "1"
+        )
 
 
 def test_calibration_writes_a_thresholds_file(pipeline):
@@ -102,10 +107,17 @@ def test_scores_are_written_once_per_as_of(pipeline):
     scores = pd.read_parquet(parts[0])
     assert scores["account_id"].is_unique
     assert scores["p_churn"].between(0, 1).all() and scores["p_expand"].between(0, 1).all()
-    assert set(scores["segment"]) <= {"accelerate", "strategic_partnership", "efficient_expansion", "prove_value"}
+    assert set(scores["segment"]) <= {
+        "accelerate",
+        "strategic_partnership",
+        "efficient_expansion",
+        "prove_value",
+    }
     assert scores["reasons_json"].str.startswith("[").all()
     con = duckdb.connect(str(scores_dir / "scores.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == len(scores)  # re-run replaced
+    assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == len(
+        scores
+    )  # re-run replaced
     con.close()
     report = Path(pipeline["score"]["report"])
     assert report.is_file() and "<html" in report.read_text()[:500].lower()
@@ -130,8 +142,8 @@ def test_worse_challenger_does_not_take_the_champion_alias(pipeline, world):
     assert result["decisions"]["churn"]["alias"] == "challenger"
     mlflow.set_tracking_uri(pipeline["store"]["uri"])
     client = mlflow.MlflowClient()
-    assert client.get_model_version_by_alias("nrrcast-churn", "champion").version == "1"
-    assert client.get_model_version_by_alias("nrrcast-churn", "challenger").version == "2"
+    assert str(client.get_model_version_by_alias("nrrcast-churn", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("nrrcast-churn", "challenger").version) == "2"
 
 
 def test_score_without_champion_is_a_clear_error(tmp_path, world, mlflow_store, prefect_harness):
