@@ -1,0 +1,281 @@
+"""Benchmark: rolling-origin backtest by quarter on the simulated bench world.
+
+For each of the last ``--quarters`` (default 4) quarters whose snapshots have matured:
+retrain (``models.train.train_all``) on what was known at the quarter start, recalibrate
+and choose thresholds on the latest matured slice (``evaluation.thresholds``), score the
+quarter and judge it; forecast the quarter's NRR from the scores at its first snapshot
+and compare with the NRR computed from the subscriptions table.
+
+Targets: at least 4 quarters; ECE after quarterly recalibration <= 0.02 in every quarter
+(LightGBM, both targets). Reported beside them: the NRR forecast's absolute error per
+quarter (points), the baselines' metrics, drift of the latest snapshot, machine load.
+
+Input, in this order: ``--source PATH`` (a contract-v1 world directory); the simulator's
+bench world ``data/bench/world_20k``; with ``--small`` the 2,000-account world of
+bench/quality.py (``data/bench/models_world_2k``, simulated when missing). The feature
+table is built with ``features.build.build_feature_table`` and cached as
+``data/bench/models_features_<world>.parquet`` (the cache bench/quality.py uses);
+``--features PATH`` skips the build.
+
+Usage::
+
+    .venv/bin/python bench/backtest.py            # full size (world_20k)
+    .venv/bin/python bench/backtest.py --small    # 2,000 accounts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from evaluation.backtest import models_trainer, rolling_backtest  # noqa: E402
+from evaluation.drift import drift_between  # noqa: E402
+from evaluation.nrr import nrr_alerts, nrr_table  # noqa: E402
+from evaluation.thresholds import quarter_bounds, quarter_label  # noqa: E402
+from flows.config import load_config  # noqa: E402
+
+BENCH = ROOT / "data" / "bench"
+WORLD_20K = BENCH / "world_20k"
+SMALL_WORLD = BENCH / "models_world_2k"  # shared with bench/quality.py
+TARGET_ECE = 0.02
+TARGET_QUARTERS = 4
+WARM_UP_DAYS = 90  # the longest feature window
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _world(args: argparse.Namespace) -> Path:
+    if args.source:
+        return args.source
+    path = SMALL_WORLD if args.small else WORLD_20K
+    if (path / "manifest.json").is_file():
+        return path
+    if not args.small:
+        raise SystemExit(json.dumps({"error": f"bench world missing: {path} (simulator bench)"}))
+    from simulator.config import SimConfig
+    from simulator.world import simulate
+
+    simulate(SimConfig(accounts=2000), path, progress=False)
+    return path
+
+
+def _features(world: Path, args: argparse.Namespace, cfg: Any) -> pd.DataFrame:
+    """Feature table of every month start of ``world`` (cached as Parquet beside it).
+
+    Shares its cache with bench/quality.py (same world, default feature settings).
+    """
+    if args.features:
+        return pd.read_parquet(args.features)
+    cache = BENCH / f"models_features_{world.name}.parquet"
+    manifest_path = world / "manifest.json"
+    if cache.is_file() and cache.stat().st_mtime >= manifest_path.stat().st_mtime:
+        return pd.read_parquet(cache)
+    from features.build import build_feature_table
+    from features.snapshots import observation_dates
+    from features.sources import open_source
+    from features.validate import validate
+
+    manifest = json.loads(manifest_path.read_text())
+    data_end = date.fromisoformat(manifest["data_end"])
+    src = open_source(world)
+    with tempfile.TemporaryDirectory() as q:
+        validate(src, now=data_end, quarantine_dir=Path(q)).raise_if_failed()
+    dates = observation_dates(manifest["start"], data_end - timedelta(days=1), "monthly")
+    table = build_feature_table(src.con, dates, cfg, data_end=data_end, progress=False)
+    src.close()
+    tmp = cache.with_suffix(".tmp")
+    table.to_parquet(tmp, index=False)
+    tmp.replace(cache)
+    return table
+
+
+def _quarters(panel: pd.DataFrame, n: int) -> list[str]:
+    """The last ``n`` quarters whose every snapshot has a known label."""
+    as_of = pd.to_datetime(panel["as_of"])
+    known = panel.groupby(as_of)["label_known"].all()
+    q = pd.Series(known.index.map(quarter_label), index=known.index)
+    full = known.groupby(q.to_numpy()).all()
+    # a quarter counts only if it is complete (three monthly snapshots or more)
+    counts = q.value_counts()
+    full = full[full & (counts.reindex(full.index) >= 3)]
+    return sorted(full.index)[-n:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small", action="store_true", help="2,000 accounts (quick run)")
+    ap.add_argument("--source", type=Path, help="contract-v1 world directory")
+    ap.add_argument("--features", type=Path, help="feature table (Parquet) to use as is")
+    ap.add_argument("--quarters", type=int, default=TARGET_QUARTERS)
+    ap.add_argument(
+        "--purged-only",
+        action="store_true",
+        help="never fall back to an unpurged split (fewer quarters on a short history)",
+    )
+    args = ap.parse_args()
+
+    load_before = _load()
+    t0 = time.perf_counter()
+    cfg = load_config()
+    horizon = cfg.features.horizon_days
+    world = _world(args)
+    t_feat = time.perf_counter()
+    panel = _features(world, args, cfg.features)
+    feature_seconds = time.perf_counter() - t_feat
+    from features.catalog import feature_names
+
+    names = [c for c in feature_names() if c in panel.columns]
+    manifest = json.loads((world / "manifest.json").read_text())
+    data_end = pd.Timestamp(manifest["data_end"])
+    quarters = _quarters(panel, args.quarters)
+
+    subs = pd.read_parquet(world / "subscriptions.parquet")
+    accounts = pd.read_parquet(world / "accounts.parquet")
+    history_start = quarter_bounds(quarter_label(pd.to_datetime(panel["as_of"]).min()))[0]
+    actuals = nrr_table(subs, start=history_start, end=data_end, freq="Q")
+
+    t_bt = time.perf_counter()
+    result = rolling_backtest(
+        panel,
+        quarters,
+        models_trainer(
+            cfg.models, names, horizon_days=horizon, allow_unpurged=not args.purged_only
+        ),
+        horizon_days=horizon,
+        config=cfg.evaluation,
+        actuals=actuals,
+    )
+    backtest_seconds = time.perf_counter() - t_bt
+
+    table = result.table
+    lgbm = table[table["model"] == "lightgbm"]
+    ece = {
+        q: {t: round(float(v), 4) for t, v in zip(g["target"], g["ece"], strict=True)}
+        for q, g in lgbm.groupby("quarter")
+    }
+    ece_ok = bool((lgbm["ece"] <= TARGET_ECE).all())
+
+    as_of = pd.to_datetime(panel["as_of"])
+    # reference: the last model's training window (train .. calib dates), without the
+    # warm-up snapshots whose 90-day windows reach before the data starts
+    last_split = result.splits.get(quarters[-1], {})
+    warm = pd.Timestamp(manifest["start"]) + pd.Timedelta(days=WARM_UP_DAYS)
+    ref_lo = max(pd.Timestamp(last_split.get("train_dates", [as_of.min()])[0]), warm)
+    ref_hi = pd.Timestamp(last_split.get("calib_dates", [as_of.max()])[-1])
+    drift = drift_between(
+        panel,
+        reference_as_of=(ref_lo, ref_hi),
+        current_as_of=as_of.max(),
+        columns=names,
+        config=cfg.evaluation.drift,
+    )
+
+    nrr = result.nrr
+    by_coverage = nrr_table(
+        subs, start=history_start, end=data_end, freq="Q", accounts=accounts, by="coverage"
+    )
+    by_coverage = by_coverage[by_coverage["period"] == quarters[-1]]
+    out = {
+        "world": str(world.relative_to(ROOT) if world.is_relative_to(ROOT) else world),
+        "accounts": int(panel["account_id"].nunique()),
+        "panel_rows": len(panel),
+        "features": len(names),
+        "quarters": quarters,
+        "targets": {
+            "quarters_min": TARGET_QUARTERS,
+            "ece_after_recalibration_max": TARGET_ECE,
+            "quarters_met": len(quarters) >= TARGET_QUARTERS,
+            "ece_met": ece_ok,
+        },
+        "ece_after_recalibration": ece,
+        "splits": {
+            q: {
+                "kind": sp.get("kind"),
+                "train": f"{sp['train_dates'][0]}..{sp['train_dates'][-1]} ({len(sp['train_dates'])})",
+                "valid": sp["valid_dates"],
+                "calib": sp["calib_dates"],
+                "test": sp["test_dates"],
+            }
+            for q, sp in result.splits.items()
+        },
+        "skipped_models": result.skipped,
+        "nrr_forecast": []
+        if nrr is None
+        else [
+            {
+                "quarter": r.period,
+                "forecast": round(float(r.nrr_forecast), 4),
+                "actual": round(float(r.nrr_actual), 4),
+                "abs_error_points": round(float(r.nrr_abs_error_points), 2),
+                "history": r.history,
+            }
+            for r in nrr.itertuples()
+        ],
+        "nrr_mean_abs_error_points": None
+        if nrr is None
+        else round(float(nrr["nrr_abs_error_points"].mean()), 2),
+        "table": json.loads(table.round(4).to_json(orient="records")),
+        "thresholds": {
+            q: {
+                m: {
+                    "churn": round(v["churn_threshold"], 4),
+                    "expand": round(v["expand_threshold"], 4),
+                    "churn_status": v["churn"]["status"],
+                    "expand_status": v["expand"]["status"],
+                    "n_csms": v["window"]["n_csms"],
+                }
+                for m, v in by_model.items()
+            }
+            for q, by_model in result.thresholds.items()
+        },
+        "nrr_actual": json.loads(
+            actuals[["period", "start_arr", "grr", "nrr"]].round(4).to_json(orient="records")
+        ),
+        "nrr_by_coverage_last_quarter": json.loads(
+            by_coverage[["coverage", "n_accounts", "start_arr", "grr", "nrr"]]
+            .round(4)
+            .to_json(orient="records")
+        ),
+        "nrr_alerts": nrr_alerts(actuals, points=cfg.evaluation.nrr.alert_points)[
+            "message"
+        ].tolist(),
+        "drift_latest_snapshot": {
+            "reference": f"{ref_lo.date()}..{ref_hi.date()}",
+            "current": str(as_of.max().date()),
+            "watch": int((drift["status"] == "watch").sum()),
+            "alert": int((drift["status"] == "alert").sum()),
+            "top": json.loads(
+                drift.head(5)[["column", "psi", "status"]].round(4).to_json(orient="records")
+            ),
+        },
+        "seconds": {
+            "features": round(feature_seconds, 1),
+            "backtest": round(backtest_seconds, 1),
+            "per_quarter": {q: round(s, 1) for q, s in result.seconds.items()},
+            "total": round(time.perf_counter() - t0, 1),
+        },
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_avg_before": load_before,
+        "load_avg_after": _load(),
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

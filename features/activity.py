@@ -1,0 +1,320 @@
+"""Behavioral features from events: activity, adoption breadth and depth, power users,
+champions, admins, AI features, agents and metered usage.
+
+Plan (see `features.snapshots` for the segments):
+
+1. the feature index: every non-login event name a human used gets one bit of a BIGINT
+   mask (63 names per mask word, as many words as needed);
+2. one scan of ``events`` -> account-user-segment rows: counts, usage, the OR of feature
+   bits and a day mask (bit i = active on day i of the segment);
+3. account-segment rows -> account x as_of windows (activity, breadth, agents, usage);
+4. account-user-segment rows -> account-user x as_of windows -> account x as_of
+   (active users, power users, departments, admins);
+5. account-user-segment rows -> distinct active users per account and calendar month.
+
+Only events with ``ts < as_of`` reach a window of that ``as_of`` (windows end at as_of).
+People are events whose actor is not 'agent'; agent runs are events whose actor is 'agent'.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+
+from features.config import FeatureConfig
+from features.snapshots import WindowPlan
+from features.sqlrun import PREFIX, SqlRunner, in_list, lit, values_table
+
+BITS_PER_WORD = 63
+HUMAN = "actor IS NULL OR actor <> 'agent'"
+AGENT = "actor = 'agent'"
+
+
+@dataclass(frozen=True)
+class FeatureIndex:
+    """Bit positions of the catalogue features and when each was first seen.
+
+    Attributes
+    ----------
+    names : feature (event) names in bit order.
+    words : number of BIGINT mask words (ceil(len(names) / 63), at least 1).
+    table : intermediate table (event, word, m, first_ts).
+    first_agent : first agent event (before the last as_of), or None.
+    first_ai : first human use of a configured AI feature, or None.
+    """
+
+    names: list[str]
+    words: int
+    table: str
+    first_agent: datetime | None = None
+    first_ai: datetime | None = None
+
+
+def _ts(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day)
+
+
+def feature_index(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> FeatureIndex:
+    """Assign mask bits to feature names (catalogue: config list or names seen in events).
+
+    ``first_ts`` (first human use before the last as_of) lets the catalogue size at an
+    as_of count only names seen before it; with a configured list it is NULL (always in).
+    """
+    seen = run.df(
+        f"SELECT event, MIN(CASE WHEN {HUMAN} THEN ts END) AS first_ts, "
+        f"MIN(CASE WHEN {AGENT} THEN ts END) AS first_agent_ts FROM events "
+        f"WHERE ts < {lit(_ts(plan.end))} GROUP BY event",
+        name="feature_index",
+    )
+    agent_first = seen["first_agent_ts"].dropna()
+    ai_first = seen.loc[seen["event"].isin(cfg.ai_features), "first_ts"].dropna()
+    seen = seen[(seen["event"] != "login") & seen["first_ts"].notna()]
+    if cfg.feature_catalog is not None:
+        names = sorted(dict.fromkeys(n for n in cfg.feature_catalog if n != "login"))
+        first = dict.fromkeys(names)
+    else:
+        seen = seen.sort_values("event")
+        names = [str(n) for n in seen["event"]]
+        first = {str(n): t.to_pydatetime() for n, t in zip(seen["event"], seen["first_ts"], strict=True)}
+    words = max(1, -(-len(names) // BITS_PER_WORD))
+    rows = [
+        (n, i // BITS_PER_WORD, 1 << (i % BITS_PER_WORD), first[n]) for i, n in enumerate(names)
+    ]
+    if rows:
+        table = run.create(
+            "fidx",
+            values_table(
+                ["event", "word", "m", "first_ts"], rows, ["VARCHAR", "BIGINT", "BIGINT", "TIMESTAMP"]
+            ),
+        )
+    else:  # no feature events at all: an empty index of the right shape
+        table = run.create(
+            "fidx",
+            "SELECT CAST(NULL AS VARCHAR) AS event, CAST(0 AS BIGINT) AS word, "
+            "CAST(0 AS BIGINT) AS m, CAST(NULL AS TIMESTAMP) AS first_ts WHERE 1 = 0",
+        )
+    return FeatureIndex(
+        names=names,
+        words=words,
+        table=table,
+        first_agent=agent_first.min().to_pydatetime() if len(agent_first) else None,
+        first_ai=ai_first.min().to_pydatetime() if len(ai_first) else None,
+    )
+
+
+def _mask_cols(words: int, expr: str, alias: str = "m") -> str:
+    return ", ".join(expr.format(w=w) + f" AS {alias}{w}" for w in range(words))
+
+
+def _bitcount(words: int, fmt: str) -> str:
+    return " + ".join(f"BIT_COUNT({fmt.format(w=w)})" for w in range(words))
+
+
+def scan_chunks(plan: WindowPlan, months: int | None) -> list[tuple[date, date]]:
+    """[lo, hi) ranges of the event scan: whole calendar months, `months` at a time.
+
+    Month starts are segment cut points, so no segment straddles two chunks.
+    """
+    if months is None:
+        return [(plan.start, plan.end)]
+    starts = [d.date() for d in pd.date_range(plan.start, plan.end, freq="MS")]
+    inner = [d for d in starts if plan.start < d < plan.end][months - 1 :: months]
+    bounds = [plan.start, *inner, plan.end]
+    return list(itertools.pairwise(bounds))
+
+
+def build_activity_base(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig, fx: FeatureIndex) -> None:
+    """Steps 2-3 of the module plan: one scan of events to account-user-segment rows.
+
+    A segment lies within one calendar month, so a day is one bit (its offset in the
+    segment) of ``dmask``: the number of distinct active days of a user or an account
+    over any union of segments is the bit count of the OR of their masks.
+    """
+    run.create("cal", values_table(["d", "seg", "month", "bit"], _calendar_rows(plan)))
+    run.create(
+        "segwin",
+        values_table(["seg", "as_of", "w7", "w30", "w90", "p30", "p60"], _segwin_rows(plan)),
+    )
+    masks = _mask_cols(
+        fx.words,
+        f"BIT_OR(CASE WHEN {AGENT} THEN CAST(0 AS BIGINT) WHEN f.word = {{w}} THEN f.m "
+        "ELSE CAST(0 AS BIGINT) END)",
+    )
+    for i, (lo, hi) in enumerate(scan_chunks(plan, cfg.scan_chunk_months)):
+        select = f"""
+        SELECT e.account_id, e.user_id, c.seg,
+          SUM(CASE WHEN {AGENT} THEN 0 ELSE 1 END) AS n_human,
+          SUM(CASE WHEN {AGENT} THEN 0 WHEN e.event = 'login' THEN 1 ELSE 0 END) AS n_login,
+          SUM(CASE WHEN {AGENT} THEN 0 WHEN e.event IN {in_list(cfg.ai_features)} THEN 1 ELSE 0 END)
+            AS n_ai,
+          SUM(CASE WHEN {AGENT} THEN 1 ELSE 0 END) AS n_agent,
+          SUM(CASE WHEN {AGENT} AND e.status = 'error' THEN 1 ELSE 0 END) AS n_agent_err,
+          SUM(e.quantity) AS qty,
+          BIT_OR(CASE WHEN {AGENT} THEN CAST(0 AS BIGINT) ELSE c.bit END) AS dmask,
+          {masks}
+        FROM events AS e
+        JOIN {PREFIX}cal AS c ON CAST(e.ts AS DATE) = c.d
+        LEFT JOIN {fx.table} AS f ON e.event = f.event
+        WHERE e.ts >= {lit(_ts(lo))} AND e.ts < {lit(_ts(hi))}
+        GROUP BY e.account_id, e.user_id, c.seg
+        """
+        if i == 0:
+            run.create("useg", select)
+        else:
+            run.insert("useg", select)
+    sum_cols = ("n_human", "n_login", "n_ai", "n_agent", "n_agent_err", "qty")
+    run.create(
+        "aseg",
+        f"""
+        SELECT account_id, seg, {", ".join(f"SUM({c}) AS {c}" for c in sum_cols)},
+          BIT_COUNT(BIT_OR(dmask)) AS active_days,
+          CASE WHEN BIT_OR(dmask) <> 0
+               THEN seg + CAST(FLOOR(LOG2(BIT_OR(dmask))) AS INTEGER) END AS last_active,
+          {_mask_cols(fx.words, "BIT_OR(m{w})")}
+        FROM {PREFIX}useg GROUP BY account_id, seg
+        """,
+    )
+
+
+def _calendar_rows(plan: WindowPlan) -> list[tuple]:
+    cal = plan.calendar
+    d = pd.to_datetime(cal["d"])
+    seg = pd.to_datetime(cal["seg"])
+    bit = np.left_shift(np.int64(1), (d - seg).dt.days.to_numpy(dtype=np.int64))
+    return list(
+        zip(d.dt.date, seg.dt.date, pd.to_datetime(cal["month"]).dt.date, bit.tolist(), strict=True)
+    ) or [(plan.start, plan.start, plan.start.replace(day=1), 1)]
+
+
+def _segwin_rows(plan: WindowPlan) -> list[tuple]:
+    sw = plan.segwin
+    if sw.empty:  # as_of dates with no day in the read range: one inert row
+        return [(plan.start, plan.as_of[0], 0, 0, 0, 0, 0)]
+    cols = [pd.to_datetime(sw["seg"]).dt.date, pd.to_datetime(sw["as_of"]).dt.date]
+    cols += [sw[k].astype(int).tolist() for k in ("w7", "w30", "w90", "p30", "p60")]
+    return list(zip(*cols, strict=True))
+
+
+def account_windows(run: SqlRunner, fx: FeatureIndex) -> str:
+    """Account x as_of activity, adoption, agent and usage aggregates over the windows."""
+
+    def s(col: str, w: str) -> str:
+        return f"SUM(CASE WHEN w.{w} = 1 THEN a.{col} ELSE 0 END)"
+
+    def used(w: str) -> str:
+        return _bitcount(fx.words, f"BIT_OR(CASE WHEN w.{w} = 1 THEN a.m{{w}} ELSE CAST(0 AS BIGINT) END)")
+
+    return run.create(
+        "acc_win",
+        f"""
+        SELECT a.account_id, w.as_of,
+          {s("active_days", "w7")} AS active_days_7d,
+          {s("active_days", "w30")} AS active_days_30d,
+          {s("active_days", "w90")} AS active_days_90d,
+          {s("n_human", "w7")} AS events_7d,
+          {s("n_human", "w30")} AS events_30d,
+          {s("n_human", "w90")} AS events_90d,
+          {s("n_human", "p30")} AS events_p30,
+          {s("n_login", "w30")} AS logins_30d,
+          {s("n_login", "p60")} AS logins_p60,
+          {s("n_human", "w30")} - {s("n_login", "w30")} AS feature_events_30d,
+          {s("n_ai", "w30")} AS ai_events_30d,
+          {s("n_agent", "w30")} AS agent_runs_30d,
+          {s("n_agent", "p30")} AS agent_runs_p30,
+          {s("n_agent_err", "w30")} AS agent_errors_30d,
+          {s("qty", "w30")} AS usage_30d,
+          MAX(CASE WHEN w.w90 = 1 THEN a.last_active END) AS last_active,
+          {used("w7")} AS features_used_7d,
+          {used("w30")} AS features_used_30d,
+          {used("w90")} AS features_used_90d,
+          {used("p30")} AS features_used_p30
+        FROM {PREFIX}aseg AS a JOIN {PREFIX}segwin AS w ON a.seg = w.seg
+        GROUP BY a.account_id, w.as_of
+        """,
+    )
+
+
+def user_windows(run: SqlRunner, fx: FeatureIndex, cfg: FeatureConfig) -> str:
+    """Account x as_of user-level aggregates: active, power users, departments, admins.
+
+    A user's department and role count only once the user exists (created before as_of).
+    """
+    power_days = cfg.power_user_days_per_week * 30 / 7
+
+    def s(w: str) -> str:
+        return f"SUM(CASE WHEN w.{w} = 1 THEN BIT_COUNT(u.dmask) ELSE 0 END)"
+
+    m30 = _mask_cols(
+        fx.words, "BIT_OR(CASE WHEN w.w30 = 1 THEN u.m{w} ELSE CAST(0 AS BIGINT) END)", "m30_"
+    )
+    return run.create(
+        "user_win",
+        f"""
+        SELECT x.account_id, x.as_of,
+          SUM(CASE WHEN x.ad7 > 0 THEN 1 ELSE 0 END) AS active_users_7d,
+          SUM(CASE WHEN x.ad30 > 0 THEN 1 ELSE 0 END) AS active_users_30d,
+          SUM(CASE WHEN x.ad90 > 0 THEN 1 ELSE 0 END) AS active_users_90d,
+          SUM(CASE WHEN x.adp30 > 0 THEN 1 ELSE 0 END) AS active_users_p30,
+          SUM(CASE WHEN x.ad30 >= {power_days!r}
+                    AND {_bitcount(fx.words, "x.m30_{w}")} >= {cfg.power_user_min_features}
+                   THEN 1 ELSE 0 END) AS power_users_30d,
+          COUNT(DISTINCT CASE WHEN x.ad30 > 0 THEN usr.department END) AS departments_30d,
+          SUM(CASE WHEN x.ad30 > 0 AND usr.role = 'admin' THEN 1 ELSE 0 END) AS admins_active_30d
+        FROM (
+          SELECT u.account_id, u.user_id, w.as_of,
+            {s("w7")} AS ad7, {s("w30")} AS ad30, {s("w90")} AS ad90, {s("p30")} AS adp30,
+            {m30}
+          FROM {PREFIX}useg AS u JOIN {PREFIX}segwin AS w ON u.seg = w.seg
+          WHERE u.dmask <> 0 AND u.user_id IS NOT NULL
+          GROUP BY u.account_id, u.user_id, w.as_of
+        ) AS x
+        LEFT JOIN users AS usr ON x.user_id = usr.user_id AND usr.created_at < x.as_of
+        GROUP BY x.account_id, x.as_of
+        """,
+    )
+
+
+def monthly_active_users(run: SqlRunner, plan: WindowPlan) -> str:
+    """Distinct active human users per account and calendar month (from month_grid_start)."""
+    return run.create(
+        "month_users",
+        f"""
+        SELECT u.account_id, c.month, COUNT(DISTINCT u.user_id) AS active_users
+        FROM {PREFIX}useg AS u
+        JOIN (SELECT DISTINCT seg, month FROM {PREFIX}cal) AS c ON u.seg = c.seg
+        WHERE c.month >= {lit(plan.month_grid_start)} AND u.dmask <> 0 AND u.user_id IS NOT NULL
+        GROUP BY u.account_id, c.month
+        """,
+    )
+
+
+def known_users(run: SqlRunner) -> str:
+    """Human users and admins provisioned before each as_of (created_at < as_of)."""
+    return run.create(
+        "users_known",
+        f"""
+        SELECT u.account_id, a.as_of,
+          SUM(CASE WHEN u.is_agent THEN 0 ELSE 1 END) AS users,
+          SUM(CASE WHEN u.role = 'admin' AND NOT COALESCE(u.is_agent, FALSE) THEN 1 ELSE 0 END)
+            AS admins
+        FROM users AS u JOIN {PREFIX}asof AS a ON u.created_at < a.as_of
+        GROUP BY u.account_id, a.as_of
+        """,
+    )
+
+
+def catalogue_size(run: SqlRunner, fx: FeatureIndex) -> str:
+    """Catalogue size per as_of: names first seen before it (or the configured list)."""
+    return run.create(
+        "catalogue",
+        f"""
+        SELECT a.as_of, COUNT(f.event) AS catalogue_size
+        FROM {PREFIX}asof AS a
+        LEFT JOIN {fx.table} AS f ON f.first_ts IS NULL OR f.first_ts < a.as_of
+        GROUP BY a.as_of
+        """,
+    )

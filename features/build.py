@@ -1,0 +1,463 @@
+"""Build the point-in-time feature and label table, and write / read it.
+
+`build_feature_table` runs the SQL of `features.activity`, `features.commercial`,
+`features.support` and `features.labels` on a DuckDB connection that holds the clean
+relations ``accounts, subscriptions, users, events, tickets, plans``. Everything at an
+``as_of`` is computed from data strictly before it; labels alone look forward.
+
+Optional data that is missing before an as_of (no tickets, no priorities or CSAT, no
+agent events, no AI features, no departments, no roles, no seats, no plan limits, no
+contract terms) leaves the features that need it NaN for that as_of; the build logs
+which features were left out and why (also in ``df.attrs["left_out"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from features import activity, commercial, support
+from features.catalog import CATALOG, feature_names
+from features.config import FeatureConfig
+from features.labels import LABEL_COLUMNS, finish_labels, infer_data_end, label_sql
+from features.maturity import maturity_stage
+from features.snapshots import normalize_as_of, to_date, window_plan
+from features.sqlrun import PREFIX, SqlRunner, require_relations
+
+log = logging.getLogger("nrrcast.features")
+
+ID_COLUMNS = ("account_id", "as_of", "csm_id", "coverage", "industry", "region")
+CONTEXT_COLUMNS = ID_COLUMNS[2:]
+
+NEEDED: dict[str, tuple[str, ...]] = {
+    "accounts": ("account_id", "created_at", "tam_usd", "industry", "region", "csm_id", "coverage"),
+    "subscriptions": (
+        "subscription_id",
+        "account_id",
+        "product",
+        "plan",
+        "start_date",
+        "end_date",
+        "mrr",
+        "seats",
+        "term_months",
+    ),
+    "users": ("user_id", "account_id", "created_at", "department", "role", "is_agent"),
+    "events": ("account_id", "user_id", "ts", "event", "actor", "status", "quantity"),
+    "tickets": ("ticket_id", "account_id", "created_at", "priority", "closed_at", "csat"),
+    "plans": ("plan", "seat_limit", "usage_limit"),
+}
+
+#: optional data -> (features it feeds, what is missing when it is absent)
+DEPENDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tickets": (
+        (
+            "tickets_30d",
+            "tickets_90d",
+            "tickets_trend_30d",
+            "open_tickets",
+            "open_ticket_max_age_days",
+        ),
+        "no ticket before as_of",
+    ),
+    "priority": (("high_priority_tickets_90d",), "no ticket priority before as_of"),
+    "csat": (("csat_90d",), "no CSAT on a ticket closed before as_of"),
+    "agents": (
+        ("agent_runs_30d", "agent_runs_trend_30d", "agent_success_rate_30d", "agent_share_30d"),
+        "no agent event before as_of",
+    ),
+    "ai": (("ai_feature_share_30d",), "none of the configured AI features used before as_of"),
+    "departments": (("champion_depth_30d",), "no user department before as_of"),
+    "roles": (("admins_active_30d", "admin_engagement_30d"), "no user role before as_of"),
+    "seats": (
+        ("seats", "seat_utilization_30d", "months_high_seat_util", "seats_vs_plan_limit"),
+        "no subscription with seats before as_of",
+    ),
+    "seat_limit": (("seats_vs_plan_limit",), "no plan seat_limit"),
+    "usage_limit": (("usage_vs_limit_30d",), "no plan usage_limit"),
+    "terms": (("days_to_renewal",), "no subscription with term_months before as_of"),
+    "tam": (("tam_usd", "whitespace", "penetration"), "no account has tam_usd"),
+}
+
+
+STATIC = datetime(1, 1, 1)
+"""Marks undated data (plans, account enrichment) that is available at every as_of."""
+
+
+def _div(num: str, den: str) -> str:
+    return f"CAST({num} AS DOUBLE) / NULLIF({den}, 0)"
+
+
+def _z(col: str) -> str:
+    return f"COALESCE({col}, 0)"
+
+
+def feature_expressions() -> dict[str, str]:
+    """SQL expression of every catalogue feature over the final join (aliases in `final_sql`)."""
+    e: dict[str, str] = {}
+    for w in (7, 30, 90):
+        e[f"active_days_{w}d"] = _z(f"w.active_days_{w}d")
+        e[f"events_{w}d"] = _z(f"w.events_{w}d")
+        e[f"active_users_{w}d"] = _z(f"u.active_users_{w}d")
+    e["events_trend_30d"] = _div(_z("w.events_30d"), "w.events_p30") + " - 1"
+    e["active_users_trend_30d"] = _div(_z("u.active_users_30d"), "u.active_users_p30") + " - 1"
+    e["login_decay"] = _div(_z("w.logins_30d"), "w.logins_p60 / 2.0") + " - 1"
+    e["days_since_last_activity"] = "COALESCE(DATE_DIFF('day', w.last_active, s.as_of), 90)"
+    e["users"] = _z("k.users")
+    e["active_user_share_30d"] = _div(_z("u.active_users_30d"), "k.users")
+    for w in (7, 30, 90):
+        e[f"features_used_{w}d"] = _z(f"w.features_used_{w}d")
+    e["feature_share_30d"] = _div(_z("w.features_used_30d"), "c.catalogue_size")
+    e["features_used_change_30d"] = f"{_z('w.features_used_30d')} - {_z('w.features_used_p30')}"
+    e["depth_30d"] = _div(_z("w.feature_events_30d"), "u.active_users_30d")
+    e["depth_breadth_ratio_30d"] = (
+        _div(_z("w.feature_events_30d"), "u.active_users_30d") + " / NULLIF(w.features_used_30d, 0)"
+    )
+    e["power_users_30d"] = _z("u.power_users_30d")
+    e["power_user_share_30d"] = _div(_z("u.power_users_30d"), "u.active_users_30d")
+    e["champion_depth_30d"] = _z("u.departments_30d")
+    e["admins_active_30d"] = _z("u.admins_active_30d")
+    e["admin_engagement_30d"] = _div(_z("u.admins_active_30d"), "k.admins")
+    e["ai_feature_share_30d"] = _div(_z("w.ai_events_30d"), "w.feature_events_30d")
+    e["seats"] = "s.seats"
+    e["seat_utilization_30d"] = _div(_z("u.active_users_30d"), "s.seats")
+    e["months_high_seat_util"] = _z("m.months_high_seat_util")
+    e["seats_vs_plan_limit"] = _div("s.seats", "s.seat_limit")
+    e["usage_30d"] = _z("w.usage_30d")
+    e["usage_vs_limit_30d"] = _div(_z("w.usage_30d"), "s.usage_limit")
+    e["agent_runs_30d"] = _z("w.agent_runs_30d")
+    e["agent_runs_trend_30d"] = _div(_z("w.agent_runs_30d"), "w.agent_runs_p30") + " - 1"
+    e["agent_success_rate_30d"] = "1 - " + _div("w.agent_errors_30d", "w.agent_runs_30d")
+    e["agent_share_30d"] = _div(
+        _z("w.agent_runs_30d"), f"{_z('w.agent_runs_30d')} + {_z('w.events_30d')}"
+    )
+    for name in ("tickets_30d", "tickets_90d", "high_priority_tickets_90d", "open_tickets"):
+        e[name] = _z(f"t.{name}")
+    e["tickets_trend_30d"] = f"{_z('t.tickets_30d')} - {_z('t.tickets_p60')} / 2.0"
+    e["open_ticket_max_age_days"] = "t.open_ticket_max_age_days"
+    e["csat_90d"] = "t.csat_90d"
+    e["tenure_days"] = "DATE_DIFF('day', CAST(acc.created_at AS DATE), s.as_of)"
+    e["contract_age_days"] = "s.contract_age_days"
+    e["days_to_renewal"] = "s.days_to_renewal"
+    e["arr"] = "s.arr"
+    e["arr_change_90d"] = "h.arr_change_90d"
+    e["arr_expansions_12m"] = _z("h.arr_expansions_12m")
+    e["arr_contractions_12m"] = _z("h.arr_contractions_12m")
+    e["tam_usd"] = "acc.tam_usd"
+    e["whitespace"] = (
+        "CASE WHEN acc.tam_usd - s.arr < 0 THEN 0 ELSE acc.tam_usd - s.arr END"  # NULL stays NULL
+    )
+    e["penetration"] = _div("s.arr", "acc.tam_usd")
+    return e
+
+
+def final_sql() -> str:
+    """The spine (accounts existing at as_of with ARR > 0) joined to every feature table."""
+    exprs = feature_expressions()
+    cols = ",\n  ".join(f"CAST({exprs[n]} AS DOUBLE) AS {n}" for n in exprs)
+    on = "ON {a}.account_id = s.account_id AND {a}.as_of = s.as_of"
+    joins = "\n".join(
+        f"LEFT JOIN {PREFIX}{table} AS {a} {on.format(a=a)}"
+        for table, a in (
+            ("acc_win", "w"),
+            ("user_win", "u"),
+            ("users_known", "k"),
+            ("arr_hist", "h"),
+            ("util_streak", "m"),
+            ("tickets_asof", "t"),
+        )
+    )
+    return f"""
+    SELECT s.account_id, s.as_of, acc.csm_id, acc.coverage, acc.industry, acc.region,
+      {cols}
+    FROM {PREFIX}subs_asof AS s
+    JOIN accounts AS acc ON acc.account_id = s.account_id AND acc.created_at < s.as_of
+    LEFT JOIN {PREFIX}catalogue AS c ON c.as_of = s.as_of
+    {joins}
+    WHERE s.arr > 0
+    """
+
+
+def _first_known(run: SqlRunner, fx: activity.FeatureIndex) -> dict[str, datetime | None]:
+    """When each kind of optional data first appears (None = never; static data: min)."""
+    row = run.rows(
+        """
+        SELECT
+          (SELECT MIN(created_at) FROM tickets),
+          (SELECT MIN(created_at) FROM tickets WHERE priority IS NOT NULL),
+          (SELECT MIN(closed_at) FROM tickets WHERE csat IS NOT NULL),
+          (SELECT MIN(created_at) FROM users WHERE department IS NOT NULL),
+          (SELECT MIN(created_at) FROM users WHERE role IS NOT NULL),
+          (SELECT MIN(start_date) FROM subscriptions WHERE seats IS NOT NULL),
+          (SELECT MIN(start_date) FROM subscriptions WHERE term_months IS NOT NULL),
+          (SELECT COUNT(seat_limit) FROM plans),
+          (SELECT COUNT(usage_limit) FROM plans),
+          (SELECT COUNT(tam_usd) FROM accounts)
+        """
+    )[0]
+    first: dict[str, datetime | None] = {
+        k: (None if v is None else pd.Timestamp(v).to_pydatetime())
+        for k, v in zip(
+            ("tickets", "priority", "csat", "departments", "roles", "seats", "terms"),
+            row[:7],
+            strict=True,
+        )
+    }
+    for key, count in zip(("seat_limit", "usage_limit", "tam"), row[7:], strict=True):
+        first[key] = STATIC if count else None
+    first["agents"] = fx.first_agent
+    first["ai"] = fx.first_ai
+    return first
+
+
+def _leave_out(df: pd.DataFrame, first: dict[str, datetime | None]) -> dict[str, str]:
+    """NaN the features whose data was not there before each as_of; returns what was left out."""
+    left_out: dict[str, str] = {}
+    as_of = df["as_of"].to_numpy()
+    n_dates = df["as_of"].nunique()
+    for key, (cols, why) in DEPENDS.items():
+        t = first.get(key)
+        if t is STATIC:
+            continue
+        if t is None:
+            missing = np.ones(len(df), dtype=bool)
+        else:
+            # data dated on day t is known from as_of = day after t (as_of is midnight)
+            missing = as_of <= np.datetime64(pd.Timestamp(t).floor("D"), "us")
+        if not missing.any():
+            continue
+        df.loc[missing, list(cols)] = np.nan
+        k = df.loc[missing, "as_of"].nunique()
+        scope = "every as_of" if k == n_dates else f"{k} of {n_dates} as_of dates"
+        for c in cols:
+            left_out[c] = f"{why} ({scope})"
+    return left_out
+
+
+def _apply_settings(con: duckdb.DuckDBPyConnection, cfg: FeatureConfig) -> dict[str, str]:
+    wanted = {"preserve_insertion_order": "false"}
+    if cfg.duckdb_threads is not None:
+        wanted["threads"] = str(cfg.duckdb_threads)
+    if cfg.duckdb_memory_limit is not None:
+        wanted["memory_limit"] = cfg.duckdb_memory_limit
+    old = {}
+    for key, value in wanted.items():
+        old[key] = str(con.execute(f"SELECT current_setting('{key}')").fetchall()[0][0])
+        con.execute(f"SET {key} = '{value}'")
+    return old
+
+
+def _restore_settings(con: duckdb.DuckDBPyConnection, old: dict[str, str]) -> None:
+    for key, value in old.items():
+        con.execute(f"SET {key} = '{value}'")
+
+
+def build_feature_table(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Iterable[date] | date,
+    cfg: FeatureConfig | None = None,
+    *,
+    data_end: date | None = None,
+    progress: bool = True,
+    runner: SqlRunner | None = None,
+) -> pd.DataFrame:
+    """The point-in-time feature and label table, one row per (account_id, as_of).
+
+    Parameters
+    ----------
+    con : DuckDB connection holding the clean relations ``accounts, subscriptions, users,
+        events, tickets, plans`` (from `features.validate.validate`, or made in a test).
+    as_of_dates : observation dates (midnight). Duplicates are an error; none may be
+        after `data_end`.
+    cfg : feature settings; `FeatureConfig()` defaults when None.
+    data_end : first day not covered by the data (exclusive), which decides whether a
+        label is known. None infers it from the latest timestamp (logged).
+    progress : log the time of each step at INFO level (else DEBUG).
+    runner : an `SqlRunner` to use (its ``statements`` then hold every SQL statement run).
+
+    Returns
+    -------
+    DataFrame with, in order: account_id (str), as_of (datetime64[us]), csm_id,
+    coverage, industry, region (str, may be null); every feature of
+    `features.catalog.feature_names()` (float64); maturity_stage (str); arr_h,
+    label_churn, label_expand, label_contract (float64, NaN when unknown) and
+    label_known (bool). Rows: accounts created before as_of with ARR(as_of) > 0, sorted
+    by as_of then account_id. ``df.attrs["left_out"]`` maps feature -> reason for
+    features left NaN for lack of data.
+
+    Examples
+    --------
+    >>> from features.snapshots import observation_dates
+    >>> dates = observation_dates("2025-06-01", "2026-11-01")  # doctest: +SKIP
+    >>> table = build_feature_table(src.con, dates, FeatureConfig(), data_end=date(2026, 11, 1))  # doctest: +SKIP
+    """
+    cfg = cfg or FeatureConfig()
+    dates = normalize_as_of(as_of_dates)
+    require_relations(con, NEEDED)
+    if data_end is None:
+        data_end = infer_data_end(con)
+        log.warning("features: data_end not given; inferred %s from the latest timestamp", data_end)
+    if data_end is None:
+        raise ValueError("features: data_end not given and the data holds no timestamp")
+    data_end = to_date(data_end)
+    late = [d.isoformat() for d in dates if d > data_end]
+    if late:
+        raise ValueError(
+            f"as_of dates after data_end {data_end}: {late}; their windows would read data "
+            "that does not exist yet"
+        )
+
+    t0 = time.perf_counter()
+    run = runner or SqlRunner(con, progress=progress)
+    run.progress = progress
+    old_settings = _apply_settings(con, cfg)
+    try:
+        plan = window_plan(dates, cfg.seat_util_lookback_months)
+        asof = commercial.asof_table(run, plan)
+        fx = activity.feature_index(run, plan, cfg)
+        activity.build_activity_base(run, plan, cfg, fx)
+        activity.account_windows(run, fx)
+        activity.user_windows(run, fx, cfg)
+        activity.monthly_active_users(run, plan)
+        activity.known_users(run)
+        activity.catalogue_size(run, fx)
+        commercial.subscription_features(run, cfg)
+        commercial.arr_history(run, plan, cfg)
+        commercial.seat_utilization_streak(run, plan, cfg)
+        support.ticket_features(run)
+        first = _first_known(run, fx)
+        raw = run.df(final_sql(), name="assemble")
+        labels = finish_labels(
+            run.df(label_sql(asof, cfg.horizon_days, data_end), name="labels"), cfg.expansion_pct
+        )
+    finally:
+        run.drop_all()
+        _restore_settings(con, old_settings)
+
+    df = _finish(raw, labels, cfg)
+    left_out = _leave_out(df, first)
+    stages = maturity_stage(df, cfg.maturity)
+    df["maturity_level"] = stages["maturity_level"].to_numpy()
+    df.insert(df.columns.get_loc("maturity_level") + 1, "maturity_stage", stages["maturity_stage"])
+    df.attrs["left_out"] = left_out
+    if left_out:
+        by_reason: dict[str, list[str]] = {}
+        for col, why in left_out.items():
+            by_reason.setdefault(why, []).append(col)
+        for why, cols in by_reason.items():
+            log.warning("features left out (NaN): %s: %s", ", ".join(cols), why)
+    log.log(
+        logging.INFO if progress else logging.DEBUG,
+        "features: %d rows x %d columns for %d as_of dates in %.1f s",
+        len(df),
+        df.shape[1],
+        len(dates),
+        time.perf_counter() - t0,
+    )
+    return df
+
+
+def _finish(raw: pd.DataFrame, labels: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
+    """Types, column order, labels joined on (account_id, as_of)."""
+    del cfg
+    out = pd.DataFrame(
+        {
+            "account_id": raw["account_id"].astype("str"),
+            "as_of": pd.to_datetime(raw["as_of"]).astype("datetime64[us]"),
+        }
+    )
+    for c in CONTEXT_COLUMNS:
+        out[c] = raw[c].astype("str")
+    names = feature_names()
+    feats = {n: raw[n].to_numpy(dtype=np.float64, na_value=np.nan) for n in names if n in raw}
+    feats["maturity_level"] = np.full(len(raw), np.nan)
+    out = pd.concat([out, pd.DataFrame(feats, index=out.index)[names]], axis=1)
+    out = out.merge(
+        labels[["account_id", "as_of", *LABEL_COLUMNS]],
+        on=["account_id", "as_of"],
+        how="left",
+        validate="one_to_one",
+    )
+    out["label_known"] = out["label_known"].fillna(False).astype(bool)
+    return out.sort_values(["as_of", "account_id"], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def write_feature_table(df: pd.DataFrame, out_dir: str | Path) -> Path:
+    """Write the table as Parquet partitioned by as_of plus ``features.duckdb`` (table
+    ``features``) and ``catalog.json``; replaces `out_dir` atomically.
+
+    Layout: ``<out_dir>/as_of=YYYY-MM-DD/part-0.parquet`` (the as_of column lives in the
+    directory name), ``<out_dir>/features.duckdb``, ``<out_dir>/catalog.json``.
+
+    Returns
+    -------
+    Path of `out_dir`.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        day = pc.strftime(table["as_of"], format="%Y-%m-%d")
+        body = table.drop_columns(["as_of"])
+        for value in sorted(set(day.to_pylist())):
+            part = tmp / f"as_of={value}"
+            part.mkdir()
+            mask = pc.equal(day, value)
+            pq.write_table(body.filter(mask), part / "part-0.parquet")
+        with duckdb.connect(str(tmp / "features.duckdb")) as db:
+            db.register("_feature_frame", table)
+            db.execute("CREATE TABLE features AS SELECT * FROM _feature_frame")
+            db.unregister("_feature_frame")
+        catalog = [
+            {"name": s.name, "group": s.group, "unit": s.unit, "description": s.description}
+            for s in CATALOG.values()
+        ]
+        (tmp / "catalog.json").write_text(json.dumps(catalog, indent=1))
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_feature_table(out_dir: str | Path) -> pd.DataFrame:
+    """Read a table written by `write_feature_table` (as_of back as datetime64[us])."""
+    root = Path(out_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"feature table directory not found: {root}")
+    files = sorted(str(p) for p in root.glob("as_of=*/*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no as_of=*/ Parquet partitions under {root}")
+    part = pads.partitioning(pa.schema([("as_of", pa.string())]), flavor="hive")
+    dataset = pads.dataset(
+        files, format="parquet", partitioning=part, partition_base_dir=str(root)
+    )
+    df = dataset.to_table().to_pandas()
+    df["as_of"] = pd.to_datetime(df["as_of"]).astype("datetime64[us]")
+    cols = ["account_id", "as_of"] + [c for c in df.columns if c not in ("account_id", "as_of")]
+    return df[cols].sort_values(["as_of", "account_id"], ignore_index=True)

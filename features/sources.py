@@ -1,0 +1,255 @@
+"""Open a source of contract tables as raw DuckDB views, without loading any data.
+
+A source is a directory of Parquet or CSV files (events may be a directory of parts) or a
+DuckDB database file. `open_source` registers one view per table present, named
+``raw_<table>``; `features.validate.validate` reads those and exposes the clean relations.
+
+SQL database URLs (``sqlite://``, ``postgresql://``) are not supported: DuckDB reads them
+through the sqlite/postgres scanner extensions, which are downloaded on first use and are
+not available offline. Export the tables to Parquet, CSV or a DuckDB file instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from features.contract import TABLES
+
+RAW_PREFIX = "raw_"
+ATTACH_ALIAS = "nrr_src"
+DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".db")
+_FILE_FORMATS = {".parquet": "parquet", ".csv": "csv", ".csv.gz": "csv"}
+
+Format = Literal["parquet", "csv", "duckdb"]
+
+
+@dataclass
+class Source:
+    """Raw views of a source registered in a DuckDB connection.
+
+    Attributes
+    ----------
+    con : the DuckDB connection holding the ``raw_<table>`` views (and, after validation,
+        the clean relations).
+    path : the directory or database file.
+    tables : contract tables present in the source, in contract order.
+    formats : storage format per present table ("parquet", "csv" or "duckdb").
+    files : data files per present table (empty for a DuckDB source).
+    data_end : ``data_end`` from ``manifest.json`` (exclusive), else None.
+    manifest : the whole manifest (empty when there is none).
+    """
+
+    con: duckdb.DuckDBPyConnection
+    path: Path
+    tables: tuple[str, ...]
+    formats: dict[str, Format]
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    data_end: date | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def raw(self, table: str) -> str:
+        """Name of the raw view of `table` (KeyError if the table is not present)."""
+        if table not in self.tables:
+            raise KeyError(f"table {table!r} is not in source {self.path}")
+        return RAW_PREFIX + table
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self.con.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sql_str(value: str | Path) -> str:
+    """A single-quoted SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _file_format(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((fmt for suf, fmt in _FILE_FORMATS.items() if name.endswith(suf)), None)
+
+
+def _table_files(root: Path, table: str) -> tuple[str, list[Path]] | None:
+    """The format and files holding `table` under `root`, or None when it is absent.
+
+    Accepts ``<table>.parquet``, ``<table>.csv[.gz]`` or a directory ``<table>/`` of parts
+    (searched recursively, e.g. ``events/part-*.parquet``). Two layouts or two formats for
+    one table are ambiguous and raise ValueError.
+    """
+    found: dict[str, list[Path]] = {}
+    for suffix, fmt in _FILE_FORMATS.items():
+        single = root / f"{table}{suffix}"
+        if single.is_file():
+            found.setdefault(fmt, []).append(single)
+    part_dir = root / table
+    if part_dir.is_dir():
+        for p in sorted(part_dir.rglob("*")):
+            fmt = _file_format(p)
+            if fmt is not None and p.is_file() and not p.name.startswith((".", "_")):
+                found.setdefault(fmt, []).append(p)
+    if not found:
+        return None
+    layouts = {("dir" if p.parent != root else "file") for ps in found.values() for p in ps}
+    if len(found) > 1 or len(layouts) > 1:
+        listing = ", ".join(str(p.relative_to(root)) for ps in found.values() for p in ps[:3])
+        raise ValueError(
+            f"{root}: table {table!r} is stored more than once ({listing}); keep one of them"
+        )
+    fmt, files = next(iter(found.items()))
+    return fmt, files
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return manifest
+
+
+def _manifest_data_end(manifest: dict[str, Any], where: Path) -> date | None:
+    value = manifest.get("data_end")
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ValueError(f"{where}: data_end {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _register_directory(
+    con: duckdb.DuckDBPyConnection, root: Path
+) -> tuple[dict[str, Format], dict[str, list[Path]]]:
+    formats: dict[str, Format] = {}
+    files: dict[str, list[Path]] = {}
+    for table in TABLES:
+        located = _table_files(root, table)
+        if located is None:
+            continue
+        fmt, paths = located
+        listing = "[" + ", ".join(sql_str(p) for p in paths) + "]"
+        union = ", union_by_name = true" if len(paths) > 1 else ""
+        if fmt == "parquet":
+            reader = f"read_parquet({listing}{union})"
+        else:
+            # Text is read as text and cast column by column during validation, so a
+            # value that does not parse is reported per row instead of failing the read.
+            reader = f"read_csv({listing}, header = true, all_varchar = true{union})"
+        con.execute(f"CREATE OR REPLACE VIEW {RAW_PREFIX}{table} AS SELECT * FROM {reader}")
+        formats[table] = fmt  # type: ignore[assignment]
+        files[table] = paths
+    return formats, files
+
+
+def _register_duckdb(con: duckdb.DuckDBPyConnection, db_file: Path) -> dict[str, Format]:
+    attached = {
+        row[0] for row in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    }
+    if ATTACH_ALIAS in attached:
+        con.execute(f"DETACH {ATTACH_ALIAS}")
+    con.execute(f"ATTACH {sql_str(db_file)} AS {ATTACH_ALIAS} (READ_ONLY)")
+    rows = con.execute(
+        """
+        SELECT lower(table_name), schema_name FROM duckdb_tables() WHERE database_name = ?
+        UNION ALL
+        SELECT lower(view_name), schema_name FROM duckdb_views() WHERE database_name = ?
+        """,
+        [ATTACH_ALIAS, ATTACH_ALIAS],
+    ).fetchall()
+    schemas: dict[str, str] = {}
+    for name, schema in sorted(rows, key=lambda r: (r[0], r[1] != "main", r[1])):
+        schemas.setdefault(name, schema)
+    formats: dict[str, Format] = {}
+    for table in TABLES:
+        if table in schemas:
+            con.execute(
+                f"CREATE OR REPLACE VIEW {RAW_PREFIX}{table} AS "
+                f'SELECT * FROM {ATTACH_ALIAS}."{schemas[table]}".{table}'
+            )
+            formats[table] = "duckdb"
+    return formats
+
+
+def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = None) -> Source:
+    """Register the raw views of a source in a DuckDB connection.
+
+    Nothing is loaded: Parquet and CSV files are read lazily by DuckDB when a query needs
+    them, and a DuckDB file is attached read-only.
+
+    Parameters
+    ----------
+    source : str or Path
+        A directory with ``<table>.parquet`` / ``<table>.csv`` files (events may be a
+        directory ``events/part-*.parquet``) and optionally ``manifest.json``, or a DuckDB
+        database file holding tables with the contract's names.
+    con : duckdb.DuckDBPyConnection, optional
+        Connection to register the views in; a new in-memory one by default.
+
+    Returns
+    -------
+    Source
+        With ``raw_<table>`` views for the tables present; tables that are absent are
+        simply not listed (validation reports them).
+
+    Raises
+    ------
+    FileNotFoundError
+        If `source` does not exist.
+    ValueError
+        For a database URL, or a table stored twice (e.g. both CSV and Parquet).
+
+    Examples
+    --------
+    >>> src = open_source("data/raw")  # doctest: +SKIP
+    >>> src.con.execute("SELECT count(*) FROM raw_events").fetchone()  # doctest: +SKIP
+    """
+    text = str(source)
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ValueError(
+            f"{scheme}:// sources are not supported: DuckDB reads SQL databases through "
+            "scanner extensions that are downloaded on first use, and none is available "
+            "offline. Export the tables to Parquet, CSV or a DuckDB file."
+        )
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        raise FileNotFoundError(f"source not found: {path}")
+    if con is None:  # a connection of our own: no progress bar in logs and CI output
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+    if path.is_dir():
+        formats, files = _register_directory(con, path)
+        manifest_path = path / "manifest.json"
+    else:
+        if path.suffix.lower() not in DUCKDB_SUFFIXES:
+            raise ValueError(
+                f"{path}: expected a directory of Parquet/CSV files or a DuckDB file "
+                f"({', '.join(DUCKDB_SUFFIXES)})"
+            )
+        formats, files = _register_duckdb(con, path), {}
+        manifest_path = path.parent / "manifest.json"
+    manifest = _read_manifest(manifest_path)
+    return Source(
+        con=con,
+        path=path,
+        tables=tuple(t for t in TABLES if t in formats),
+        formats=formats,
+        files=files,
+        data_end=_manifest_data_end(manifest, manifest_path),
+        manifest=manifest,
+    )

@@ -1,0 +1,743 @@
+"""The TAM x AI-maturity segmenter: quadrant, risk overlays, playbook, priority, coverage.
+
+For every scored account (one as_of) it combines
+
+* opportunity: TAM split high/low at a configurable cut (USD, or a quantile of the book's
+  known TAM), and whitespace = TAM - ARR (the default base of the expected expansion;
+  ``expansion_base: arr`` takes current ARR, and `estimate_capture_rate` measures the
+  rate on matured history);
+* the AI-maturity stage (low: Experimenter; high: Builder and Transformer by default);
+* calibrated churn and expansion probabilities against the quarter's thresholds;
+* the SHAP drivers (`models.explain`), which choose the playbook (`models.playbooks`);
+
+into the scores-table columns: ``segment`` (accelerate / strategic_partnership /
+efficient_expansion / prove_value), ``at_risk``, ``expansion_ready``, bands, ``priority``
+(expected ARR at stake), ``coverage_recommended`` under the high-touch capacity,
+``playbook`` and ``playbook_reason``. Accounts whose TAM is unknown are placed with the
+configured side (low by default) and say so (``tam_known = False``, ``segment_reason``);
+their expected ARR to gain is left unknown (NaN), never invented.
+
+`coverage_changes` lists upgrade / downgrade candidates; `csm_load` shows each CSM's
+complexity-weighted load before and after the recommendation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.playbooks import FallbackPlay, PlaybookRule, choose_playbooks
+
+log = logging.getLogger("nrrcast.segment")
+
+__all__ = [
+    "COVERAGE_LEVELS",
+    "SCORE_COLUMNS",
+    "SEGMENTS",
+    "CoverageChanges",
+    "SegmentConfig",
+    "coverage_changes",
+    "csm_load",
+    "estimate_capture_rate",
+    "priority_columns",
+    "recommend_coverage",
+    "segment",
+]
+
+SEGMENTS = ("accelerate", "strategic_partnership", "efficient_expansion", "prove_value")
+COVERAGE_LEVELS = ("digital", "standard", "high_touch")
+STAGES = ("Experimenter", "Builder", "Transformer")
+BANDS = ("low", "medium", "high")
+SCORE_COLUMNS = (
+    "account_id",
+    "name",
+    "as_of",
+    "csm_id",
+    "model_version_churn",
+    "model_version_expand",
+    "p_churn",
+    "p_expand",
+    "churn_band",
+    "expand_band",
+    "at_risk",
+    "expansion_ready",
+    "segment",
+    "maturity_stage",
+    "tam_usd",
+    "arr",
+    "whitespace",
+    "coverage_current",
+    "coverage_recommended",
+    "priority",
+    "arr_at_risk",
+    "arr_to_gain",
+    "playbook",
+    "playbook_reason",
+    "reasons_json",
+)
+"""Scores-table columns `segment` fills (CONTEXT: scores table), in order."""
+EXTRA_COLUMNS = ("tam_known", "segment_reason", "playbook_feature")
+"""Further columns `segment` adds after `SCORE_COLUMNS`."""
+
+Segment = Literal["accelerate", "strategic_partnership", "efficient_expansion", "prove_value"]
+Coverage = Literal["digital", "standard", "high_touch"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TamSplitConfig(_Section):
+    """Where TAM counts as high."""
+
+    method: Literal["usd", "quantile"] = "usd"
+    usd: float = Field(500_000.0, ge=0, description="cut for method 'usd': TAM >= usd is high")
+    quantile: float = Field(
+        0.5, gt=0, lt=1, description="for method 'quantile': cut at this quantile of known TAM"
+    )
+    unknown_as: Literal["low", "high"] = Field(
+        "low", description="side for accounts without TAM (flagged tam_known = False)"
+    )
+
+
+class CoverageConfig(_Section):
+    """High-touch capacity, then the standard/digital rule for everyone else."""
+
+    accounts_per_csm: int = Field(25, ge=0, description="high-touch accounts one CSM can hold")
+    csms: int | None = Field(
+        None, ge=0, description="CSMs with high-touch seats; default: distinct csm_id"
+    )
+    standard_min_arr: float = Field(25_000.0, ge=0, description="ARR that earns standard")
+    standard_min_priority: float = Field(
+        2_500.0, ge=0, description="priority (USD) that earns standard"
+    )
+    digital_segments: list[Segment] = Field(
+        default_factory=lambda: ["prove_value"],
+        description="segments served digitally unless they win a high-touch seat",
+    )
+
+
+class LoadConfig(_Section):
+    """Complexity weights of one account in a CSM's load."""
+
+    coverage: dict[Coverage, float] = Field(
+        default_factory=lambda: {"high_touch": 1.0, "standard": 0.3, "digital": 0.05}
+    )
+    segment: dict[Segment, float] = Field(
+        default_factory=lambda: {
+            "strategic_partnership": 1.5,
+            "accelerate": 1.25,
+            "efficient_expansion": 1.0,
+            "prove_value": 0.75,
+        }
+    )
+    at_risk: float = Field(1.5, ge=0, description="multiplier for accounts at risk")
+
+    @model_validator(mode="after")
+    def _complete(self) -> LoadConfig:
+        for name, table, keys in (
+            ("coverage", self.coverage, COVERAGE_LEVELS),
+            ("segment", self.segment, SEGMENTS),
+        ):
+            missing = sorted(set(keys) - set(table))
+            if missing:
+                raise ValueError(f"load.{name} lacks weights for {missing}")
+        return self
+
+
+def _default_rules() -> list[PlaybookRule]:
+    r = PlaybookRule
+    return [
+        r(play="Support escalation", target="churn",
+          features=["tickets_trend_30d"], value_at_least=0.5, why="rising support tickets"),
+        r(play="Support escalation", target="churn",
+          features=["high_priority_tickets_90d", "open_ticket_max_age_days", "open_tickets",
+                    "tickets_30d"], value_at_least=1.0, why="support pain"),
+        r(play="Support escalation", target="churn",
+          features=["csat_90d"], value_below=3.5, why="low support satisfaction"),
+        r(play="Workflow review", target="churn",
+          features=["agent_success_rate_30d"], value_below=0.9, why="failing agent runs"),
+        r(play="Adoption plan", target="churn",
+          features=["features_used_change_30d"], value_below=0.0, why="falling adoption breadth"),
+        r(play="Adoption plan", target="churn",
+          features=["features_used_7d", "features_used_30d", "features_used_90d",
+                    "feature_share_30d", "depth_30d", "power_users_30d",
+                    "power_user_share_30d"], why="narrow or shallow adoption"),
+        r(play="Re-engagement", target="churn",
+          features=["login_decay", "active_users_trend_30d", "events_trend_30d"],
+          value_below=0.0, why="falling activity"),
+        r(play="Re-engagement", target="churn",
+          features=["days_since_last_activity"], value_at_least=14.0, why="inactivity"),
+        r(play="Executive sponsor", target="churn",
+          features=["champion_depth_30d", "admin_engagement_30d", "admins_active_30d"],
+          why="thin champion coverage"),
+        r(play="Renewal plan", target="churn",
+          features=["days_to_renewal"], value_below=90.0, why="renewal is near"),
+        r(play="Seat expansion", target="expand",
+          features=["seat_utilization_30d", "seats_vs_plan_limit"], value_at_least=0.8,
+          why="seats above 80% in use"),
+        r(play="Seat expansion", target="expand",
+          features=["months_high_seat_util"], value_at_least=1.0, why="seats above 80% in use"),
+        r(play="Plan upgrade", target="expand",
+          features=["usage_vs_limit_30d"], value_at_least=0.8, why="usage near the plan limit"),
+        r(play="AI add-on expansion", target="expand",
+          features=["agent_runs_30d", "agent_runs_trend_30d", "ai_feature_share_30d",
+                    "agent_share_30d"], why="growing AI and agent use"),
+        r(play="Cross-team expansion", target="expand",
+          features=["champion_depth_30d", "active_users_30d", "active_user_share_30d",
+                    "features_used_30d"], why="broad use across teams"),
+    ]  # fmt: skip
+
+
+def _default_fallback() -> dict[Segment, FallbackPlay]:
+    return {
+        "accelerate": FallbackPlay(
+            play="Accelerate adoption",
+            why="high TAM, early AI maturity: a success plan that moves the account "
+            "from experiments to production use",
+        ),
+        "strategic_partnership": FallbackPlay(
+            play="Strategic partnership",
+            why="high TAM, mature AI use: executive business reviews and a joint roadmap",
+        ),
+        "efficient_expansion": FallbackPlay(
+            play="Efficient expansion and advocacy",
+            why="limited TAM, mature AI use: pooled coverage, self-serve upsell, "
+            "references and case studies",
+        ),
+        "prove_value": FallbackPlay(
+            play="Prove value in 90 days",
+            why="limited TAM, early AI maturity: a digital 90-day value plan",
+        ),
+    }
+
+
+class SegmentConfig(_Section):
+    """Settings of the segmenter (section ``segment:`` of configs/default.yaml).
+
+    Thresholds are not here: they are versioned per quarter in configs/thresholds/ and
+    passed to `segment` as arguments.
+    """
+
+    tam: TamSplitConfig = TamSplitConfig()
+    high_maturity_min_level: int = Field(
+        1, ge=0, le=2, description="maturity_level counted as high (1 = Builder and up)"
+    )
+    save_rate: float = Field(0.3, ge=0, le=1, description="share of at-risk ARR a CSM saves")
+    capture_rate: float = Field(
+        0.1, ge=0, le=1, description="share of the expansion base an expansion adds"
+    )
+    expansion_base: Literal["whitespace", "arr"] = Field(
+        "whitespace",
+        description="what an expansion is a share of: whitespace (TAM - ARR) or current ARR",
+    )
+    medium_band_ratio: float = Field(
+        0.5, gt=0, lt=1, description="band 'medium' from this fraction of the threshold"
+    )
+    playbook_min_band: Literal["low", "medium", "high"] = Field(
+        "high", description="band of a rule's target needed for driver rules to apply"
+    )
+    playbook_max_rank: int = Field(3, ge=1, description="drivers considered per direction")
+    playbooks: list[PlaybookRule] = Field(default_factory=_default_rules)
+    fallback: dict[Segment, FallbackPlay] = Field(default_factory=_default_fallback)
+    coverage: CoverageConfig = CoverageConfig()
+    load: LoadConfig = LoadConfig()
+
+    @model_validator(mode="after")
+    def _all_fallbacks(self) -> SegmentConfig:
+        missing = sorted(set(SEGMENTS) - set(self.fallback))
+        if missing:
+            raise ValueError(f"fallback lacks plays for segments {missing}")
+        return self
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def priority_columns(
+    p_churn: Any,
+    p_expand: Any,
+    arr: Any,
+    whitespace: Any,
+    *,
+    save_rate: float,
+    capture_rate: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected ARR at stake per account.
+
+    ``arr_at_risk = p_churn * arr`` (expected ARR lost), ``arr_to_gain = p_expand *
+    max(whitespace, 0) * capture_rate`` (NaN where whitespace is unknown) and
+    ``priority = save_rate * arr_at_risk + arr_to_gain`` (unknown gain counts as 0).
+
+    Returns
+    -------
+    priority, arr_at_risk, arr_to_gain : float ndarrays
+    """
+    p_churn = np.asarray(p_churn, dtype=np.float64)
+    p_expand = np.asarray(p_expand, dtype=np.float64)
+    arr = np.clip(np.asarray(arr, dtype=np.float64), 0.0, None)
+    ws = np.clip(np.asarray(whitespace, dtype=np.float64), 0.0, None)
+    at_risk = p_churn * arr
+    to_gain = p_expand * ws * capture_rate
+    priority = save_rate * at_risk + np.nan_to_num(to_gain, nan=0.0)
+    return priority, at_risk, to_gain
+
+
+def estimate_capture_rate(
+    history: pd.DataFrame,
+    *,
+    base: Literal["whitespace", "arr"] = "whitespace",
+    label: str = "label_expand",
+) -> float:
+    """Share of the expansion base that expansions actually added over the horizon.
+
+    ``sum(max(arr_h - arr, 0)) / sum(max(base, 0))`` over rows of matured history whose
+    `label` is 1, so that ``p_expand * base * rate`` is the expected ARR gained. Use rows
+    older than the ones being scored (e.g. the training slice).
+
+    Parameters
+    ----------
+    history : feature table rows with ``arr``, ``arr_h``, `label` and ``whitespace``
+        (for base 'whitespace').
+    base : 'whitespace' or 'arr' (see `SegmentConfig.expansion_base`).
+
+    Returns
+    -------
+    float in [0, inf); NaN when the history holds no expansion with a known base.
+    """
+    need = ["arr", "arr_h", label] + (["whitespace"] if base == "whitespace" else [])
+    missing = [c for c in need if c not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks columns {missing}")
+    rows = history.loc[history[label].to_numpy(dtype=np.float64, na_value=np.nan) == 1.0]
+    b = rows["whitespace" if base == "whitespace" else "arr"].to_numpy(np.float64, na_value=np.nan)
+    gain = np.clip(rows["arr_h"].to_numpy(np.float64) - rows["arr"].to_numpy(np.float64), 0, None)
+    known = ~np.isnan(b) & ~np.isnan(gain)
+    denom = float(np.clip(b[known], 0.0, None).sum())
+    return float(gain[known].sum() / denom) if denom > 0 else float("nan")
+
+
+def recommend_coverage(
+    priority: Any,
+    arr: Any,
+    segment: Any,
+    account_id: Any,
+    *,
+    capacity: int,
+    cfg: CoverageConfig,
+) -> np.ndarray:
+    """High-touch seats to the highest priorities (never more than `capacity`), then rules.
+
+    Ties on priority go to the larger ARR, then the smaller account_id. Accounts with a
+    priority of zero never take a high-touch seat. Others are 'standard' when their ARR
+    or priority reaches the configured minimum and their segment is not served
+    digitally, else 'digital'.
+
+    Returns
+    -------
+    ndarray of str: 'high_touch' / 'standard' / 'digital'.
+    """
+    seg_code = np.asarray(
+        pd.Series(np.asarray(segment, dtype=object)).map({s: i for i, s in enumerate(SEGMENTS)}),
+        dtype=np.float64,
+    )
+    seg_code = np.nan_to_num(seg_code, nan=-1).astype(np.int64)
+    codes = _coverage_codes(priority, arr, seg_code, account_id, capacity, cfg)
+    return np.asarray(COVERAGE_LEVELS, dtype=object)[codes]
+
+
+def _coverage_codes(
+    priority: Any,
+    arr: Any,
+    seg_code: np.ndarray,
+    account_id: Any,
+    capacity: int,
+    cfg: CoverageConfig,
+) -> np.ndarray:
+    """Index into `COVERAGE_LEVELS` per account (see `recommend_coverage`)."""
+    if capacity < 0:
+        raise ValueError(f"capacity must be >= 0, got {capacity}")
+    priority = np.nan_to_num(np.asarray(priority, dtype=np.float64), nan=0.0)
+    arr = np.nan_to_num(np.asarray(arr, dtype=np.float64), nan=0.0)
+    id_rank = pd.factorize(pd.Series(pd.array(np.asarray(account_id))).astype(str), sort=True)[0]
+    n = len(priority)
+    order = np.lexsort((id_rank, -arr, -priority))
+    seats = order[: min(int(capacity), n)]
+    seats = seats[priority[seats] > 0]
+    high = np.zeros(n, dtype=bool)
+    high[seats] = True
+    earns_standard = (arr >= cfg.standard_min_arr) | (priority >= cfg.standard_min_priority)
+    digital = np.isin(seg_code, [SEGMENTS.index(x) for x in cfg.digital_segments])
+    return np.where(high, 2, np.where(earns_standard & ~digital, 1, 0))
+
+
+def _decode(codes: np.ndarray, texts: Any) -> Any:
+    """A pandas str array holding ``texts[codes]`` (-1: missing), built by an Arrow take."""
+    dictionary = pa.array(list(texts) or [""], pa.large_string())
+    codes = np.asarray(codes, dtype=np.int64)
+    return pd.array(pc.take(dictionary, pa.array(codes, mask=codes < 0)), dtype="str")
+
+
+def _bands(p: np.ndarray, threshold: float, ratio: float) -> Any:
+    code = np.select([p >= threshold, p >= ratio * threshold], [2, 1], 0)
+    return _decode(code, BANDS)
+
+
+def _maturity_level(scored: pd.DataFrame) -> np.ndarray:
+    """maturity_level as float (NaN unknown), from the level or the stage name."""
+    if "maturity_level" in scored.columns:
+        return scored["maturity_level"].to_numpy(dtype=np.float64, na_value=np.nan)
+    stage = scored["maturity_stage"].astype(object)
+    return stage.map({s: float(i) for i, s in enumerate(STAGES)}).to_numpy(dtype=np.float64)
+
+
+def _require(scored: pd.DataFrame) -> None:
+    need = ["account_id", "p_churn", "p_expand", "arr", "tam_usd"]
+    missing = [c for c in need if c not in scored.columns]
+    if not {"maturity_level", "maturity_stage"} & set(scored.columns):
+        missing.append("maturity_level or maturity_stage")
+    if missing:
+        raise ValueError(f"scored frame lacks columns {missing} ({len(scored)} rows)")
+    dup = scored["account_id"].duplicated()
+    if dup.any():
+        raise ValueError(
+            f"scored frame: {int(dup.sum())} duplicate account_id rows (segment one as_of at "
+            f"a time), e.g. {scored.loc[dup, 'account_id'].iloc[0]!r}"
+        )
+    for col in ("p_churn", "p_expand"):
+        p = scored[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~((p >= 0) & (p <= 1))
+        if bad.any():
+            raise ValueError(f"scored.{col}: {int(bad.sum())} rows outside [0, 1] or missing")
+
+
+def high_touch_capacity(scored: pd.DataFrame, cfg: CoverageConfig) -> tuple[int, int]:
+    """(CSMs, high-touch seats): CSMs from the config, else distinct csm_id."""
+    if cfg.csms is not None:
+        csms = int(cfg.csms)
+    elif "csm_id" in scored.columns:
+        csms = int(scored["csm_id"].dropna().nunique())
+    else:
+        csms = 0
+        log.warning("no csm_id column and segment.coverage.csms unset: no high-touch seats")
+    return csms, csms * int(cfg.accounts_per_csm)
+
+
+# ----------------------------------------------------------------------------- segment
+
+
+def segment(
+    scored: pd.DataFrame,
+    reasons: Any,
+    cfg: SegmentConfig | None = None,
+    *,
+    churn_threshold: float,
+    expand_threshold: float,
+) -> pd.DataFrame:
+    """Segment, overlays, playbook, priority and coverage for every scored account.
+
+    Parameters
+    ----------
+    scored : DataFrame, one row per account (one as_of), with ``account_id``,
+        ``p_churn``, ``p_expand`` (calibrated), ``arr``, ``tam_usd`` (NaN = unknown) and
+        ``maturity_level`` (0/1/2) or ``maturity_stage``; optional ``name``, ``as_of``,
+        ``csm_id``, ``coverage`` (or ``coverage_current``), ``whitespace`` (default
+        TAM - ARR), ``model_version_churn``, ``model_version_expand``.
+    reasons : `models.explain.ReasonCodes`, a long reason frame, or None (no driver
+        rules, empty ``reasons_json``).
+    cfg : SegmentConfig (defaults when None).
+    churn_threshold, expand_threshold : float
+        This quarter's alert thresholds: ``at_risk = p_churn >= churn_threshold``,
+        ``expansion_ready = p_expand >= expand_threshold``.
+
+    Returns
+    -------
+    DataFrame with `SCORE_COLUMNS` then `EXTRA_COLUMNS`, rows in the input order.
+    ``attrs`` holds ``tam_cut_usd``, ``csms`` and ``high_touch_capacity``.
+    """
+    cfg = cfg or SegmentConfig()
+    for name, thr in (("churn_threshold", churn_threshold), ("expand_threshold", expand_threshold)):
+        if not 0.0 <= float(thr) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {thr}")
+    _require(scored)
+    s = scored.reset_index(drop=True)
+    n = len(s)
+    p_churn = s["p_churn"].to_numpy(dtype=np.float64)
+    p_expand = s["p_expand"].to_numpy(dtype=np.float64)
+    arr = s["arr"].to_numpy(dtype=np.float64, na_value=np.nan)
+    tam = s["tam_usd"].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    # opportunity
+    tam_known = ~np.isnan(tam)
+    if cfg.tam.method == "usd":
+        cut = float(cfg.tam.usd)
+    elif tam_known.any():
+        cut = float(np.quantile(tam[tam_known], cfg.tam.quantile))
+    else:
+        cut = float("nan")
+        log.warning(
+            "no account has a known TAM: every account is placed as %s TAM", cfg.tam.unknown_as
+        )
+    high_tam = np.where(tam_known, tam >= cut, cfg.tam.unknown_as == "high")
+    if "whitespace" in s.columns:
+        whitespace = s["whitespace"].to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        whitespace = np.clip(tam - arr, 0.0, None)
+
+    # maturity
+    level = _maturity_level(s)
+    maturity_known = ~np.isnan(level)
+    high_mat = maturity_known & (level >= cfg.high_maturity_min_level)
+    stage = (
+        s["maturity_stage"].astype(object).to_numpy()
+        if "maturity_stage" in s.columns
+        else pd.Series(level).map(dict(enumerate(STAGES))).to_numpy(dtype=object)
+    )
+
+    seg_code = np.select(
+        [high_tam & ~high_mat, high_tam & high_mat, ~high_tam & high_mat], [0, 1, 2], 3
+    )
+    seg = _decode(seg_code, SEGMENTS)
+
+    # overlays, bands, money
+    churn_band = _bands(p_churn, churn_threshold, cfg.medium_band_ratio)
+    expand_band = _bands(p_expand, expand_threshold, cfg.medium_band_ratio)
+    base = whitespace if cfg.expansion_base == "whitespace" else arr
+    priority, arr_at_risk, arr_to_gain = priority_columns(
+        p_churn, p_expand, arr, base, save_rate=cfg.save_rate, capture_rate=cfg.capture_rate
+    )
+
+    # playbook: driver rules, else the quadrant's play
+    frame_reasons = getattr(reasons, "frame", reasons)
+    has_reasons = frame_reasons is not None and len(frame_reasons) > 0
+    positions = None
+    if has_reasons:
+        from models.explain import account_positions
+
+        positions = account_positions(frame_reasons["account_id"], s["account_id"])
+        if (positions < 0).any():
+            raise ValueError(
+                f"reasons: {int((positions < 0).sum())} rows name an account_id that is not "
+                "in the scored frame"
+            )
+    accounts = pd.DataFrame(
+        {
+            "account_id": s["account_id"],
+            "segment": seg,
+            "churn_band": churn_band,
+            "expand_band": expand_band,
+            "p_churn": p_churn,
+            "p_expand": p_expand,
+        }
+    )
+    plays = choose_playbooks(
+        accounts,
+        frame_reasons,
+        cfg.playbooks,
+        cfg.fallback,
+        min_band=cfg.playbook_min_band,
+        max_rank=cfg.playbook_max_rank,
+        positions=positions,
+    )
+
+    # coverage
+    csms, capacity = high_touch_capacity(s, cfg.coverage)
+    recommended = _decode(
+        _coverage_codes(priority, arr, seg_code, s["account_id"], capacity, cfg.coverage),
+        COVERAGE_LEVELS,
+    )
+    current_col = "coverage_current" if "coverage_current" in s.columns else "coverage"
+
+    if has_reasons:
+        from models.explain import _reasons_json
+
+        rj = _reasons_json(frame_reasons, positions, n).array
+    else:
+        rj = _decode(np.zeros(n, dtype=np.int64), ["[]"])
+
+    def col(name: str) -> Any:
+        return s[name].array if name in s.columns else _decode(np.full(n, -1), [])
+
+    stage = (
+        s["maturity_stage"].array
+        if "maturity_stage" in s.columns
+        else _decode(np.where(maturity_known, level, -1).astype(np.int64), STAGES)
+    )
+    out = pd.DataFrame(
+        {
+            "account_id": s["account_id"].array,
+            "name": col("name"),
+            "as_of": s["as_of"].array if "as_of" in s.columns else pd.NaT,
+            "csm_id": col("csm_id"),
+            "model_version_churn": col("model_version_churn"),
+            "model_version_expand": col("model_version_expand"),
+            "p_churn": p_churn,
+            "p_expand": p_expand,
+            "churn_band": churn_band,
+            "expand_band": expand_band,
+            "at_risk": p_churn >= churn_threshold,
+            "expansion_ready": p_expand >= expand_threshold,
+            "segment": seg,
+            "maturity_stage": stage,
+            "tam_usd": tam,
+            "arr": arr,
+            "whitespace": whitespace,
+            "coverage_current": col(current_col),
+            "coverage_recommended": recommended,
+            "priority": priority,
+            "arr_at_risk": arr_at_risk,
+            "arr_to_gain": arr_to_gain,
+            "playbook": plays["playbook"].array,
+            "playbook_reason": plays["playbook_reason"].array,
+            "reasons_json": rj,
+            "tam_known": tam_known,
+            "segment_reason": _segment_reasons(high_tam, tam_known, high_mat, maturity_known, cfg),
+            "playbook_feature": plays["playbook_feature"].array,
+        }
+    )
+    out.attrs.update(tam_cut_usd=cut, csms=csms, high_touch_capacity=capacity)
+    return out
+
+
+def _segment_reasons(
+    high_tam: np.ndarray,
+    tam_known: np.ndarray,
+    high_mat: np.ndarray,
+    maturity_known: np.ndarray,
+    cfg: SegmentConfig,
+) -> Any:
+    """Why an account sits in its quadrant; unknown TAM or maturity is said explicitly."""
+    tam_txt = ("high TAM", "low TAM", f"TAM unknown (placed as {cfg.tam.unknown_as} TAM)")
+    mat_txt = ("high AI maturity", "low AI maturity", "AI maturity unknown (placed as low)")
+    tam_state = np.where(tam_known, np.where(high_tam, 0, 1), 2)
+    mat_state = np.where(maturity_known, np.where(high_mat, 0, 1), 2)
+    texts = [f"{t}, {m}" for t in tam_txt for m in mat_txt]
+    return _decode(tam_state * 3 + mat_state, texts)
+
+
+# ----------------------------------------------------------------------------- changes, load
+
+
+@dataclass(frozen=True)
+class CoverageChanges:
+    """Accounts whose recommended coverage differs from the current one.
+
+    Attributes
+    ----------
+    upgrades : recommended above current, highest priority first.
+    downgrades : recommended below current, lowest priority first.
+    unknown_current : accounts without a (valid) current coverage, highest priority first.
+    """
+
+    upgrades: pd.DataFrame
+    downgrades: pd.DataFrame
+    unknown_current: pd.DataFrame
+
+
+_CHANGE_COLUMNS = [
+    "account_id",
+    "name",
+    "csm_id",
+    "segment",
+    "coverage_current",
+    "coverage_recommended",
+    "priority",
+    "arr",
+    "p_churn",
+    "p_expand",
+    "at_risk",
+    "expansion_ready",
+    "playbook",
+]
+
+
+def coverage_changes(scores: pd.DataFrame) -> CoverageChanges:
+    """Upgrade and downgrade candidates where current and recommended coverage disagree.
+
+    Parameters
+    ----------
+    scores : output of `segment`.
+    """
+    cur = _index_of(scores["coverage_current"], COVERAGE_LEVELS).astype(np.float64)
+    rec = _index_of(scores["coverage_recommended"], COVERAGE_LEVELS).astype(np.float64)
+    cur[cur < 0] = np.nan
+    rec[rec < 0] = np.nan
+    cols = [c for c in _CHANGE_COLUMNS if c in scores.columns]
+    view = scores[cols]
+    by_priority = ["priority", "account_id"]
+    return CoverageChanges(
+        upgrades=view.loc[rec > cur]
+        .sort_values(by_priority, ascending=[False, True])
+        .reset_index(drop=True),
+        downgrades=view.loc[rec < cur].sort_values(by_priority).reset_index(drop=True),
+        unknown_current=view.loc[np.isnan(cur)]
+        .sort_values(by_priority, ascending=[False, True])
+        .reset_index(drop=True),
+    )
+
+
+def _index_of(col: pd.Series, names: tuple[str, ...]) -> np.ndarray:
+    """Position of each value in `names`; -1 for anything else or missing."""
+    return pd.Categorical(col.astype("str"), categories=list(names)).codes.astype(np.int64)
+
+
+def _weights(col: pd.Series, table: dict[str, float], *, default: float) -> np.ndarray:
+    names = tuple(table)
+    lookup = np.array([table[k] for k in names] + [default], dtype=np.float64)
+    return lookup[_index_of(col, names)]  # -1 picks the default at the end
+
+
+def csm_load(scores: pd.DataFrame, cfg: SegmentConfig | None = None) -> pd.DataFrame:
+    """Each CSM's complexity-weighted load before (current) and after (recommended).
+
+    An account weighs ``load.coverage[coverage] * load.segment[segment]``, times
+    ``load.at_risk`` when at risk; an unknown current coverage weighs 0 (counted in
+    ``unknown_current``). Accounts without a CSM are grouped as ``'(unassigned)'``.
+
+    Returns
+    -------
+    DataFrame, one row per CSM: accounts, high_touch_current, high_touch_recommended,
+    high_touch_capacity, load_current, load_recommended, load_change, unknown_current,
+    over_capacity (recommended high-touch accounts above the per-CSM seats); sorted by
+    load_recommended, largest first.
+    """
+    cfg = cfg or SegmentConfig()
+    w = cfg.load
+    seg_w = _weights(scores["segment"], w.segment, default=1.0)
+    risk_w = np.where(scores["at_risk"].to_numpy(dtype=bool), w.at_risk, 1.0)
+    cur_w = _weights(scores["coverage_current"], w.coverage, default=np.nan)
+    rec_w = _weights(scores["coverage_recommended"], w.coverage, default=np.nan)
+    high = COVERAGE_LEVELS.index("high_touch")
+    frame = pd.DataFrame(
+        {
+            "csm_id": scores["csm_id"].astype("str").fillna("(unassigned)"),
+            "accounts": 1,
+            "high_touch_current": _index_of(scores["coverage_current"], COVERAGE_LEVELS) == high,
+            "high_touch_recommended": _index_of(scores["coverage_recommended"], COVERAGE_LEVELS)
+            == high,
+            "load_current": np.nan_to_num(cur_w, nan=0.0) * seg_w * risk_w,
+            "load_recommended": np.nan_to_num(rec_w, nan=0.0) * seg_w * risk_w,
+            "unknown_current": np.isnan(cur_w),
+        }
+    )
+    out = frame.groupby("csm_id", sort=True).sum().reset_index()
+    out["high_touch_capacity"] = int(cfg.coverage.accounts_per_csm)
+    out["load_change"] = out["load_recommended"] - out["load_current"]
+    out["over_capacity"] = out["high_touch_recommended"] > out["high_touch_capacity"]
+    cols = [
+        "csm_id", "accounts", "high_touch_current", "high_touch_recommended",
+        "high_touch_capacity", "load_current", "load_recommended", "load_change",
+        "unknown_current", "over_capacity",
+    ]  # fmt: skip
+    return (
+        out[cols]
+        .sort_values(["load_recommended", "csm_id"], ascending=[False, True])
+        .reset_index(drop=True)
+    )

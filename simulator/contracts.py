@@ -1,0 +1,447 @@
+"""Contract decisions, the subscription history and the exact `truth` probabilities.
+
+Every account has one decision point a month, on the day of month of its contract
+(2..28), counted from its anchor (the start of its current subscription rows).
+At a point the customer renews unchanged, churns, contracts (seat cut, downgrade,
+add-on drop) or expands (seat add, upgrade, add-on purchase). Churn and
+contraction happen at renewals (annual: every 12th point; monthly contracts:
+every point); annual customers churn mid-term only rarely.
+
+Two rules make the `truth` table exact rather than estimated:
+
+1. A decision taking effect on day r is drawn from the latent state on day
+   r - horizon (customers decide ahead of the date), so every decision inside
+   (t, t + horizon] depends only on the state up to t.
+2. After a change the next `cooldown` points are skipped (a new order form is not
+   re-negotiated within the horizon), so at most one change falls inside any
+   window of `horizon` days, and ARR(t + horizon) follows from the first change.
+
+A change closes all open rows of the account (end_date = r) and opens new rows
+(start_date = r): every row of an account shares its start date, so renewals fall
+every `term_months` from any open row's start_date, as the input contract says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator import behaviour as B
+from simulator import catalog as C
+from simulator.accounts import Accounts
+from simulator.config import SimConfig
+from simulator.intervals import sum_active
+from simulator.latent import NEVER, Latent
+from simulator.timeline import Timeline
+
+KINDS = (
+    "none",
+    "churn",
+    "seat_cut_15",
+    "seat_cut_30",
+    "seat_cut_50",
+    "downgrade",
+    "addon_drop",
+    "seat_add_10",
+    "seat_add_25",
+    "seat_add_50",
+    "seat_add_100",
+    "upgrade",
+    "buy_ai_agents",
+    "buy_analytics",
+)
+N_KINDS = len(KINDS)
+CHURN, DOWNGRADE, DROP, UPGRADE, BUY_AI, BUY_AN = 1, 5, 6, 11, 12, 13
+CUTS, ADDS = (2, 3, 4), (7, 8, 9, 10)
+CUT_FRAC = np.array([0.15, 0.30, 0.50])
+ADD_FRAC = np.array([0.10, 0.25, 0.50, 1.00])
+CUT_LOGW = np.log([0.5, 0.35, 0.15])
+ADD_LOGW = np.log([0.35, 0.35, 0.2, 0.1])
+
+ANNUAL_RENEWAL, ANNUAL_MID, MONTHLY = 0, 1, 2
+_NO = -np.inf
+#: log-odds intercepts by point type (annual renewal, annual mid-term, monthly renewal)
+INTERCEPT = {
+    "churn": np.array([-1.7, -6.7, -4.1]),
+    "cut": np.array([-2.7, _NO, -4.4]),
+    "downgrade": np.array([-4.2, _NO, -5.6]),
+    "drop": np.array([-3.3, _NO, -4.9]),
+    "add": np.array([-3.2, -4.6, -4.6]),
+    "upgrade": np.array([-4.8, -5.8, -5.8]),
+    "buy_ai": np.array([-5.0, -6.0, -6.0]),
+    "buy_an": np.array([-5.4, -6.4, -6.4]),
+}
+
+
+@dataclass
+class Book:
+    """Contracted position of a set of accounts."""
+
+    tier: np.ndarray  # int64
+    seats: np.ndarray  # int64 (0 after churn)
+    monthly: np.ndarray  # bool
+    ai: np.ndarray  # bool
+    an: np.ndarray  # bool
+
+    def take(self, idx: np.ndarray) -> Book:
+        return Book(self.tier[idx], self.seats[idx], self.monthly[idx], self.ai[idx], self.an[idx])
+
+    def put(self, idx: np.ndarray, other: Book) -> None:
+        self.tier[idx], self.seats[idx] = other.tier, other.seats
+        self.monthly[idx], self.ai[idx], self.an[idx] = other.monthly, other.ai, other.an
+
+
+def mrr_parts(book: Book) -> np.ndarray:
+    """Monthly recurring revenue of the core, AI-agents and analytics rows, shape (3, n)."""
+    mult = np.where(book.monthly, C.MONTHLY_PREMIUM, 1.0) * book.seats
+    return np.stack(
+        [
+            mult * C.TIER_PRICE[book.tier],
+            mult * C.ADDON_PRICE[0] * book.ai,
+            mult * C.ADDON_PRICE[1] * book.an,
+        ]
+    )
+
+
+def arr_of(book: Book) -> np.ndarray:
+    return 12.0 * mrr_parts(book).sum(axis=0)
+
+
+@dataclass
+class Drivers:
+    """What a decision depends on, read from the latent state on day r - horizon."""
+
+    engagement: np.ndarray
+    value: np.ndarray
+    stage: np.ndarray
+    demand_ratio: np.ndarray  # seats wanted / seats contracted
+    utilization: np.ndarray  # expected 30-day active users / seats
+    usage_ratio: np.ndarray  # expected monthly credits / plan limit
+    high_touch: np.ndarray  # bool
+    point_type: np.ndarray  # ANNUAL_RENEWAL / ANNUAL_MID / MONTHLY
+
+
+def logits(book: Book, x: Drivers, cfg: SimConfig) -> np.ndarray:
+    """Log-odds of every outcome against 'none', shape (n, N_KINDS); -inf = unavailable."""
+    n = book.seats.shape[0]
+    pt = x.point_type
+    health = 0.5 * x.engagement + 0.5 * x.value
+    log_size = np.log(np.maximum(book.seats, 1)) - 2.0
+    limit = C.TIER_SEAT_LIMIT[book.tier]
+    out = np.full((n, N_KINDS), _NO)
+    out[:, 0] = 0.0
+    with np.errstate(invalid="ignore"):
+        out[:, CHURN] = (
+            INTERCEPT["churn"][pt]
+            + cfg.churn_shift
+            - 1.5 * health
+            - 0.35 * log_size
+            - 0.5 * x.high_touch
+        )
+        cut = (
+            INTERCEPT["cut"][pt]
+            + cfg.contraction_shift
+            - 0.7 * health
+            + 4.0 * np.maximum(0.0, 0.65 - x.utilization)
+        )
+        out[:, list(CUTS)] = np.where(book.seats[:, None] >= 2, cut[:, None] + CUT_LOGW, _NO)
+        down = (
+            INTERCEPT["downgrade"][pt]
+            + cfg.contraction_shift
+            - 0.8 * health
+            + 3.0 * np.maximum(0.0, 0.25 - x.usage_ratio)
+        )
+        out[:, DOWNGRADE] = np.where(book.tier > 0, down, _NO)
+        drop = INTERCEPT["drop"][pt] + cfg.contraction_shift - 0.9 * health
+        out[:, DROP] = np.where(book.ai | book.an, drop, _NO)
+        add = (
+            INTERCEPT["add"][pt]
+            + cfg.expansion_shift
+            + 0.45 * health
+            + 0.3 * log_size
+            + 7.0 * np.maximum(0.0, np.minimum(x.demand_ratio, 1.0) - 0.8)
+        )
+        out[:, list(ADDS)] = np.where(
+            book.seats[:, None] < limit[:, None], add[:, None] + ADD_LOGW, _NO
+        )
+        up = (
+            INTERCEPT["upgrade"][pt]
+            + cfg.expansion_shift
+            + 0.5 * health
+            + 3.5 * np.maximum(0.0, np.minimum(x.usage_ratio, 1.5) - 0.6)
+            + 2.5 * (book.seats >= 0.85 * limit)
+        )
+        out[:, UPGRADE] = np.where(book.tier < 2, up, _NO)
+        buy_ai = INTERCEPT["buy_ai"][pt] + cfg.expansion_shift + 0.9 * x.stage + 0.5 * health
+        out[:, BUY_AI] = np.where(~book.ai, buy_ai, _NO)
+        buy_an = INTERCEPT["buy_an"][pt] + cfg.expansion_shift + 0.4 * health
+        out[:, BUY_AN] = np.where(~book.an, buy_an, _NO)
+    return out
+
+
+def probabilities(book: Book, x: Drivers, cfg: SimConfig) -> np.ndarray:
+    """Multinomial-logit probabilities of the outcomes, shape (n, N_KINDS), rows sum to 1."""
+    e = np.exp(logits(book, x, cfg))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _avoid_tie(old: np.ndarray, new: np.ndarray, ratio: float, step: int) -> np.ndarray:
+    """Move a seat count off an exact label threshold (ARR scales with seats)."""
+    tie = np.abs(new - ratio * old) < 1e-9 * np.maximum(old, 1)
+    return np.where(tie, new + step, new)
+
+
+def apply(book: Book, kind: np.ndarray, pct: float) -> Book:
+    """The book after outcome `kind` (one per account)."""
+    tier, seats = book.tier.copy(), book.seats.copy()
+    ai, an = book.ai.copy(), book.an.copy()
+    k = np.asarray(kind)
+    cut = (k >= CUTS[0]) & (k <= CUTS[-1])
+    if cut.any():
+        s = seats[cut]
+        frac = CUT_FRAC[k[cut] - CUTS[0]]
+        new = np.maximum(1, s - np.maximum(1, np.round(frac * s).astype(np.int64)))
+        seats[cut] = np.maximum(1, _avoid_tie(s, new, 1 - pct, -1))
+    add = (k >= ADDS[0]) & (k <= ADDS[-1])
+    if add.any():
+        s = seats[add]
+        limit = C.TIER_SEAT_LIMIT[tier[add]]
+        frac = ADD_FRAC[k[add] - ADDS[0]]
+        new = np.minimum(limit, s + np.maximum(1, np.round(frac * s).astype(np.int64)))
+        new = _avoid_tie(s, new, 1 + pct, 1)
+        seats[add] = np.where(new > limit, new - 2, new)
+    # unavailable outcomes (priced for the menu only) leave the tier in range
+    down = k == DOWNGRADE
+    tier[down] = np.maximum(tier[down] - 1, 0)
+    seats[down] = np.minimum(seats[down], C.TIER_SEAT_LIMIT[tier[down]])
+    tier[k == UPGRADE] = np.minimum(tier[k == UPGRADE] + 1, 2)
+    drop = k == DROP
+    drop_an = drop & an
+    an[drop_an] = False
+    ai[drop & ~drop_an] = False
+    ai[k == BUY_AI] = True
+    an[k == BUY_AN] = True
+    seats[k == CHURN] = 0
+    return Book(tier, seats, book.monthly.copy(), ai, an)
+
+
+def outcome_arr(book: Book, pct: float) -> np.ndarray:
+    """ARR after each possible outcome, shape (n, N_KINDS)."""
+    n = book.seats.shape[0]
+    out = np.empty((n, N_KINDS))
+    for k in range(N_KINDS):  # a fixed menu of 14 outcomes, each vectorised over accounts
+        out[:, k] = arr_of(apply(book, np.full(n, k), pct))
+    return out
+
+
+class _Rows:
+    """Growable column store of subscription rows."""
+
+    def __init__(self, capacity: int) -> None:
+        self.n = 0
+        self.cols = {
+            "acct": np.zeros(capacity, np.int64),
+            "product": np.zeros(capacity, np.int8),  # 0 core, 1 ai_agents, 2 analytics
+            "plan": np.zeros(capacity, np.int8),  # tier code for core; 3/4 for add-ons
+            "start": np.zeros(capacity, np.int64),
+            "end": np.full(capacity, NEVER, np.int64),
+            "mrr": np.zeros(capacity),
+            "seats": np.zeros(capacity, np.int64),
+            "term": np.zeros(capacity, np.int64),
+        }
+
+    def add(self, **values: np.ndarray) -> np.ndarray:
+        m = values["acct"].shape[0]
+        if self.n + m > self.cols["acct"].shape[0]:
+            grow = max(self.n + m, 2 * self.cols["acct"].shape[0])
+            for name, col in self.cols.items():
+                fill = NEVER if name == "end" else 0
+                new = np.full(grow, fill, dtype=col.dtype)
+                new[: self.n] = col[: self.n]
+                self.cols[name] = new
+        rows = np.arange(self.n, self.n + m)
+        for name, v in values.items():
+            self.cols[name][rows] = v
+        self.n += m
+        return rows
+
+    def open_book(self, acct: np.ndarray, book: Book, day: np.ndarray) -> np.ndarray:
+        """Open one row per product held; returns row ids, shape (n, 3), -1 where none."""
+        parts = mrr_parts(book)
+        held = np.stack([book.seats > 0, book.ai & (book.seats > 0), book.an & (book.seats > 0)])
+        ids = np.full((acct.shape[0], 3), -1, dtype=np.int64)
+        term = np.where(book.monthly, 1, 12)
+        for p in range(3):  # three products
+            h = held[p]
+            ids[h, p] = self.add(
+                acct=acct[h],
+                product=np.full(h.sum(), p, np.int8),
+                plan=(book.tier[h] if p == 0 else np.full(h.sum(), 2 + p)).astype(np.int8),
+                start=day[h],
+                mrr=parts[p][h],
+                seats=book.seats[h],
+                term=term[h],
+            )
+        return ids
+
+    def table(self) -> dict[str, np.ndarray]:
+        return {k: v[: self.n] for k, v in self.cols.items()}
+
+
+@dataclass
+class ContractHistory:
+    rows: dict[str, np.ndarray]
+    churn_day: np.ndarray  # int64, NEVER if still a customer at data end
+    seats_ms: np.ndarray  # int64 (n, months): seats at each month start (0 if not a customer)
+    truth: dict[str, np.ndarray]
+    decisions: dict[str, int]
+
+
+class AgentCapacity:
+    """Sum of agent run rates of an account on a day (agents exist from their first day)."""
+
+    def __init__(self, acct: np.ndarray, first_day: np.ndarray, rate: np.ndarray, n: int) -> None:
+        self.acct, self.first, self.rate, self.n = acct, first_day, rate, n
+        self.never = np.full(acct.shape[0], NEVER, dtype=np.int64)
+
+    def __call__(self, q_acct: np.ndarray, q_day: np.ndarray) -> np.ndarray:
+        return sum_active(self.acct, self.first, self.never, self.rate, q_acct, q_day, self.n)
+
+
+def cooldown_months(horizon: int) -> int:
+    """Points skipped after a change so that two changes are always > horizon days apart."""
+    return horizon // 28 + 1
+
+
+def run_contracts(
+    acc: Accounts,
+    lat: Latent,
+    agents: AgentCapacity,
+    has_ai: np.ndarray,
+    has_an: np.ndarray,
+    coverage: np.ndarray,
+    tl: Timeline,
+    cfg: SimConfig,
+    rng: np.random.Generator,
+) -> ContractHistory:
+    """Walk the calendar month by month: truth at each month start, then the month's decisions."""
+    n, months, H, pct = acc.n, tl.months, cfg.horizon_days, cfg.expansion_pct
+    cool, jmax = cooldown_months(H), H // 28
+    ms = tl.month_start(np.arange(months + jmax + 2))
+    book = Book(
+        acc.tier0.copy(), acc.seats0.copy(), acc.monthly.copy(), has_ai.copy(), has_an.copy()
+    )
+    anchor = acc.anchor_month.copy()
+    high_touch = coverage == 0
+    ref_col = tl.col(acc.ref_day)
+    demand_ref = acc.fill * acc.seats0
+    growth_ref = lat.log_growth[ref_col, np.arange(n)].astype(np.float64)
+
+    rows = _Rows(capacity=n * (4 + months // cool))
+    # history before the anchor: one earlier core row with a different seat count
+    prior = (~acc.is_new) & (acc.anchor_month > tl.month_of_day(acc.created_day))
+    anchor_day = tl.month_start(anchor) + acc.dom - 1
+    if prior.any():
+        p_idx = np.flatnonzero(prior)
+        ratio = np.exp(-0.1 + 0.25 * rng.standard_normal(p_idx.shape[0]))
+        old = book.take(p_idx)
+        old.seats = np.maximum(1, np.round(old.seats * ratio)).astype(np.int64)
+        old.ai = np.zeros_like(old.ai)
+        old.an = np.zeros_like(old.an)
+        old_ids = rows.open_book(p_idx, old, acc.created_day[p_idx])
+        rows.cols["end"][old_ids[:, 0]] = anchor_day[p_idx]
+    open_ids = rows.open_book(np.arange(n), book, anchor_day)
+    churn_day = np.full(n, NEVER, dtype=np.int64)
+    seats_ms = np.zeros((n, months), dtype=np.int64)
+    truth: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("acct", "month", "arr", "p_churn", "p_expand", "p_contract")
+    }
+    counts = np.zeros(N_KINDS, dtype=np.int64)
+
+    def drivers(idx: np.ndarray, bk: Book, day: np.ndarray, k: np.ndarray) -> Drivers:
+        col = tl.col(day)
+        e = lat.engagement[col, idx].astype(np.float64)
+        demand = demand_ref[idx] * np.exp(lat.log_growth[col, idx] - growth_ref[idx])
+        seats = np.maximum(bk.seats, 1)
+        usage = B.expected_usage(agents(idx, day), e, acc.credit_scale[idx])
+        pt = np.where(bk.monthly, MONTHLY, np.where(k % 12 == 0, ANNUAL_RENEWAL, ANNUAL_MID))
+        return Drivers(
+            engagement=e,
+            value=lat.value[col, idx].astype(np.float64),
+            stage=lat.stage[col, idx].astype(np.int64),
+            demand_ratio=demand / seats,
+            utilization=np.minimum(demand, seats) / seats * B.active_share(e),
+            usage_ratio=usage / C.TIER_USAGE_LIMIT[bk.tier],
+            high_touch=high_touch[idx],
+            point_type=pt,
+        )
+
+    for m in range(months):  # calendar months; each step vectorised over accounts
+        t = ms[m]
+        alive = (acc.created_day <= t) & (churn_day > t)
+        seats_ms[:, m] = np.where(alive, book.seats, 0)
+        idx = np.flatnonzero(alive)
+        bk = book.take(idx)
+        arr0 = arr_of(bk)
+        after = outcome_arr(bk, pct)
+        is_exp = after >= (1 + pct) * arr0[:, None]
+        is_con = (after > 0) & (after <= (1 - pct) * arr0[:, None])
+        surv = np.ones(idx.shape[0])
+        p_churn, p_exp, p_con = (np.zeros(idx.shape[0]) for _ in range(3))
+        decide = None
+        for j in range(jmax + 1):  # the 1-3 decision points a window can hold
+            r = ms[m + j] + acc.dom[idx] - 1
+            k = m + j - anchor[idx]
+            ok = (r > t) & (r <= t + H) & (k >= cool)
+            prob = probabilities(bk, drivers(idx, bk, r - H, k), cfg)
+            prob[~ok] = 0.0
+            prob[~ok, 0] = 1.0
+            if j == 0:
+                decide = prob
+            p_churn += surv * prob[:, CHURN]
+            p_exp += surv * (prob * is_exp).sum(axis=1)
+            p_con += surv * (prob * is_con).sum(axis=1)
+            surv *= prob[:, 0]
+        for key, val in zip(
+            ("acct", "month", "arr", "p_churn", "p_expand", "p_contract"),
+            (idx, np.full(idx.shape[0], m), arr0, p_churn, p_exp, p_con),
+            strict=True,
+        ):
+            truth[key].append(val)
+
+        # this month's decisions: every customer has exactly one point, on its contract day
+        assert decide is not None
+        u = rng.random(idx.shape[0])
+        kind = np.minimum((u[:, None] >= np.cumsum(decide, axis=1)).sum(axis=1), N_KINDS - 1)
+        counts += np.bincount(kind, minlength=N_KINDS)
+        ch = kind != 0
+        if ch.any():
+            cidx = idx[ch]
+            r = ms[m] + acc.dom[cidx] - 1
+            old = open_ids[cidx]
+            has = old >= 0
+            rows.cols["end"][old[has]] = np.broadcast_to(r[:, None], old.shape)[has]
+            new = apply(bk.take(np.flatnonzero(ch)), kind[ch], pct)
+            book.put(cidx, new)
+            anchor[cidx] = m
+            gone = kind[ch] == CHURN
+            churn_day[cidx[gone]] = r[gone]
+            open_ids[cidx] = -1
+            stay = ~gone
+            open_ids[cidx[stay]] = rows.open_book(
+                cidx[stay], new.take(np.flatnonzero(stay)), r[stay]
+            )
+
+    tr = {k: np.concatenate(v) for k, v in truth.items()}
+    col = tl.col(ms[tr["month"]] - 1)
+    tr["engagement"] = lat.engagement[col, tr["acct"]]
+    tr["value"] = lat.value[col, tr["acct"]]
+    tr["stage"] = lat.stage[col, tr["acct"]]
+    return ContractHistory(
+        rows=rows.table(),
+        churn_day=churn_day,
+        seats_ms=seats_ms,
+        truth=tr,
+        decisions={KINDS[i]: int(c) for i, c in enumerate(counts)},
+    )
