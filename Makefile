@@ -32,8 +32,9 @@ test: setup browser
 test-fast: setup
 	$(PY) -m pytest -n 2 -m "not slow"
 
+# Full-size benchmarks (minutes each); `make bench BENCH_ARGS=--small` for a quick pass.
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b $(BENCH_ARGS) || exit 1; done
 
 lint: setup
 	$(VENV)/bin/ruff check .
