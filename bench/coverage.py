@@ -14,9 +14,9 @@ inside the high-touch set chosen by the segmenter versus the set chosen by ARR r
 alone (the usual "biggest accounts get a CSM" rule). For scale it also prints the
 oracle (the accounts whose ARR actually moved most), the expected value of a random set
 of that size, and today's high-touch accounts (column ``coverage``, whatever their number),
-and a variant of the segmenter whose expected expansion is a share of current ARR
-(``expansion_base: arr``) at the rate measured on the training slice
-(`models.segment.estimate_capture_rate`).
+and two variants of the segmenter whose capture rate is measured on the training slice
+(`models.segment.estimate_capture_rate`), with the expected expansion a share of
+whitespace (the default base) or of current ARR (``expansion_base: arr``).
 
 Usage::
 
@@ -168,22 +168,23 @@ def evaluate_date(
     day: pd.Timestamp,
     thr: dict,
     cfg: SegmentConfig,
-    variant: SegmentConfig,
+    variants: dict[str, SegmentConfig],
 ):
     rows = table[(table["as_of"] == day) & table["label_known"]].reset_index(drop=True)
     pred = res.predictions[(res.predictions["slice"] == "test") & (res.predictions["as_of"] == day)]
     rows = rows.merge(pred[["account_id", "p_churn", "p_expand"]], on="account_id", how="inner")
     codes = explain(res.models, rows, top_k=3)
     scored = rows[SCORED_COLUMNS + ["p_churn", "p_expand"]]
-    out = segment(scored, codes, cfg, churn_threshold=thr["churn"], expand_threshold=thr["expand"])
-    alt = segment(
-        scored, codes, variant, churn_threshold=thr["churn"], expand_threshold=thr["expand"]
-    )
+    kw = {"churn_threshold": thr["churn"], "expand_threshold": thr["expand"]}
+    out = segment(scored, codes, cfg, **kw)
+    alt = {
+        name: segment(scored, codes, v, **kw)["coverage_recommended"].to_numpy() == "high_touch"
+        for name, v in variants.items()
+    }
     capacity = int(out.attrs["high_touch_capacity"])
     lost, gained = moved(rows)
     n = len(rows)
     by_seg = out["coverage_recommended"].to_numpy() == "high_touch"
-    by_alt = alt["coverage_recommended"].to_numpy() == "high_touch"
     by_arr = np.zeros(n, dtype=bool)
     by_arr[
         np.lexsort((rows["account_id"].to_numpy(str), -rows["arr"].to_numpy(float)))[:capacity]
@@ -200,7 +201,7 @@ def evaluate_date(
         "arr_moved_all_accounts": round(float(total)),
         "segmenter": in_set(by_seg, lost, gained),
         "arr_rank": in_set(by_arr, lost, gained),
-        "segmenter_arr_base": in_set(by_alt, lost, gained),
+        **{name: in_set(mask, lost, gained) for name, mask in alt.items()},
         "oracle": in_set(oracle, lost, gained),
         "random_expected_arr_moved": round(float(total * capacity / n)),
         "current_high_touch": in_set(current, lost, gained),
@@ -227,8 +228,13 @@ def main() -> None:
     cfg = SegmentConfig()
     history = table[np.isin(table["as_of"], np.asarray(res.split.dates("train"), "datetime64[us]"))]
     rates = {b: estimate_capture_rate(history, base=b) for b in ("whitespace", "arr")}
-    variant = cfg.model_copy(update={"expansion_base": "arr", "capture_rate": rates["arr"]})
-    per_date = [evaluate_date(res, table, d, thr, cfg, variant) for d in res.split.dates("test")]
+    variants = {
+        f"segmenter_{base}_base_estimated_rate": cfg.model_copy(
+            update={"expansion_base": base, "capture_rate": min(1.0, rates[base])}
+        )
+        for base in ("whitespace", "arr")
+    }
+    per_date = [evaluate_date(res, table, d, thr, cfg, variants) for d in res.split.dates("test")]
 
     def total(key: str) -> dict[str, int]:
         return {
@@ -236,7 +242,11 @@ def main() -> None:
             for k in ("accounts", "arr_lost_to_churn", "arr_gained", "arr_moved")
         }
 
-    seg, rank, alt = total("segmenter"), total("arr_rank"), total("segmenter_arr_base")
+    seg, rank = total("segmenter"), total("arr_rank")
+
+    def vs_rank(x: dict[str, int]) -> float | None:
+        return round(x["arr_moved"] / rank["arr_moved"], 3) if rank["arr_moved"] else None
+
     out = {
         "benchmark": "coverage",
         "world": str(world.relative_to(ROOT)) if world.is_relative_to(ROOT) else str(world),
@@ -245,25 +255,23 @@ def main() -> None:
         "segment_config": {
             "save_rate": cfg.save_rate,
             "capture_rate": cfg.capture_rate,
+            "expansion_base": cfg.expansion_base,
             "accounts_per_csm": cfg.coverage.accounts_per_csm,
             "tam_cut_usd": cfg.tam.usd,
         },
         "total": {
             "segmenter": seg,
             "arr_rank": rank,
+            "segmenter_vs_arr_rank": vs_rank(seg),
             "oracle": total("oracle"),
             "random_expected_arr_moved": sum(d["random_expected_arr_moved"] for d in per_date),
-            "segmenter_vs_arr_rank": round(seg["arr_moved"] / rank["arr_moved"], 3)
-            if rank["arr_moved"]
-            else None,
-            "segmenter_arr_base": alt,
-            "segmenter_arr_base_vs_arr_rank": round(alt["arr_moved"] / rank["arr_moved"], 3)
-            if rank["arr_moved"]
-            else None,
+            "variants": {
+                name: {**total(name), "vs_arr_rank": vs_rank(total(name))} for name in variants
+            },
         },
         "capture_rate_estimated_on_train_slice": {k: round(v, 4) for k, v in rates.items()},
-        "variant": "segmenter_arr_base: expansion_base=arr, capture_rate estimated on the "
-        "train slice, other settings default",
+        "variants": "default configuration except expansion_base and capture_rate, the rate "
+        "measured on the train slice with models.segment.estimate_capture_rate",
         "per_date": per_date,
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": {"cpu_count": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]},

@@ -12,7 +12,8 @@ parameters, early stopping) on, in this order: ``--features PATH``; the cached f
 table of the 20k-account bench world (data/bench/models_features_world_20k.parquet,
 written by bench/quality.py); otherwise a synthetic panel (20,000 accounts x 18 months x
 80 features, numpy). The 1,000,000 scored accounts are rows of that table drawn with
-replacement (seeded). Trained boosters are cached under data/bench/explain_models/.
+replacement (seeded). Trained boosters are cached under data/bench/explain_models/; for
+the 20k world the models bench/coverage.py trained (same recipe) are reused when present.
 
 Usage::
 
@@ -27,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import pickle
 import sys
 import time
 import warnings
@@ -131,6 +133,16 @@ def trained_boosters(
         _log(f"using cached models in {folder.relative_to(ROOT)}")
         meta = json.loads(meta_file.read_text())
         return {t: lgb.Booster(model_file=str(f)) for t, f in files.items()}, meta
+    shared = BENCH / "coverage_models_world_20k.pkl"  # the same train_all, from bench/coverage.py
+    if (
+        not retrain
+        and source == str(CACHED_20K.relative_to(ROOT))
+        and shared.exists()
+        and shared.stat().st_mtime >= CACHED_20K.stat().st_mtime
+    ):
+        _log(f"using the models bench/coverage.py trained ({shared.relative_to(ROOT)})")
+        res = pickle.loads(shared.read_bytes())
+        return {t: m.booster_ for t, m in res.models.items()}, _meta(res, None)
     from models.train import train_all
 
     frame = frame.copy()
@@ -138,18 +150,22 @@ def trained_boosters(
     _log(f"training both models on {len(frame):,} rows x {len(names)} features (train_all)")
     t0 = time.perf_counter()
     res = train_all(frame, ModelConfig(), names, horizon_days=60)
-    meta = {
-        "train_seconds": round(time.perf_counter() - t0, 1),
-        "test_roc_auc": {
-            t: round(float(r.metrics["lgbm"]["test"]["roc_auc"]), 4) for t, r in res.targets.items()
-        },
-        "best_iteration": {t: r.params["best_iteration"] for t, r in res.targets.items()},
-    }
+    meta = _meta(res, time.perf_counter() - t0)
     folder.mkdir(parents=True, exist_ok=True)
     for t, model in res.models.items():
         model.booster_.save_model(str(files[t]))
     meta_file.write_text(json.dumps(meta))
     return {t: lgb.Booster(model_file=str(files[t])) for t in files}, meta
+
+
+def _meta(res, seconds: float | None) -> dict:
+    return {
+        "train_seconds": None if seconds is None else round(seconds, 1),
+        "test_roc_auc": {
+            t: round(float(r.metrics["lgbm"]["test"]["roc_auc"]), 4) for t, r in res.targets.items()
+        },
+        "best_iteration": {t: r.params["best_iteration"] for t, r in res.targets.items()},
+    }
 
 
 def model_size(booster: lgb.Booster) -> dict:

@@ -60,6 +60,14 @@ def _checks(s: dict) -> dict[str, bool]:
     }
 
 
+def _cpu_pressure() -> str | None:
+    """Linux PSI line: how much of the time runnable tasks waited for a CPU."""
+    try:
+        return Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="1,000 accounts x 6 months")
@@ -73,10 +81,14 @@ def main() -> None:
     else:
         out = args.out or ROOT / "data" / "bench" / "world_20k"
     load_before = os.getloadavg()
+    cpu_before = os.times()
     started = time.perf_counter()
     summary = simulate(cfg, out, progress=False).as_dict()
     total = time.perf_counter() - started
+    cpu_after = os.times()
     load_after = os.getloadavg()
+    # CPU time is what the machine's other users cannot inflate; wall time is
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     summary["extra"].pop("decisions", None)
     checks = _checks(summary)
     print(
@@ -92,6 +104,9 @@ def main() -> None:
                 "out": str(out),
                 "summary": summary,
                 "seconds_including_summary": round(total, 2),
+                "cpu_seconds": round(cpu, 2),
+                "events_per_cpu_second": round(summary["events"] / cpu, 1),
+                "cpu_utilisation": round(cpu / total, 2),
                 "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "targets": TARGETS,
                 "pass": checks,
@@ -100,6 +115,7 @@ def main() -> None:
                     "cpus": os.cpu_count(),
                     "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in load_after],
+                    "cpu_pressure": _cpu_pressure(),
                 },
             },
             indent=2,

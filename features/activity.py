@@ -19,7 +19,7 @@ People are events whose actor is not 'agent'; agent runs are events whose actor 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
@@ -34,22 +34,28 @@ HUMAN = "actor IS NULL OR actor <> 'agent'"
 AGENT = "actor = 'agent'"
 
 
-@dataclass(frozen=True)
+@dataclass
 class FeatureIndex:
-    """Bit positions of the catalogue features and when each was first seen.
+    """Bit positions of the feature names and when optional signals were first seen.
 
     Attributes
     ----------
-    names : feature (event) names in bit order.
+    names : feature (event) names in bit order (every non-login name, or the configured
+        catalogue).
     words : number of BIGINT mask words (ceil(len(names) / 63), at least 1).
-    table : intermediate table (event, word, m, first_ts).
-    first_agent : first agent event (before the last as_of), or None.
-    first_ai : first human use of a configured AI feature, or None.
+    table : intermediate table (event, word, m).
+    early : first human use per name before the scanned range (from a small scan).
+    early_agent, early_ai : first agent event / human AI-feature use before that range.
+    first_agent, first_ai : first agent event / human AI-feature use overall (set by
+        `first_seen`, at day precision), or None.
     """
 
     names: list[str]
     words: int
     table: str
+    early: dict[str, datetime] = field(default_factory=dict)
+    early_agent: datetime | None = None
+    early_ai: datetime | None = None
     first_agent: datetime | None = None
     first_ai: datetime | None = None
 
@@ -58,51 +64,100 @@ def _ts(d: date) -> datetime:
     return datetime(d.year, d.month, d.day)
 
 
-def feature_index(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> FeatureIndex:
-    """Assign mask bits to feature names (catalogue: config list or names seen in events).
+def _min(*values: datetime | None) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
 
-    ``first_ts`` (first human use before the last as_of) lets the catalogue size at an
-    as_of count only names seen before it; with a configured list it is NULL (always in).
+
+def feature_index(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> FeatureIndex:
+    """Assign mask bits to feature names; read first uses before the scanned range.
+
+    Bits are only an encoding (a name seen after as_of gets a bit but no use before it).
+    When the catalogue comes from the data, a name counts at an as_of once a person used
+    it before; `first_seen` completes the first uses from the aggregated rows.
     """
-    seen = run.df(
-        f"SELECT event, MIN(CASE WHEN {HUMAN} THEN ts END) AS first_ts, "
-        f"MIN(CASE WHEN {AGENT} THEN ts END) AS first_agent_ts FROM events "
-        f"WHERE ts < {lit(_ts(plan.end))} GROUP BY event",
-        name="feature_index",
-    )
-    agent_first = seen["first_agent_ts"].dropna()
-    ai_first = seen.loc[seen["event"].isin(cfg.ai_features), "first_ts"].dropna()
-    seen = seen[(seen["event"] != "login") & seen["first_ts"].notna()]
     if cfg.feature_catalog is not None:
         names = sorted(dict.fromkeys(n for n in cfg.feature_catalog if n != "login"))
-        first = dict.fromkeys(names)
     else:
-        seen = seen.sort_values("event")
-        names = [str(n) for n in seen["event"]]
-        first = {str(n): t.to_pydatetime() for n, t in zip(seen["event"], seen["first_ts"], strict=True)}
+        found = run.rows("SELECT DISTINCT event FROM events")
+        names = sorted(str(r[0]) for r in found if r[0] is not None and r[0] != "login")
+    early = run.df(
+        f"SELECT event, MIN(CASE WHEN {HUMAN} THEN ts END) AS first_ts, "
+        f"MIN(CASE WHEN {AGENT} THEN ts END) AS first_agent_ts FROM events "
+        f"WHERE ts < {lit(_ts(plan.start))} GROUP BY event",
+        name="early_history",
+    )
+
+    def first(ts: pd.Series) -> datetime | None:
+        ts = ts.dropna()
+        return ts.min().to_pydatetime() if len(ts) else None
+
+    human = early.dropna(subset=["first_ts"])
     words = max(1, -(-len(names) // BITS_PER_WORD))
-    rows = [
-        (n, i // BITS_PER_WORD, 1 << (i % BITS_PER_WORD), first[n]) for i, n in enumerate(names)
-    ]
+    rows = [(n, i // BITS_PER_WORD, 1 << (i % BITS_PER_WORD)) for i, n in enumerate(names)]
     if rows:
         table = run.create(
-            "fidx",
-            values_table(
-                ["event", "word", "m", "first_ts"], rows, ["VARCHAR", "BIGINT", "BIGINT", "TIMESTAMP"]
-            ),
+            "fidx", values_table(["event", "word", "m"], rows, ["VARCHAR", "BIGINT", "BIGINT"])
         )
     else:  # no feature events at all: an empty index of the right shape
         table = run.create(
             "fidx",
             "SELECT CAST(NULL AS VARCHAR) AS event, CAST(0 AS BIGINT) AS word, "
-            "CAST(0 AS BIGINT) AS m, CAST(NULL AS TIMESTAMP) AS first_ts WHERE 1 = 0",
+            "CAST(0 AS BIGINT) AS m WHERE 1 = 0",
         )
     return FeatureIndex(
         names=names,
         words=words,
         table=table,
-        first_agent=agent_first.min().to_pydatetime() if len(agent_first) else None,
-        first_ai=ai_first.min().to_pydatetime() if len(ai_first) else None,
+        early={
+            str(e): t.to_pydatetime()
+            for e, t in zip(human["event"], human["first_ts"], strict=True)
+            if e != "login"
+        },
+        early_agent=first(early["first_agent_ts"]),
+        early_ai=first(early.loc[early["event"].isin(cfg.ai_features), "first_ts"]),
+    )
+
+
+def first_seen(run: SqlRunner, cfg: FeatureConfig, fx: FeatureIndex) -> str:
+    """First human use of each feature name, first agent event and first AI-feature use.
+
+    Within the scanned range they come from the segment rows: an as_of is a segment
+    boundary, so "first segment starts before as_of" is exactly "first use before as_of".
+    Creates the catalogue table (event, first_ts) (first_ts NULL = configured, always in).
+    """
+    masks = ", ".join(f"BIT_OR(m{w})" for w in range(fx.words))
+    segs = run.rows(
+        f"SELECT seg, MAX(n_agent), MAX(n_ai), {masks} FROM {PREFIX}aseg GROUP BY seg ORDER BY seg"
+    )
+    bit_first: dict[str, datetime] = {}
+    seen = [0] * fx.words
+    for seg, n_agent, n_ai, *word_masks in segs:  # one row per segment (a few hundred)
+        start = _ts(seg)
+        if n_agent and fx.first_agent is None:
+            fx.first_agent = start
+        if n_ai and fx.first_ai is None:
+            fx.first_ai = start
+        for w, m in enumerate(word_masks):
+            new = int(m or 0) & ~seen[w]
+            seen[w] |= int(m or 0)
+            for i in range(w * BITS_PER_WORD, min((w + 1) * BITS_PER_WORD, len(fx.names))):
+                if new >> (i % BITS_PER_WORD) & 1:
+                    bit_first[fx.names[i]] = start
+    fx.first_agent = _min(fx.early_agent, fx.first_agent)
+    fx.first_ai = _min(fx.early_ai, fx.first_ai)
+    if cfg.feature_catalog is not None:
+        rows = [(n, None) for n in fx.names]
+    else:
+        firsts = {n: _min(fx.early.get(n), bit_first.get(n)) for n in fx.names}
+        rows = [(n, t) for n, t in firsts.items() if t is not None]
+    if not rows:
+        return run.create(
+            "catalogue_names",
+            "SELECT CAST(NULL AS VARCHAR) AS event, CAST(NULL AS TIMESTAMP) AS first_ts WHERE 1 = 0",
+        )
+    return run.create(
+        "catalogue_names", values_table(["event", "first_ts"], rows, ["VARCHAR", "TIMESTAMP"])
     )
 
 
@@ -127,7 +182,9 @@ def scan_chunks(plan: WindowPlan, months: int | None) -> list[tuple[date, date]]
     return list(itertools.pairwise(bounds))
 
 
-def build_activity_base(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig, fx: FeatureIndex) -> None:
+def build_activity_base(
+    run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig, fx: FeatureIndex
+) -> None:
     """Steps 2-3 of the module plan: one scan of events to account-user-segment rows.
 
     A segment lies within one calendar month, so a day is one bit (its offset in the
@@ -206,7 +263,9 @@ def account_windows(run: SqlRunner, fx: FeatureIndex) -> str:
         return f"SUM(CASE WHEN w.{w} = 1 THEN a.{col} ELSE 0 END)"
 
     def used(w: str) -> str:
-        return _bitcount(fx.words, f"BIT_OR(CASE WHEN w.{w} = 1 THEN a.m{{w}} ELSE CAST(0 AS BIGINT) END)")
+        return _bitcount(
+            fx.words, f"BIT_OR(CASE WHEN w.{w} = 1 THEN a.m{{w}} ELSE CAST(0 AS BIGINT) END)"
+        )
 
     return run.create(
         "acc_win",
@@ -307,14 +366,14 @@ def known_users(run: SqlRunner) -> str:
     )
 
 
-def catalogue_size(run: SqlRunner, fx: FeatureIndex) -> str:
-    """Catalogue size per as_of: names first seen before it (or the configured list)."""
+def catalogue_size(run: SqlRunner) -> str:
+    """Catalogue size per as_of: names first used before it (or the configured list)."""
     return run.create(
         "catalogue",
         f"""
         SELECT a.as_of, COUNT(f.event) AS catalogue_size
         FROM {PREFIX}asof AS a
-        LEFT JOIN {fx.table} AS f ON f.first_ts IS NULL OR f.first_ts < a.as_of
+        LEFT JOIN {PREFIX}catalogue_names AS f ON f.first_ts IS NULL OR f.first_ts < a.as_of
         GROUP BY a.as_of
         """,
     )

@@ -331,11 +331,12 @@ def build_feature_table(
         asof = commercial.asof_table(run, plan)
         fx = activity.feature_index(run, plan, cfg)
         activity.build_activity_base(run, plan, cfg, fx)
+        activity.first_seen(run, cfg, fx)
         activity.account_windows(run, fx)
         activity.user_windows(run, fx, cfg)
         activity.monthly_active_users(run, plan)
         activity.known_users(run)
-        activity.catalogue_size(run, fx)
+        activity.catalogue_size(run)
         commercial.subscription_features(run, cfg)
         commercial.arr_history(run, plan, cfg)
         commercial.seat_utilization_streak(run, plan, cfg)
@@ -454,9 +455,7 @@ def read_feature_table(out_dir: str | Path) -> pd.DataFrame:
     if not files:
         raise FileNotFoundError(f"no as_of=*/ Parquet partitions under {root}")
     part = pads.partitioning(pa.schema([("as_of", pa.string())]), flavor="hive")
-    dataset = pads.dataset(
-        files, format="parquet", partitioning=part, partition_base_dir=str(root)
-    )
+    dataset = pads.dataset(files, format="parquet", partitioning=part, partition_base_dir=str(root))
     df = dataset.to_table().to_pandas()
     df["as_of"] = pd.to_datetime(df["as_of"]).astype("datetime64[us]")
     cols = ["account_id", "as_of"] + [c for c in df.columns if c not in ("account_id", "as_of")]

@@ -150,12 +150,18 @@ class FeatureSpec:
             )
             text = text[:1].upper() + text[1:]
         if contribution is not None and not math.isnan(contribution) and contribution != 0:
-            text += " (pushes the prediction up)" if contribution > 0 else " (pushes the prediction down)"
+            text += (
+                " (pushes the prediction up)"
+                if contribution > 0
+                else " (pushes the prediction down)"
+            )
         return text
 
 
 def _f(name: str, group: str, unit: str, description: str, template: str) -> FeatureSpec:
-    return FeatureSpec(name=name, description=description, unit=unit, template=template, group=group)
+    return FeatureSpec(
+        name=name, description=description, unit=unit, template=template, group=group
+    )
 
 
 _SPECS: list[FeatureSpec] = []
@@ -352,8 +358,7 @@ _SPECS += [
         "usage_30d",
         "seats_usage",
         "units",
-        "Metered usage: sum of event quantity (API calls, tokens) in the last 30 days, all "
-        "actors.",
+        "Metered usage: sum of event quantity (API calls, tokens) in the last 30 days, all actors.",
         "Metered usage was {value} in the last 30 days",
     ),
     _f(

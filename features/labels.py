@@ -93,7 +93,11 @@ def finish_labels(raw: pd.DataFrame, expansion_pct: float) -> pd.DataFrame:
             "arr_h": np.where(known, arr_h, np.nan),
         }
     )
-    for name, flag in (("label_churn", churn), ("label_expand", expand), ("label_contract", contract)):
+    for name, flag in (
+        ("label_churn", churn),
+        ("label_expand", expand),
+        ("label_contract", contract),
+    ):
         out[name] = np.where(known, flag.astype(np.float64), np.nan)
     out["label_known"] = known
     return out.sort_values(["as_of", "account_id"], ignore_index=True)

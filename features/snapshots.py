@@ -110,6 +110,36 @@ def observation_dates(
     raise ValueError(f"freq must be 'monthly' or 'weekly', got {freq!r}")
 
 
+def panel_dates(
+    freq: Literal["monthly", "weekly"],
+    *,
+    data_start: date,
+    data_end: date,
+    start: date | str | None = None,
+    end: date | str | None = None,
+) -> list[date]:
+    """The snapshot panel of a book: `observation_dates` over a configurable range.
+
+    Parameters
+    ----------
+    freq : "monthly" or "weekly" (`FeatureConfig.snapshot_freq`).
+    data_start, data_end : first day of data and first day not covered (exclusive).
+    start, end : `FeatureConfig.snapshot_start` / `snapshot_end`; None starts once the
+        longest window (90 days) is covered by data and ends at `data_end` (an as_of
+        equal to data_end sees every row, but its labels are not known yet).
+
+    Examples
+    --------
+    >>> panel_dates("monthly", data_start=date(2025, 5, 1), data_end=date(2025, 11, 1))
+    [datetime.date(2025, 8, 1), datetime.date(2025, 9, 1), datetime.date(2025, 10, 1), datetime.date(2025, 11, 1)]
+    """
+    first = to_date(start) if start is not None else data_start + timedelta(days=LOOKBACK_DAYS)
+    last = to_date(end) if end is not None else data_end
+    if last > data_end:
+        raise ValueError(f"snapshot end {last} is after data_end {data_end}")
+    return observation_dates(first, last, freq)
+
+
 def normalize_as_of(as_of_dates: object) -> list[date]:
     """Sorted list of as_of dates; rejects an empty list and duplicates."""
     if isinstance(as_of_dates, date | str | datetime):

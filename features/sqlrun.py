@@ -135,7 +135,9 @@ def table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
 
 def require_relations(con: duckdb.DuckDBPyConnection, needed: dict[str, Iterable[str]]) -> None:
     """Fail with an actionable message if a clean relation or one of its columns is missing."""
-    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    present = {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
     for name, columns in needed.items():
         if name not in present:
             raise ValueError(

@@ -575,8 +575,17 @@ def _reasons_json(frame: pd.DataFrame, position: np.ndarray, n: int) -> pd.Serie
     ]
     head_code = (t_code * nd + d_code) * nf + f_code
     head_off, head_buf = _utf8_table(heads)
-    sent_off, sent_buf = _json_strings(frame["sentence"])
-    sent_code = np.arange(len(frame), dtype=np.int64)
+    sentences = frame["sentence"]
+    if isinstance(sentences.dtype, pd.CategoricalDtype):  # escape each distinct text once
+        sent_off, sent_buf = _json_strings(pd.Series(sentences.cat.categories))
+        sent_code = sentences.cat.codes.to_numpy().astype(np.int64)
+        if (sent_code < 0).any():
+            raise ValueError(
+                f"reason column 'sentence' has {int((sent_code < 0).sum())} missing values"
+            )
+    else:
+        sent_off, sent_buf = _json_strings(sentences)
+        sent_code = np.arange(len(frame), dtype=np.int64)
     val_off, val_buf = _json_numbers(frame["value"].to_numpy(dtype=np.float64))
     con_off, con_buf = _json_numbers(frame["contribution"].to_numpy(dtype=np.float64))
     rows_off = np.searchsorted(position, np.arange(n + 1)).astype(np.int64)

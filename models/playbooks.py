@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["FallbackPlay", "PlaybookRule", "choose_playbooks", "BAND_ORDER"]
+__all__ = ["BAND_ORDER", "FallbackPlay", "PlaybookRule", "choose_playbooks", "decode_labels"]
 
 BAND_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
 _TARGET_WORDS = {"churn": "churn risk", "expand": "expansion likelihood"}
@@ -113,16 +113,18 @@ def choose_playbooks(
         features = [str(x) for x in f_names]
     return pd.DataFrame(
         {
-            "playbook": _decode(play_code, plays),
-            "playbook_reason": _decode(reason_code, reasons_text),
-            "playbook_feature": _decode(feature_code, features),
-            "playbook_source": _decode((feature_code >= 0).astype(np.int64), ["segment", "driver"]),
+            "playbook": decode_labels(play_code, plays),
+            "playbook_reason": decode_labels(reason_code, reasons_text),
+            "playbook_feature": decode_labels(feature_code, features),
+            "playbook_source": decode_labels(
+                (feature_code >= 0).astype(np.int64), ["segment", "driver"]
+            ),
         },
         index=accounts.index,
     )
 
 
-def _decode(codes: np.ndarray, texts: Sequence[str]) -> Any:
+def decode_labels(codes: np.ndarray, texts: Sequence[str]) -> Any:
     """A pandas str array holding ``texts[codes]``; code -1 gives a missing value."""
     dictionary = pa.array(list(texts) or [""], pa.large_string())
     idx = pa.array(np.asarray(codes, dtype=np.int64), mask=np.asarray(codes) < 0)

@@ -29,11 +29,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.playbooks import FallbackPlay, PlaybookRule, choose_playbooks
+from models.playbooks import FallbackPlay, PlaybookRule, choose_playbooks, decode_labels
 
 log = logging.getLogger("nrrcast.segment")
 
@@ -366,7 +364,8 @@ def _coverage_codes(
         raise ValueError(f"capacity must be >= 0, got {capacity}")
     priority = np.nan_to_num(np.asarray(priority, dtype=np.float64), nan=0.0)
     arr = np.nan_to_num(np.asarray(arr, dtype=np.float64), nan=0.0)
-    id_rank = pd.factorize(pd.Series(pd.array(np.asarray(account_id))).astype(str), sort=True)[0]
+    ids = pd.Series(account_id).reset_index(drop=True).astype("str")
+    id_rank = pd.factorize(ids, sort=True)[0]
     n = len(priority)
     order = np.lexsort((id_rank, -arr, -priority))
     seats = order[: min(int(capacity), n)]
@@ -378,16 +377,9 @@ def _coverage_codes(
     return np.where(high, 2, np.where(earns_standard & ~digital, 1, 0))
 
 
-def _decode(codes: np.ndarray, texts: Any) -> Any:
-    """A pandas str array holding ``texts[codes]`` (-1: missing), built by an Arrow take."""
-    dictionary = pa.array(list(texts) or [""], pa.large_string())
-    codes = np.asarray(codes, dtype=np.int64)
-    return pd.array(pc.take(dictionary, pa.array(codes, mask=codes < 0)), dtype="str")
-
-
 def _bands(p: np.ndarray, threshold: float, ratio: float) -> Any:
     code = np.select([p >= threshold, p >= ratio * threshold], [2, 1], 0)
-    return _decode(code, BANDS)
+    return decode_labels(code, BANDS)
 
 
 def _maturity_level(scored: pd.DataFrame) -> np.ndarray:
@@ -504,7 +496,7 @@ def segment(
     seg_code = np.select(
         [high_tam & ~high_mat, high_tam & high_mat, ~high_tam & high_mat], [0, 1, 2], 3
     )
-    seg = _decode(seg_code, SEGMENTS)
+    seg = decode_labels(seg_code, SEGMENTS)
 
     # overlays, bands, money
     churn_band = _bands(p_churn, churn_threshold, cfg.medium_band_ratio)
@@ -549,7 +541,7 @@ def segment(
 
     # coverage
     csms, capacity = high_touch_capacity(s, cfg.coverage)
-    recommended = _decode(
+    recommended = decode_labels(
         _coverage_codes(priority, arr, seg_code, s["account_id"], capacity, cfg.coverage),
         COVERAGE_LEVELS,
     )
@@ -560,15 +552,15 @@ def segment(
 
         rj = _reasons_json(frame_reasons, positions, n).array
     else:
-        rj = _decode(np.zeros(n, dtype=np.int64), ["[]"])
+        rj = decode_labels(np.zeros(n, dtype=np.int64), ["[]"])
 
     def col(name: str) -> Any:
-        return s[name].array if name in s.columns else _decode(np.full(n, -1), [])
+        return s[name].array if name in s.columns else decode_labels(np.full(n, -1), [])
 
     stage = (
         s["maturity_stage"].array
         if "maturity_stage" in s.columns
-        else _decode(np.where(maturity_known, level, -1).astype(np.int64), STAGES)
+        else decode_labels(np.where(maturity_known, level, -1).astype(np.int64), STAGES)
     )
     out = pd.DataFrame(
         {
@@ -619,7 +611,7 @@ def _segment_reasons(
     tam_state = np.where(tam_known, np.where(high_tam, 0, 1), 2)
     mat_state = np.where(maturity_known, np.where(high_mat, 0, 1), 2)
     texts = [f"{t}, {m}" for t in tam_txt for m in mat_txt]
-    return _decode(tam_state * 3 + mat_state, texts)
+    return decode_labels(tam_state * 3 + mat_state, texts)
 
 
 # ----------------------------------------------------------------------------- changes, load

@@ -190,7 +190,12 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_config(
-        cls, params: LGBMParams, *, feature_names: Sequence[str], calibration: str, seed: int
+        cls,
+        params: LGBMParams,
+        *,
+        feature_names: Sequence[str],
+        calibration: str = "auto",
+        seed: int = 42,
     ) -> NrrClassifier:
         """An unfitted classifier with the parameters of a `LGBMParams` section."""
         return cls(

@@ -37,7 +37,7 @@ class Accounts:
     created_us: np.ndarray  # int64 account record timestamp: 12-24 h before created_day
     dom: np.ndarray  # int64 day of month (2..28) of every contract date
     anchor_month: np.ndarray  # int64 relative month of the last contract change
-    ref_day: np.ndarray  # int64: start (existing) or creation day (new)
+    ref_day: np.ndarray  # int64: pre-roll start or creation day, whichever is later
     seats0: np.ndarray  # int64 seats at ref_day
     tier0: np.ndarray  # int64 plan tier at ref_day
     monthly: np.ndarray  # bool: month-to-month contract
@@ -55,22 +55,34 @@ class Accounts:
     credit_scale: np.ndarray  # float64 mean credits of one agent run
     names: np.ndarray  # object
 
+    def take(self, idx: np.ndarray) -> Accounts:
+        """The accounts at positions `idx`, in that order."""
+        fields = {k: v[idx] for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return Accounts(n=int(idx.shape[0]), **fields)
 
-def make_accounts(cfg: SimConfig, tl: Timeline, rng: np.random.Generator) -> Accounts:
-    """Draw firmographics, tenure and the opening contract of every account."""
-    n = cfg.accounts
-    is_new = np.zeros(n, dtype=bool)
-    is_new[rng.permutation(n)[: int(round(cfg.new_account_share * n))]] = True
+
+def make_accounts(
+    cfg: SimConfig, tl: Timeline, rng: np.random.Generator, *, n_existing: int, n_new: int
+) -> Accounts:
+    """Draw firmographics, tenure and the opening contract of every account.
+
+    The first `n_existing` accounts are customers before the pre-roll starts
+    (`cfg.preroll_months` before the start) or join during it; the last `n_new`
+    are acquired during the simulated months.
+    """
+    n, preroll = n_existing + n_new, cfg.preroll_months
+    is_new = np.arange(n) >= n_existing
     dom = rng.integers(2, 29, n).astype(np.int64)
 
-    # tenure of existing accounts in months; acquisition month of new ones
+    # tenure at the start in months (existing); acquisition month (new)
     tenure = np.minimum(2 + np.floor(rng.exponential(26.0, n)), 96).astype(np.int64)
     created_month = np.where(is_new, rng.integers(0, tl.months, n), -tenure)
     created_day = tl.month_start(created_month) + dom - 1
-    # the last contract change before the start: uniformly within the last two years
-    back = np.floor(rng.random(n) * np.minimum(tenure - 1, 24)).astype(np.int64)
-    anchor_month = np.where(is_new, created_month, -1 - back)
-    ref_day = np.where(is_new, created_day, 0)
+    # the last contract change before the pre-roll: uniformly within two years before it
+    before = np.maximum(tenure - preroll, 0)
+    back = np.floor(rng.random(n) * np.minimum(before, 24)).astype(np.int64)
+    anchor_month = np.where(before > 0, -preroll - 1 - back, created_month)
+    ref_day = np.maximum(created_day, tl.month_start(-preroll))
 
     median = np.where(is_new, cfg.seats_median * 0.6, cfg.seats_median)
     sigma = np.where(is_new, cfg.seats_sigma * 0.8, cfg.seats_sigma)
@@ -102,8 +114,7 @@ def make_accounts(cfg: SimConfig, tl: Timeline, rng: np.random.Generator) -> Acc
     tam = np.maximum(np.round(np.maximum(tam, arr_list * (1.05 + rng.random(n))), -3), 1000.0)
     tam_known = rng.random(n) >= cfg.tam_unknown_share
 
-    mu = 0.65 * rng.standard_normal(n) + 0.08 * (np.log(seats) - 2.0)
-    fit = 0.45 * rng.standard_normal(n)
+    mu, fit = _survivors(np.where(is_new, 0, before), seats, cfg, rng)
     breadth0 = 0.8 * rng.standard_normal(n)
     # each account adopts the general features in its own order, popular ones first
     popularity = np.linspace(2.0, 0.0, len(C.GENERAL_FEATURES))
@@ -133,7 +144,7 @@ def make_accounts(cfg: SimConfig, tl: Timeline, rng: np.random.Generator) -> Acc
         industry=rng.integers(0, len(C.INDUSTRIES), n),
         region=rng.choice(len(C.REGIONS), n, p=C.REGION_P),
         core_dept=rng.choice(len(C.DEPARTMENTS), n, p=_dept_p()),
-        fill=rng.uniform(0.55, 1.05, n),
+        fill=rng.uniform(0.65, 1.1, n),
         mu=mu,
         fit=fit,
         breadth0=breadth0,
@@ -141,6 +152,30 @@ def make_accounts(cfg: SimConfig, tl: Timeline, rng: np.random.Generator) -> Acc
         credit_scale=credit_scale,
         names=names,
     )
+
+
+def _survivors(
+    tenure: np.ndarray, seats: np.ndarray, cfg: SimConfig, rng: np.random.Generator, k: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline engagement and product fit of accounts that survived `tenure` months.
+
+    A book observed today has already lost its weakest customers: an account with
+    years of tenure passed several renewals. Each account draws `k` candidates and
+    keeps one with probability proportional to surviving tenure/12 annual renewals
+    at the default churn odds (importance resampling). The pre-roll then applies the
+    full process (including the transient state) to the last `preroll_months`.
+    """
+    n = tenure.shape[0]
+    mu = 0.65 * rng.standard_normal((n, k)) + 0.08 * (np.log(seats)[:, None] - 2.0)
+    fit = 0.45 * rng.standard_normal((n, k))
+    health = mu + 0.5 * fit
+    churn = 1.0 / (1.0 + np.exp(1.7 - cfg.churn_shift + 1.5 * health))
+    weight = (1.0 - churn) ** (tenure[:, None] / 12.0)
+    cum = np.cumsum(weight, axis=1)
+    pick = (rng.random(n)[:, None] * cum[:, -1:] >= cum).sum(axis=1)
+    pick = np.minimum(pick, k - 1)
+    rows = np.arange(n)
+    return mu[rows, pick], fit[rows, pick]
 
 
 def _dept_p() -> np.ndarray:
@@ -157,19 +192,19 @@ def initial_addons(
     return has_ai, has_an
 
 
-def assign_coverage(
-    arr0: np.ndarray, cfg: SimConfig, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Coverage tier mostly by ARR (as companies do today) and a CSM within that tier.
-
-    Returns (coverage code into catalog.COVERAGE, csm number).
-    """
+def assign_coverage(arr0: np.ndarray, cfg: SimConfig, rng: np.random.Generator) -> np.ndarray:
+    """Coverage tier mostly by ARR, as companies do today (code into catalog.COVERAGE)."""
     n = arr0.shape[0]
     ht, std = cfg.coverage_arr
     cov = np.where(arr0 >= ht, 0, np.where(arr0 >= std, 1, 2))
     off = rng.random(n) < cfg.coverage_noise
     step = np.where(rng.random(n) < 0.5, -1, 1)
-    cov = np.where(off, np.clip(cov + step, 0, 2), cov)
+    return np.where(off, np.clip(cov + step, 0, 2), cov)
+
+
+def assign_csm(cov: np.ndarray, cfg: SimConfig, rng: np.random.Generator) -> np.ndarray:
+    """A CSM number for every account, from a pool sized by the tier's book per CSM."""
+    n = cov.shape[0]
     csm = np.zeros(n, dtype=np.int64)
     first = 0
     for code, tier in enumerate(C.COVERAGE):  # three tiers, not rows
@@ -178,4 +213,4 @@ def assign_coverage(
         n_csm = max(1, -(-count // cfg.accounts_per_csm[tier]))
         csm[members] = first + rng.integers(0, n_csm, count)
         first += n_csm
-    return cov, csm
+    return csm

@@ -35,7 +35,7 @@ class SimConfig(BaseModel):
         0.15, ge=0.0, lt=1.0, description="share of accounts acquired during the simulated period"
     )
     annual_share: float = Field(0.72, ge=0.0, le=1.0, description="share of annual contracts")
-    seats_median: float = Field(7.0, gt=0.0, description="median seats of an existing account")
+    seats_median: float = Field(6.0, gt=0.0, description="median seats of an existing account")
     seats_sigma: float = Field(1.15, ge=0.0, le=3.0, description="log-normal spread of seats")
     tam_unknown_share: float = Field(0.04, ge=0.0, le=1.0, description="accounts with null TAM")
     accounts_per_csm: dict[str, int] = Field(
@@ -50,9 +50,9 @@ class SimConfig(BaseModel):
 
     # behaviour volume
     feature_events_per_session: float = Field(
-        1.8, gt=0.0, description="mean feature events after a login at engagement 0"
+        1.2, gt=0.0, description="mean feature events after a login at engagement 0"
     )
-    agent_runs_per_day: float = Field(1.4, ge=0.0, description="runs of a typical agent per day")
+    agent_runs_per_day: float = Field(1.1, ge=0.0, description="runs of a typical agent per day")
 
     # decision log-odds shifts (0 = calibrated defaults)
     churn_shift: float = Field(0.0, description="added to the log-odds of churn")
@@ -65,8 +65,15 @@ class SimConfig(BaseModel):
     compression: Literal["lz4", "snappy", "zstd", "gzip", "none"] = Field(
         "lz4", description="codec of the event parts"
     )
+    preroll_months: int = Field(
+        12,
+        ge=0,
+        le=36,
+        description="months of contract decisions run before the start, so the opening book "
+        "has been through renewals like a real one (history shows in subscriptions)",
+    )
     burn_in_days: int = Field(
-        240, ge=90, le=2000, description="latent days simulated before the start"
+        540, ge=90, le=3000, description="latent days simulated before the start"
     )
 
     @field_validator("start")
@@ -87,9 +94,10 @@ class SimConfig(BaseModel):
     def _consistent(self) -> SimConfig:
         if self.coverage_arr[0] < self.coverage_arr[1]:
             raise ValueError("coverage_arr: high_touch threshold must be >= standard threshold")
-        if self.burn_in_days < self.horizon_days:
-            # decisions read the latent state horizon_days before they take effect
-            raise ValueError("burn_in_days must be >= horizon_days")
+        need = 31 * self.preroll_months + self.horizon_days
+        if self.burn_in_days < need:
+            # decisions (from the pre-roll on) read the state horizon_days before they happen
+            raise ValueError(f"burn_in_days must be >= 31 * preroll_months + horizon_days ({need})")
         return self
 
     @property

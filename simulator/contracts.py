@@ -67,7 +67,7 @@ INTERCEPT = {
     "cut": np.array([-2.7, _NO, -4.4]),
     "downgrade": np.array([-4.2, _NO, -5.6]),
     "drop": np.array([-3.3, _NO, -4.9]),
-    "add": np.array([-3.2, -4.6, -4.6]),
+    "add": np.array([-3.45, -4.85, -4.85]),
     "upgrade": np.array([-4.8, -5.8, -5.8]),
     "buy_ai": np.array([-5.0, -6.0, -6.0]),
     "buy_an": np.array([-5.4, -6.4, -6.4]),
@@ -291,11 +291,37 @@ class _Rows:
 
 @dataclass
 class ContractHistory:
-    rows: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]  # subscription rows, "acct" = account position
     churn_day: np.ndarray  # int64, NEVER if still a customer at data end
     seats_ms: np.ndarray  # int64 (n, months): seats at each month start (0 if not a customer)
-    truth: dict[str, np.ndarray]
-    decisions: dict[str, int]
+    truth: dict[str, np.ndarray]  # one row per paying account and month start
+    changes: dict[str, np.ndarray]  # acct, month, kind of every change from the start on
+
+    def take(self, idx: np.ndarray) -> ContractHistory:
+        """The history of the accounts at positions `idx`, renumbered 0..len(idx)-1."""
+        new_pos = np.full(self.churn_day.shape[0], -1, dtype=np.int64)
+        new_pos[idx] = np.arange(idx.shape[0])
+
+        def keep(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            pos = new_pos[table["acct"]]
+            mask = pos >= 0
+            out = {k: v[mask] for k, v in table.items()}
+            out["acct"] = pos[mask]
+            return out
+
+        return ContractHistory(
+            rows=keep(self.rows),
+            churn_day=self.churn_day[idx],
+            seats_ms=self.seats_ms[idx],
+            truth=keep(self.truth),
+            changes=keep(self.changes),
+        )
+
+    @property
+    def decisions(self) -> dict[str, int]:
+        """Changes by kind from the start on."""
+        counts = np.bincount(self.changes["kind"], minlength=N_KINDS)
+        return {KINDS[i]: int(c) for i, c in enumerate(counts) if i > 0}
 
 
 class AgentCapacity:
@@ -325,10 +351,18 @@ def run_contracts(
     cfg: SimConfig,
     rng: np.random.Generator,
 ) -> ContractHistory:
-    """Walk the calendar month by month: truth at each month start, then the month's decisions."""
+    """Walk the calendar month by month: truth at each month start, then the month's decisions.
+
+    Decisions start `cfg.preroll_months` before the start (the pre-roll); truth rows,
+    seat counts and the change log cover the simulated months only.
+    """
     n, months, H, pct = acc.n, tl.months, cfg.horizon_days, cfg.expansion_pct
     cool, jmax = cooldown_months(H), H // 28
-    ms = tl.month_start(np.arange(months + jmax + 2))
+    first = -cfg.preroll_months
+    month_starts = tl.month_start(np.arange(first, months + jmax + 2))
+
+    def ms(m: int) -> int:
+        return int(month_starts[m - first])
     book = Book(
         acc.tier0.copy(), acc.seats0.copy(), acc.monthly.copy(), has_ai.copy(), has_an.copy()
     )
@@ -357,7 +391,7 @@ def run_contracts(
     truth: dict[str, list[np.ndarray]] = {
         k: [] for k in ("acct", "month", "arr", "p_churn", "p_expand", "p_contract")
     }
-    counts = np.zeros(N_KINDS, dtype=np.int64)
+    changes: dict[str, list[np.ndarray]] = {"acct": [], "month": [], "kind": []}
 
     def drivers(idx: np.ndarray, bk: Book, day: np.ndarray, k: np.ndarray) -> Drivers:
         col = tl.col(day)
@@ -377,48 +411,51 @@ def run_contracts(
             point_type=pt,
         )
 
-    for m in range(months):  # calendar months; each step vectorised over accounts
-        t = ms[m]
+    for m in range(first, months):  # calendar months; each step vectorised over accounts
+        t = ms(m)
         alive = (acc.created_day <= t) & (churn_day > t)
-        seats_ms[:, m] = np.where(alive, book.seats, 0)
         idx = np.flatnonzero(alive)
         bk = book.take(idx)
-        arr0 = arr_of(bk)
-        after = outcome_arr(bk, pct)
-        is_exp = after >= (1 + pct) * arr0[:, None]
-        is_con = (after > 0) & (after <= (1 - pct) * arr0[:, None])
-        surv = np.ones(idx.shape[0])
-        p_churn, p_exp, p_con = (np.zeros(idx.shape[0]) for _ in range(3))
-        decide = None
-        for j in range(jmax + 1):  # the 1-3 decision points a window can hold
-            r = ms[m + j] + acc.dom[idx] - 1
+        # the 1-3 decision points a window (t, t + H] can hold; the first is this month's
+        probs = []
+        for j in range(jmax + 1 if m >= 0 else 1):
+            r = ms(m + j) + acc.dom[idx] - 1
             k = m + j - anchor[idx]
             ok = (r > t) & (r <= t + H) & (k >= cool)
             prob = probabilities(bk, drivers(idx, bk, r - H, k), cfg)
             prob[~ok] = 0.0
             prob[~ok, 0] = 1.0
-            if j == 0:
-                decide = prob
-            p_churn += surv * prob[:, CHURN]
-            p_exp += surv * (prob * is_exp).sum(axis=1)
-            p_con += surv * (prob * is_con).sum(axis=1)
-            surv *= prob[:, 0]
-        for key, val in zip(
-            ("acct", "month", "arr", "p_churn", "p_expand", "p_contract"),
-            (idx, np.full(idx.shape[0], m), arr0, p_churn, p_exp, p_con),
-            strict=True,
-        ):
-            truth[key].append(val)
+            probs.append(prob)
+        if m >= 0:
+            seats_ms[:, m] = np.where(alive, book.seats, 0)
+            arr0 = arr_of(bk)
+            after = outcome_arr(bk, pct)
+            is_exp = after >= (1 + pct) * arr0[:, None]
+            is_con = (after > 0) & (after <= (1 - pct) * arr0[:, None])
+            surv = np.ones(idx.shape[0])
+            p_churn, p_exp, p_con = (np.zeros(idx.shape[0]) for _ in range(3))
+            for prob in probs:  # first change in the window decides ARR(t + H)
+                p_churn += surv * prob[:, CHURN]
+                p_exp += surv * (prob * is_exp).sum(axis=1)
+                p_con += surv * (prob * is_con).sum(axis=1)
+                surv *= prob[:, 0]
+            for key, val in zip(
+                ("acct", "month", "arr", "p_churn", "p_expand", "p_contract"),
+                (idx, np.full(idx.shape[0], m), arr0, p_churn, p_exp, p_con),
+                strict=True,
+            ):
+                truth[key].append(val)
 
         # this month's decisions: every customer has exactly one point, on its contract day
-        assert decide is not None
         u = rng.random(idx.shape[0])
-        kind = np.minimum((u[:, None] >= np.cumsum(decide, axis=1)).sum(axis=1), N_KINDS - 1)
-        counts += np.bincount(kind, minlength=N_KINDS)
+        kind = np.minimum((u[:, None] >= np.cumsum(probs[0], axis=1)).sum(axis=1), N_KINDS - 1)
         ch = kind != 0
+        if m >= 0:
+            for key, val in zip(("acct", "month", "kind"), (idx[ch], np.full(ch.sum(), m), kind[ch]), strict=True):
+                changes[key].append(val)
         if ch.any():
             cidx = idx[ch]
-            r = ms[m] + acc.dom[cidx] - 1
+            r = ms(m) + acc.dom[cidx] - 1
             old = open_ids[cidx]
             has = old >= 0
             rows.cols["end"][old[has]] = np.broadcast_to(r[:, None], old.shape)[has]
@@ -434,7 +471,7 @@ def run_contracts(
             )
 
     tr = {k: np.concatenate(v) for k, v in truth.items()}
-    col = tl.col(ms[tr["month"]] - 1)
+    col = tl.col(month_starts[tr["month"] - first] - 1)
     tr["engagement"] = lat.engagement[col, tr["acct"]]
     tr["value"] = lat.value[col, tr["acct"]]
     tr["stage"] = lat.stage[col, tr["acct"]]
@@ -443,5 +480,5 @@ def run_contracts(
         churn_day=churn_day,
         seats_ms=seats_ms,
         truth=tr,
-        decisions={KINDS[i]: int(c) for i, c in enumerate(counts)},
+        changes={k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in changes.items()},
     )

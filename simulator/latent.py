@@ -26,9 +26,9 @@ PHI_SLOW, SD_SLOW = 0.997, 0.45
 SHOCK_DOWN_P, SHOCK_DOWN = 1 / 500, -1.2
 SHOCK_UP_P, SHOCK_UP = 1 / 900, 0.8
 VALUE_LAG_DAYS, VALUE_NOISE = 50.0, 0.02
-GROWTH = (0.003, 0.022, 0.004)  # monthly log-growth: intercept, per engagement, per room
+GROWTH = (0.0, 0.022, 0.003)  # monthly log-growth: intercept, per engagement, per room
 GROWTH_NOISE = 0.006
-STAGE_UP = ((-8.0, 0.9, 0.5), (-8.6, 0.9, 0.7))  # daily logit: intercept, engagement, value
+STAGE_UP = ((-8.4, 0.9, 0.5), (-9.0, 0.9, 0.7))  # daily logit: intercept, engagement, value
 
 
 @dataclass
@@ -47,6 +47,16 @@ class Latent:
 
     # stage_day is -burn_in - 1 when the stage was already reached before the burn-in,
     # and a large number when it is never reached.
+
+    def take(self, idx: np.ndarray) -> Latent:
+        """The state of the accounts at positions `idx`, in that order."""
+        return Latent(
+            engagement=np.ascontiguousarray(self.engagement[:, idx]),
+            value=np.ascontiguousarray(self.value[:, idx]),
+            stage=np.ascontiguousarray(self.stage[:, idx]),
+            log_growth=np.ascontiguousarray(self.log_growth[:, idx]),
+            stage_day=self.stage_day[idx],
+        )
 
 
 NEVER = 10**9
@@ -67,7 +77,7 @@ def simulate_latent(
     x = SD_FAST * rng.standard_normal(n)
     w = SD_SLOW * rng.standard_normal(n)
     v = acc.mu + acc.fit + w + 0.3 * rng.standard_normal(n)
-    p1 = 1 / (1 + np.exp(-(-0.9 + 1.2 * acc.mu)))
+    p1 = 1 / (1 + np.exp(-(-1.2 + 1.2 * acc.mu)))
     p2 = 1 / (1 + np.exp(-(-1.6 + 1.2 * acc.mu)))
     u = rng.random(n)
     s = np.where(u < p1, np.where(rng.random(n) < p2, 2, 1), 0).astype(np.int8)

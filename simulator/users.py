@@ -29,6 +29,14 @@ class Agents:
     first_day: np.ndarray  # int64 day the identity starts running
     rate: np.ndarray  # float64 runs per day at engagement 0
 
+    def take(self, idx: np.ndarray) -> Agents:
+        """Agents of the accounts at positions `idx`, renumbered like them."""
+        new_pos = np.full(int(max(self.acct.max(initial=0), idx.max(initial=0))) + 1, -1)
+        new_pos[idx] = np.arange(idx.shape[0])
+        pos = new_pos[self.acct]
+        mask = pos >= 0
+        return Agents(acct=pos[mask], first_day=self.first_day[mask], rate=self.rate[mask])
+
 
 def make_agents(
     acc: Accounts, lat: Latent, tl: Timeline, cfg: SimConfig, rng: np.random.Generator
@@ -127,7 +135,8 @@ def make_users(
     batches: list[dict[str, np.ndarray]] = []
     current = np.zeros(n, dtype=np.int64)
     # opening users: existing accounts at the start, new accounts at their creation
-    start_count = np.clip(np.floor(acc.fill * acc.seats0), 1, acc.seats0).astype(np.int64)
+    at_creation = np.clip(np.floor(acc.fill * acc.seats0), 1, acc.seats0).astype(np.int64)
+    start_count = np.where(acc.is_new, at_creation, np.maximum(target[:, 0], 1))
     owner, slot = expand_ranges(np.zeros(n, dtype=np.int64), start_count)
     first = np.where(
         acc.is_new[owner],

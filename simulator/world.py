@@ -29,7 +29,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator import catalog as C
-from simulator.accounts import Accounts, assign_coverage, initial_addons, make_accounts
+from simulator.accounts import (
+    Accounts,
+    assign_coverage,
+    assign_csm,
+    initial_addons,
+    make_accounts,
+)
 from simulator.config import SimConfig
 from simulator.contracts import AgentCapacity, Book, ContractHistory, arr_of, run_contracts
 from simulator.events import EventContext, write_month
@@ -197,7 +203,12 @@ def build_world(cfg: SimConfig) -> World:
 
     tl = Timeline(cfg.start_date, cfg.months, cfg.burn_in_days)
     rng = _streams(cfg.seed)
-    acc = make_accounts(cfg, tl, rng["accounts"])
+    n_new = int(round(cfg.new_account_share * cfg.accounts))
+    n_existing = cfg.accounts - n_new
+    # candidates for the opening book: the pre-roll's churn removes some of them
+    spare = 1.0 + (0.5 + 0.3 * max(cfg.churn_shift, 0.0)) * cfg.preroll_months / 12
+    n_cand = int(np.ceil(n_existing * spare)) + 10 if cfg.preroll_months else n_existing
+    acc = make_accounts(cfg, tl, rng["accounts"], n_existing=n_cand, n_new=n_new)
     arr_list = 12.0 * acc.seats0 * C.TIER_PRICE[acc.tier0]
     room = np.clip(np.log(acc.tam / arr_list), 0.0, 4.0)
     lat = simulate_latent(acc, room, tl, rng["latent"])
@@ -205,10 +216,25 @@ def build_world(cfg: SimConfig) -> World:
     stage_ref = lat.stage[tl.col(acc.ref_day), np.arange(acc.n)]
     has_ai, has_an = initial_addons(acc, stage_ref, rng["accounts"])
     arr0 = arr_of(Book(acc.tier0, acc.seats0, acc.monthly, has_ai, has_an))
-    coverage, csm = assign_coverage(arr0, cfg, rng["coverage"])
+    coverage = assign_coverage(arr0, cfg, rng["coverage"])
     agents = make_agents(acc, lat, tl, cfg, rng["agents"])
     capacity = AgentCapacity(agents.acct, agents.first_day, agents.rate, acc.n)
     hist = run_contracts(acc, lat, capacity, has_ai, has_an, coverage, tl, cfg, rng["contracts"])
+
+    # the opening book: the first n_existing candidates still paying at the start, and
+    # every new account; positions ordered by creation (ids grow with time, like a CRM's)
+    paying = np.flatnonzero(~acc.is_new & (acc.created_day <= 0) & (hist.churn_day > 0))
+    if paying.shape[0] < n_existing:
+        raise ValueError(
+            f"only {paying.shape[0]} of {n_cand} candidate accounts survive the "
+            f"{cfg.preroll_months}-month pre-roll, {n_existing} needed: lower churn_shift "
+            "or preroll_months"
+        )
+    keep = np.concatenate([paying[:n_existing], np.flatnonzero(acc.is_new)])
+    keep = keep[np.argsort(acc.created_day[keep], kind="stable")]
+    acc, lat, hist, coverage = acc.take(keep), lat.take(keep), hist.take(keep), coverage[keep]
+    agents = agents.take(keep)
+    csm = assign_csm(coverage, cfg, rng["coverage"])
     lap("contracts")
     users = make_users(acc, lat, hist, agents, tl, rng["users"])
     tickets = make_tickets(acc, lat, hist, users, tl, rng["tickets"])

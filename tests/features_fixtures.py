@@ -53,7 +53,9 @@ def load_tables(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame])
 FEATURES = ["dashboard_view", "report_build", "search", "workflow_run", "ai_assist", "export_csv"]
 
 
-def random_world(seed: int, accounts: int = 6, start: date = date(2025, 1, 1), days: int = 200) -> dict:
+def random_world(
+    seed: int, accounts: int = 6, start: date = date(2025, 1, 1), days: int = 200
+) -> dict:
     """A small random book with every table and most optional columns filled.
 
     Accounts have 1-3 subscriptions (some ending, some overlapping, some starting late),
@@ -67,7 +69,9 @@ def random_world(seed: int, accounts: int = 6, start: date = date(2025, 1, 1), d
             "account_id": acc_ids,
             "name": [f"Co {i}" for i in range(accounts)],
             "created_at": t0 - pd.to_timedelta(rng.integers(-30, 400, accounts), unit="D"),
-            "tam_usd": np.where(rng.random(accounts) < 0.2, np.nan, rng.uniform(1e4, 1e6, accounts)),
+            "tam_usd": np.where(
+                rng.random(accounts) < 0.2, np.nan, rng.uniform(1e4, 1e6, accounts)
+            ),
             "industry": rng.choice(["software", "retail"], accounts),
             "region": rng.choice(["NA", "EMEA"], accounts),
             "csm_id": rng.choice(["c1", "c2"], accounts),
@@ -136,8 +140,10 @@ def random_world(seed: int, accounts: int = 6, start: date = date(2025, 1, 1), d
         }
     )
     m = 3 * accounts
-    created = t0 + pd.to_timedelta(rng.integers(-40, days, m), unit="D") + pd.to_timedelta(
-        rng.integers(0, 86_400, m), unit="s"
+    created = (
+        t0
+        + pd.to_timedelta(rng.integers(-40, days, m), unit="D")
+        + pd.to_timedelta(rng.integers(0, 86_400, m), unit="s")
     )
     closed = created + pd.to_timedelta(rng.integers(1, 20 * 86_400, m), unit="s")
     tickets = pd.DataFrame(
@@ -151,7 +157,11 @@ def random_world(seed: int, accounts: int = 6, start: date = date(2025, 1, 1), d
         }
     )
     plans = pd.DataFrame(
-        {"plan": ["starter", "growth", "ai_pro"], "seat_limit": [5, 50, None], "usage_limit": [500.0, 5000.0, None]}
+        {
+            "plan": ["starter", "growth", "ai_pro"],
+            "seat_limit": [5, 50, None],
+            "usage_limit": [500.0, 5000.0, None],
+        }
     )
     return {
         "accounts": acc,

@@ -21,7 +21,16 @@ NOUN_UNITS = {
     "seats",
     "units",
 }
-UNITS = NOUN_UNITS | {"share", "pct_change", "usd", "ratio", "csat", "level", "delta_features", "delta_tickets"}
+UNITS = NOUN_UNITS | {
+    "share",
+    "pct_change",
+    "usd",
+    "ratio",
+    "csat",
+    "level",
+    "delta_features",
+    "delta_tickets",
+}
 
 
 def test_every_feature_has_a_complete_entry():
@@ -47,20 +56,40 @@ def test_groups_cover_the_signals():
 @pytest.mark.parametrize(
     "name,value,expected",
     [
-        ("active_users_trend_30d", -0.35, "Active users fell 35% in the last 30 days compared with the 30 days before"),
-        ("login_decay", 0.5, "Logins rose 50% in the last 30 days compared with the two months before"),
-        ("events_trend_30d", 0.0, "Usage did not change in the last 30 days compared with the 30 days before"),
+        (
+            "active_users_trend_30d",
+            -0.35,
+            "Active users fell 35% in the last 30 days compared with the 30 days before",
+        ),
+        (
+            "login_decay",
+            0.5,
+            "Logins rose 50% in the last 30 days compared with the two months before",
+        ),
+        (
+            "events_trend_30d",
+            0.0,
+            "Usage did not change in the last 30 days compared with the 30 days before",
+        ),
         ("active_users_30d", 1.0, "1 user active in the last 30 days"),
         ("active_users_30d", 12.0, "12 users active in the last 30 days"),
         ("seat_utilization_30d", 0.84, "84% of purchased seats were in use over the last 30 days"),
-        ("features_used_change_30d", -3.0, "Features in use fell by 3 features in the last 30 days"),
+        (
+            "features_used_change_30d",
+            -3.0,
+            "Features in use fell by 3 features in the last 30 days",
+        ),
         ("tickets_trend_30d", 1.0, "Support tickets rose by 1 ticket a month in the last 30 days"),
         ("arr", 48_200.0, "ARR is $48k"),
         ("whitespace", 1_250_000.0, "Whitespace still to capture is $1.2M"),
         ("csat_90d", 3.44, "Support satisfaction averaged 3.4 out of 5 over the last 90 days"),
         ("maturity_level", 2.0, "AI maturity stage is Transformer"),
         ("days_to_renewal", 12.0, "Renewal is due in 12 days"),
-        ("depth_breadth_ratio_30d", 1.2345, "Depth per feature used was 1.23 events per user in the last 30 days"),
+        (
+            "depth_breadth_ratio_30d",
+            1.2345,
+            "Depth per feature used was 1.23 events per user in the last 30 days",
+        ),
     ],
 )
 def test_sentences(name, value, expected):

@@ -285,6 +285,8 @@ def test_reasons_json_escapes_text_and_fills_empty_accounts():
     out = reasons_json(frame, ["a", "b"])
     assert json.loads(out.iloc[0])[0]["sentence"] == '9 "urgent" tickets </script>\n'
     assert out.iloc[1] == "[]"
+    as_categories = frame.astype({c: "category" for c in ("target", "feature", "sentence")})
+    assert reasons_json(as_categories, ["a", "b"]).equals(out)
     with pytest.raises(ValueError, match="duplicate|repeat"):
         reasons_json(frame, ["a", "a"])
     with pytest.raises(ValueError, match="unknown account_id"):

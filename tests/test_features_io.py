@@ -16,11 +16,18 @@ from features.config import FeatureConfig
 def test_round_trip_and_atomic_replace(tmp_path):
     con = connect(random_world(2))
     df = build_feature_table(
-        con, [date(2025, 3, 1), date(2025, 4, 1)], FeatureConfig(), data_end=date(2025, 7, 1), progress=False
+        con,
+        [date(2025, 3, 1), date(2025, 4, 1)],
+        FeatureConfig(),
+        data_end=date(2025, 7, 1),
+        progress=False,
     )
     out = tmp_path / "features"
     write_feature_table(df, out)
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["as_of=2025-03-01", "as_of=2025-04-01"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "as_of=2025-03-01",
+        "as_of=2025-04-01",
+    ]
     back = read_feature_table(out)
     pd.testing.assert_frame_equal(back[df.columns.tolist()], df, check_dtype=False)
     assert str(back["as_of"].dtype) == "datetime64[us]"

@@ -39,7 +39,14 @@ def test_stages_follow_the_thresholds_inclusively():
 
 
 def test_rules_come_from_the_config():
-    cfg = FeatureConfig.model_validate({"maturity": {"builder": {"feature_share_30d": 0.5}, "transformer": {"feature_share_30d": 0.9}}})
+    cfg = FeatureConfig.model_validate(
+        {
+            "maturity": {
+                "builder": {"feature_share_30d": 0.5},
+                "transformer": {"feature_share_30d": 0.9},
+            }
+        }
+    )
     df = pd.DataFrame({"feature_share_30d": [0.4, 0.6, 0.95]})
     assert maturity_stage(df, cfg.maturity)["maturity_level"].tolist() == [0.0, 1.0, 2.0]
     assert describe_rules(cfg.maturity)[0] == "Transformer: feature_share_30d >= 0.9"
@@ -47,7 +54,10 @@ def test_rules_come_from_the_config():
 
 def test_unknown_feature_in_rules_is_an_error():
     with pytest.raises(KeyError, match="does_not_exist"):
-        maturity_stage(pd.DataFrame({"x": [1.0]}), MaturityRules(builder={"does_not_exist": 1}, transformer={"x": 2}))
+        maturity_stage(
+            pd.DataFrame({"x": [1.0]}),
+            MaturityRules(builder={"does_not_exist": 1}, transformer={"x": 2}),
+        )
 
 
 def test_empty_rules_are_rejected():

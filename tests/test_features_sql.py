@@ -27,7 +27,12 @@ def statements() -> list[str]:
         con, [date(2025, 3, 1), date(2025, 5, 1)], cfg, data_end=date(2025, 9, 1), runner=run
     )
     build_labels(
-        con, [date(2025, 3, 1)], horizon_days=60, expansion_pct=0.1, data_end=date(2025, 9, 1), runner=run
+        con,
+        [date(2025, 3, 1)],
+        horizon_days=60,
+        expansion_pct=0.1,
+        data_end=date(2025, 9, 1),
+        runner=run,
     )
     return run.statements
 
@@ -44,7 +49,9 @@ def test_every_statement_transpiles_to_spark(statements):
     failures = []
     for sql in statements:
         try:
-            (spark_sql,) = sqlglot.transpile(sql, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE)
+            (spark_sql,) = sqlglot.transpile(
+                sql, read="duckdb", write="spark", unsupported_level=sqlglot.ErrorLevel.RAISE
+            )
             sqlglot.parse_one(spark_sql, read="spark")
         except sqlglot.errors.SqlglotError as exc:
             failures.append(f"{exc}\n---\n{sql[:400]}")

@@ -41,7 +41,9 @@ def tiny_world() -> dict[str, pd.DataFrame]:
         {
             "account_id": ["A", "B", "C", "D"],
             "name": ["Acme", "Beta", "Gone", "Later"],
-            "created_at": pd.to_datetime(["2024-01-01 00:00", "2025-03-15 08:00", "2024-06-01 00:00", "2025-05-01 00:00"]),
+            "created_at": pd.to_datetime(
+                ["2024-01-01 00:00", "2025-03-15 08:00", "2024-06-01 00:00", "2025-05-01 00:00"]
+            ),
             "tam_usd": [100_000.0, np.nan, 50_000.0, 10_000.0],
             "industry": ["software", "retail", "media", None],
             "region": ["NA", "EMEA", "NA", "APAC"],
@@ -128,7 +130,9 @@ def tiny_world() -> dict[str, pd.DataFrame]:
     tickets["created_at"] = d(tickets["created_at"])
     tickets["closed_at"] = d(tickets["closed_at"])
     tickets["csat"] = tickets["csat"].astype("Int64")
-    plans = pd.DataFrame({"plan": ["starter", "agents_x"], "seat_limit": [10, None], "usage_limit": [1000.0, None]})
+    plans = pd.DataFrame(
+        {"plan": ["starter", "agents_x"], "seat_limit": [10, None], "usage_limit": [1000.0, None]}
+    )
     return {
         "accounts": accounts,
         "subscriptions": subs,
@@ -278,7 +282,9 @@ def test_every_feature_exact(table, account, expected):
     wrong = {}
     for name, want in expected.items():
         got = float(row[name])
-        if not (math.isnan(want) and math.isnan(got)) and not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
+        if not (math.isnan(want) and math.isnan(got)) and not math.isclose(
+            got, want, rel_tol=1e-9, abs_tol=1e-12
+        ):
             wrong[name] = (got, want)
     assert not wrong, f"{account}: (got, expected) {wrong}"
 
@@ -289,10 +295,20 @@ def test_spine_context_and_labels(table):
     assert (table["as_of"] == pd.Timestamp(AS_OF)).all()
     assert str(table["as_of"].dtype) == "datetime64[us]"
     a, b = table.iloc[0], table.iloc[1]
-    assert (a["csm_id"], a["coverage"], a["industry"], a["region"]) == ("c1", "standard", "software", "NA")
+    assert (a["csm_id"], a["coverage"], a["industry"], a["region"]) == (
+        "c1",
+        "standard",
+        "software",
+        "NA",
+    )
     assert a["maturity_stage"] == "Builder" and b["maturity_stage"] == "Experimenter"
     # A at 05-31: S1 + S3 open (S4 ended 04-10) -> 14,400 <= 0.9 * 18,000: contraction
-    assert (a["arr_h"], a["label_churn"], a["label_expand"], a["label_contract"]) == (14_400.0, 0.0, 0.0, 1.0)
+    assert (a["arr_h"], a["label_churn"], a["label_expand"], a["label_contract"]) == (
+        14_400.0,
+        0.0,
+        0.0,
+        1.0,
+    )
     # B's only subscription ends 05-20: churn
     assert (b["arr_h"], b["label_churn"], b["label_contract"]) == (0.0, 1.0, 0.0)
     assert table["label_known"].all()
@@ -320,7 +336,9 @@ def test_panel_does_not_change_a_snapshot(table):
     """Features at an as_of do not depend on which other as_of dates are built with it."""
     con = connect(tiny_world())
     dates = [AS_OF - timedelta(days=45), AS_OF, date(2025, 4, 20)]
-    panel = build_feature_table(con, dates, FeatureConfig(), data_end=date(2025, 7, 1), progress=False)
+    panel = build_feature_table(
+        con, dates, FeatureConfig(), data_end=date(2025, 7, 1), progress=False
+    )
     got = panel[panel["as_of"] == pd.Timestamp(AS_OF)].reset_index(drop=True)
     pd.testing.assert_frame_equal(got[feature_names()], table[feature_names()])
 
@@ -335,7 +353,9 @@ def test_missing_optional_data_gives_nan_and_is_logged(caplog):
     world["subscriptions"] = world["subscriptions"].assign(seats=None, term_months=None)
     con = connect(world)
     with caplog.at_level(logging.WARNING, logger="nrrcast.features"):
-        out = build_feature_table(con, [AS_OF], FeatureConfig(), data_end=date(2025, 7, 1), progress=False)
+        out = build_feature_table(
+            con, [AS_OF], FeatureConfig(), data_end=date(2025, 7, 1), progress=False
+        )
     gone = [
         "tickets_30d",
         "tickets_90d",
@@ -398,3 +418,10 @@ def test_configured_catalogue_list():
     a = out.set_index("account_id").loc["A"]
     assert a["features_used_30d"] == 3  # ai_assist and export_csv are not in the list
     assert a["feature_share_30d"] == pytest.approx(3 / 4)
+
+
+def test_chunked_scan_gives_the_same_table(table):
+    con = connect(tiny_world())
+    cfg = FeatureConfig(scan_chunk_months=1)
+    out = build_feature_table(con, [AS_OF], cfg, data_end=date(2025, 7, 1), progress=False)
+    pd.testing.assert_frame_equal(out, table)

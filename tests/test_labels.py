@@ -18,7 +18,9 @@ DATA_END = date(2025, 12, 1)
 
 
 def _world(subs: list[tuple], accounts: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
-    s = pd.DataFrame(subs, columns=["subscription_id", "account_id", "start_date", "end_date", "mrr"])
+    s = pd.DataFrame(
+        subs, columns=["subscription_id", "account_id", "start_date", "end_date", "mrr"]
+    )
     s["start_date"] = pd.to_datetime(s["start_date"]).dt.date
     s["end_date"] = pd.to_datetime(s["end_date"]).dt.date
     s = s.assign(product="platform", plan="starter")

@@ -94,7 +94,9 @@ def _perturb(world: dict, as_of: date, rng: np.random.Generator) -> dict:
             "account_id": pick["account_id"].to_numpy(),
             "user_id": np.where(rng.random(m) < 0.1, None, pick["user_id"].to_numpy()),
             "ts": _later(rng, t0, m).to_numpy(),
-            "event": rng.choice(["login", "newer_feature", "agent_run", "report_build", "ai_assist"], m),
+            "event": rng.choice(
+                ["login", "newer_feature", "agent_run", "report_build", "ai_assist"], m
+            ),
             "actor": rng.choice(["human", "agent"], m),
             "status": rng.choice(["ok", "error"], m),
             "quantity": rng.uniform(0, 1e3, m),

@@ -825,3 +825,12 @@ def test_now_must_be_a_date(tmp_path):
     src = open_source(write_source(world(), tmp_path / "src"))
     with pytest.raises(TypeError, match="now must be a date or datetime"):
         validate(src, now="2026-01-01", quarantine_dir=None)  # type: ignore[arg-type]
+
+
+def test_validating_twice_on_one_connection_gives_the_same_result(tmp_path):
+    src = open_source(write_source(_messy(), tmp_path / "src"))
+    first = validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    events = _sorted(_clean(src, "events"))
+    second = validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    assert second.counts == first.counts and second.problems == first.problems
+    pd.testing.assert_frame_equal(_sorted(_clean(src, "events")), events)

@@ -1,0 +1,1 @@
+"""Plain reference implementations used only by the benchmarks."""

@@ -1,0 +1,260 @@
+"""Benchmark: the point-in-time feature and label table of a 20,000-account book.
+
+Targets: 20,000 accounts, ~100 million events, 18 monthly snapshots -> the full feature
+and label table in <= 60 s wall on 2 cores with peak memory <= 6 GB; and at least 10x
+faster per event than the same event features written plainly in pandas (baseline in
+bench/baselines/features_pandas.py), run on a ~10-million-event sample.
+
+The book is the simulator's benchmark world (data/bench/world_20k) when present, else the
+validation benchmark's synthetic world (data/bench/validate_synth), else a world
+simulated here. It is opened with features.sources.open_source and validated with
+features.validate.validate (timed separately), or read through plain DuckDB views when
+those modules are missing.
+
+Prints one JSON object: figures, targets, pass/fail, machine load and CPU seconds (the
+machine is shared: CPU seconds show the work done when the wall clock is inflated).
+
+Usage::
+
+    .venv/bin/python bench/features.py                 # full size
+    .venv/bin/python bench/features.py --small         # 1,000 simulated accounts x 6 months
+    .venv/bin/python bench/features.py --source PATH   # any contract source directory
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+# this file is named like the `features` package: keep bench/ off the import path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+
+def _load_baseline():
+    spec = importlib.util.spec_from_file_location(
+        "bench_features_pandas", ROOT / "bench" / "baselines" / "features_pandas.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_baseline = _load_baseline()
+BASELINE_FEATURES, pandas_features = _baseline.FEATURES, _baseline.pandas_features
+
+from features.build import build_feature_table  # noqa: E402
+from features.config import FeatureConfig  # noqa: E402
+from features.snapshots import add_months, observation_dates  # noqa: E402
+
+WORLDS = [ROOT / "data" / "bench" / "world_20k", ROOT / "data" / "bench" / "validate_synth"]
+TARGETS = {"wall_seconds_max": 60.0, "peak_rss_mb_max": 6144.0, "speedup_per_event_min": 10.0}
+TABLES = ("accounts", "subscriptions", "users", "tickets", "plans")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cpu() -> float:
+    return time.process_time()
+
+
+def _open(path: Path, threads: int, memory: str) -> tuple[duckdb.DuckDBPyConnection, date, dict]:
+    """A connection with the clean relations, the data_end, and how they were made."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    data_end = date.fromisoformat(manifest["data_end"])
+    info: dict = {"source": str(path)}
+    try:
+        from features.sources import open_source
+        from features.validate import validate
+    except ImportError:
+        open_source = None
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    con.execute(f"SET memory_limit = '{memory}'")
+    con.execute("SET enable_progress_bar = false")
+    if open_source is not None:
+        t0, c0 = time.perf_counter(), _cpu()
+        src = open_source(path, con=con)
+        report = validate(src, now=data_end, quarantine_dir=None)
+        report.raise_if_failed()
+        info.update(
+            opened_with="features.sources.open_source + features.validate.validate",
+            validate_seconds=round(time.perf_counter() - t0, 2),
+            validate_cpu_seconds=round(_cpu() - c0, 2),
+        )
+    else:
+        for t in TABLES:
+            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{path / t}.parquet')")
+        con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{path}/events/*.parquet')")
+        info["opened_with"] = "plain DuckDB views over the Parquet files"
+    return con, data_end, info
+
+
+def _dates(con: duckdb.DuckDBPyConnection, data_end: date, snapshots: int) -> list[date]:
+    start = add_months(data_end.replace(day=1), -(snapshots - 1))
+    return observation_dates(start, data_end)
+
+
+def _sample(con: duckdb.DuckDBPyConnection, events_target: int, seed: int) -> tuple[list[str], int]:
+    """Accounts (a random subset) whose events add up to about `events_target`."""
+    per = con.execute("SELECT account_id, COUNT(*) FROM events GROUP BY account_id").df()
+    per = per.sample(frac=1.0, random_state=seed)
+    keep = per[per.iloc[:, 1].cumsum() <= events_target]
+    return keep["account_id"].astype(str).tolist(), int(keep.iloc[:, 1].sum())
+
+
+def _sample_connection(
+    con: duckdb.DuckDBPyConnection, accounts: list[str], threads: int, memory: str
+):
+    """A new connection holding only the sampled accounts (tables in memory)."""
+    sub = duckdb.connect()
+    sub.execute(f"SET threads = {threads}")
+    sub.execute(f"SET memory_limit = '{memory}'")
+    ids = pd.DataFrame({"account_id": accounts})
+    frames = {}
+    con.register("_bench_ids", ids)
+    for t in (*TABLES, "events"):
+        if t == "plans":
+            frames[t] = con.execute("SELECT * FROM plans").df()
+        else:
+            frames[t] = con.execute(
+                f"SELECT x.* FROM {t} AS x JOIN _bench_ids USING (account_id)"
+            ).df()
+    con.unregister("_bench_ids")
+    for t, df in frames.items():
+        sub.register("_frame", df)
+        sub.execute(f"CREATE TABLE {t} AS SELECT * FROM _frame")
+        sub.unregister("_frame")
+    return sub, frames
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="1,000 simulated accounts x 6 months")
+    parser.add_argument(
+        "--source", type=Path, help="a contract source directory with manifest.json"
+    )
+    parser.add_argument("--snapshots", type=int, default=18)
+    parser.add_argument("--sample-events", type=int, default=10_000_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-limit", default="5GB")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()
+    tmp = None
+    if args.small:
+        from simulator import SimConfig, simulate
+
+        tmp = tempfile.TemporaryDirectory(prefix="nrr_bench_features_")
+        path = Path(tmp.name) / "world"
+        simulate(SimConfig(accounts=1000, months=6, seed=7), path, progress=False)
+        snapshots, sample_events = min(args.snapshots, 6), min(args.sample_events, 500_000)
+    else:
+        path = args.source or next((w for w in WORLDS if (w / "manifest.json").exists()), None)
+        if path is None:
+            from simulator import SimConfig, simulate
+
+            path = ROOT / "data" / "bench" / "features_world"
+            simulate(SimConfig(accounts=20_000, months=18, seed=7), path, progress=False)
+        snapshots, sample_events = args.snapshots, args.sample_events
+
+    con, data_end, info = _open(path, args.threads, args.memory_limit)
+    dates = _dates(con, data_end, snapshots)
+    n_events = con.execute("SELECT COUNT(*) FROM events").fetchall()[0][0]
+    n_accounts = con.execute("SELECT COUNT(*) FROM accounts").fetchall()[0][0]
+    cfg = FeatureConfig(duckdb_threads=args.threads, duckdb_memory_limit=args.memory_limit)
+
+    t0, c0 = time.perf_counter(), _cpu()
+    table = build_feature_table(con, dates, cfg, data_end=data_end, progress=False)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    peak = _rss_mb()
+    result: dict = {
+        "benchmark": "features",
+        "world": info,
+        "accounts": int(n_accounts),
+        "events": int(n_events),
+        "as_of_dates": len(dates),
+        "first_as_of": dates[0].isoformat(),
+        "last_as_of": dates[-1].isoformat(),
+        "features": {
+            "wall_seconds": round(wall, 2),
+            "cpu_seconds": round(cpu, 2),
+            "peak_rss_mb": round(peak, 1),
+            "rows": int(len(table)),
+            "columns": int(table.shape[1]),
+            "labelled_rows": int(table["label_known"].sum()),
+            "events_per_second": round(n_events / wall),
+            "left_out": table.attrs.get("left_out", {}),
+        },
+        "targets": TARGETS,
+    }
+
+    if not args.no_baseline:
+        accounts, s_events = _sample(con, sample_events, seed=7)
+        sub, frames = _sample_connection(con, accounts, args.threads, args.memory_limit)
+        t0 = time.perf_counter()
+        ours = build_feature_table(sub, dates, cfg, data_end=data_end, progress=False)
+        ours_s = time.perf_counter() - t0
+        ev = frames["events"]
+        t0 = time.perf_counter()
+        base = pandas_features(ev, frames["users"], dates)
+        pandas_s = time.perf_counter() - t0
+        both = ours.merge(base, on=["account_id", "as_of"], suffixes=("", "_pd"))
+        diffs = {
+            f: float(
+                np.nanmax(np.abs(both[f].to_numpy() - both[f + "_pd"].to_numpy()), initial=0.0)
+            )
+            for f in BASELINE_FEATURES
+        }
+        result["baseline"] = {
+            "what": "event-derived features (activity, breadth, depth, power users, champions, "
+            "admins, AI share, agents, usage) in plain pandas, one as_of at a time",
+            "sample_accounts": len(accounts),
+            "sample_events": s_events,
+            "pandas_seconds": round(pandas_s, 2),
+            "duckdb_seconds_same_sample_all_features": round(ours_s, 2),
+            "pandas_us_per_event": round(pandas_s / s_events * 1e6, 3),
+            "duckdb_us_per_event_full_world": round(wall / n_events * 1e6, 3),
+            "speedup_per_event": round((pandas_s / s_events) / (wall / n_events), 1),
+            "speedup_same_sample": round(pandas_s / ours_s, 1),
+            "rows_compared": int(len(both)),
+            "max_abs_difference": max(diffs.values()) if diffs else None,
+        }
+    result["pass"] = {
+        "wall_seconds": wall <= TARGETS["wall_seconds_max"],
+        "peak_rss_mb": peak <= TARGETS["peak_rss_mb_max"],
+    }
+    if "baseline" in result:
+        result["pass"]["speedup_per_event"] = (
+            result["baseline"]["speedup_per_event"] >= TARGETS["speedup_per_event_min"]
+        )
+    result["machine"] = {
+        "cores": os.cpu_count(),
+        "duckdb_threads": args.threads,
+        "duckdb_memory_limit": args.memory_limit,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    if tmp is not None:
+        tmp.cleanup()
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2, default=str))
