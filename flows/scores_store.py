@@ -15,6 +15,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 log = logging.getLogger("nrrcast.scores")
 
@@ -47,7 +49,8 @@ def write_scores(
     # Parquet: write the new partition beside the old one, then swap directories.
     final = _partition(out_dir, as_of)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    scores.to_parquet(staging / "part-0.parquet", index=False)
+    table = pa.Table.from_pandas(scores, preserve_index=False)  # one conversion for both stores
+    pq.write_table(table, staging / "part-0.parquet")
     backup = out_dir / f".old-{final.name}"
     if final.exists():
         shutil.rmtree(backup, ignore_errors=True)
@@ -59,7 +62,7 @@ def write_scores(
     con = duckdb.connect(str(out_dir / DB_FILE))
     try:
         con.execute("BEGIN TRANSACTION")
-        con.register("new_scores", scores)
+        con.register("new_scores", table)
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
         ).fetchone()[0]

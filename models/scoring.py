@@ -113,12 +113,24 @@ def score_snapshot(
     """
     if table.empty:
         raise ValueError("no accounts to score: the snapshot is empty")
-    if table["as_of"].nunique() != 1:
+    missing_dates = int(table["as_of"].isna().sum())
+    if missing_dates:
+        raise ValueError(f"snapshot: {missing_dates} rows have no as_of")
+    if table["as_of"].nunique(dropna=False) != 1:
         raise ValueError(f"score one as_of at a time, got {table['as_of'].nunique()} dates")
+    duplicated = int(table["account_id"].duplicated().sum())
+    if duplicated:
+        raise ValueError(f"snapshot: {duplicated} duplicate account_id rows")
     if {"churn", "expand"} - set(models):
         raise ValueError(f"need churn and expand models, got {sorted(models)}")
-    check_features(models, table)
     calibrators = dict(calibrators or {})
+    unknown = sorted(set(calibrators) - set(models))
+    if unknown:
+        raise ValueError(f"calibrators for unknown targets {unknown}; models are {sorted(models)}")
+    for target, model in models.items():
+        if target not in calibrators and getattr(model, "calibrator_", None) is None:
+            raise ValueError(f"the {target} model has no calibrator: pass one in `calibrators`")
+    check_features(models, table)
     frame = table.reset_index(drop=True)
     parts = range(0, len(frame), partition_rows)
     scored, reasons = [], []
@@ -130,6 +142,7 @@ def score_snapshot(
         reasons.append(r)
     predictions = pd.concat(scored, ignore_index=True)
     reason_frame = pd.concat(reasons, ignore_index=True)
+    del scored, reasons  # the partitions and their concatenation need not coexist
     for target in ("churn", "expand"):
         predictions[f"model_version_{target}"] = str((versions or {}).get(target, ""))
     scores = segment(

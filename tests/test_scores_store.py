@@ -45,7 +45,7 @@ def test_failed_write_leaves_previous_scores(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
+    monkeypatch.setattr(scores_store.pq, "write_table", boom)
     with pytest.raises(OSError):
         scores_store.write_scores(_scores("2026-01-05", p=0.9), tmp_path, date(2026, 1, 5))
     monkeypatch.undo()
