@@ -281,9 +281,11 @@ def main() -> None:
     res = train_all(frame, cfg, names, horizon_days=HORIZON)
     seconds = time.perf_counter() - t0
     joined = join_truth(res.predictions, world)
+    manifest = json.loads((world / "manifest.json").read_text())
     out: dict[str, Any] = {
         "benchmark": "quality",
         "world": str(world.relative_to(ROOT)) if world.is_relative_to(ROOT) else str(world),
+        "world_manifest": {k: manifest.get(k) for k in ("seed", "accounts", "months", "tables")},
         "rows": len(frame),
         "features": len(names),
         "catalogue_features_absent": absent,

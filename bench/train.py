@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="2,000 accounts (quick run)")
     ap.add_argument("--features", type=Path, help="feature table (Parquet) to train on")
     ap.add_argument("--synthetic", action="store_true", help="ignore cached tables")
+    ap.add_argument("--threads", type=int, help="LightGBM num_threads (default: the config's)")
     args = ap.parse_args()
 
     accounts = 2000 if args.small else 20000
@@ -131,6 +132,8 @@ def main() -> None:
         frame, source = synthetic_panel(accounts, 18, 80), "synthetic (numpy)"
     names = feature_columns(frame)
     cfg = ModelConfig()
+    if args.threads:
+        cfg = ModelConfig.model_validate({"lgbm": {"num_threads": args.threads}})
 
     load_before = os.getloadavg()
     cpu0 = _cpu_seconds()

@@ -163,7 +163,7 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         lambda_l2: float = 5.0,
         min_gain_to_split: float = 0.0,
         max_bin: int = 255,
-        num_threads: int = 2,
+        num_threads: int = 1,
         n_estimators: int = 2000,
         early_stopping_rounds: int = 100,
         calibration: str = "auto",
