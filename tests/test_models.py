@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from test_models_synth import FEATURES, synthetic_panel
+from models_synth import FEATURES, synthetic_panel
 
 from evaluation.metrics import expected_calibration_error
 from models.baselines import HealthScoreBaseline

@@ -333,5 +333,6 @@ def test_capture_rate_estimate_and_arr_base():
     s = _scored(p_churn=[0.0, 0.0], p_expand=[0.5, 0.5], arr=[1e5, 1e4], tam_usd=[2e5, 1e7])
     ws = segment(s, None, SegmentConfig(), **THR)
     by_arr = segment(s, None, SegmentConfig(expansion_base="arr", capture_rate=0.4), **THR)
-    assert ws["arr_to_gain"].tolist() == pytest.approx([0.5 * 1e5 * 0.1, 0.5 * (1e7 - 1e4) * 0.1])
+    rate = SegmentConfig().capture_rate
+    assert ws["arr_to_gain"].tolist() == pytest.approx([0.5 * 1e5 * rate, 0.5 * (1e7 - 1e4) * rate])
     assert by_arr["arr_to_gain"].tolist() == pytest.approx([0.5 * 1e5 * 0.4, 0.5 * 1e4 * 0.4])

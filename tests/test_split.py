@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_models_synth import synthetic_panel
+from models_synth import synthetic_panel
 
 from models.config import SplitConfig
 from models.split import split_from_config, time_split
