@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from models_synth import FEATURES, synthetic_panel
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from models_synth import FEATURES, synthetic_panel
 
 from evaluation.metrics import expected_calibration_error
 from models.baselines import HealthScoreBaseline

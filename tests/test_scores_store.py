@@ -24,7 +24,9 @@ def _db_count(out, as_of=None):
     try:
         if as_of is None:
             return con.execute("SELECT count(*) FROM scores").fetchone()[0]
-        return con.execute("SELECT count(*) FROM scores WHERE CAST(as_of AS DATE) = ?", [as_of]).fetchone()[0]
+        return con.execute(
+            "SELECT count(*) FROM scores WHERE CAST(as_of AS DATE) = ?", [as_of]
+        ).fetchone()[0]
     finally:
         con.close()
 
@@ -66,7 +68,9 @@ def test_rejects_mixed_dates_and_duplicates(tmp_path):
 def test_sql_database_option(tmp_path):
     url = f"sqlite:///{tmp_path / 'scores.sqlite'}"
     scores_store.write_scores(_scores("2026-01-05"), tmp_path / "s", date(2026, 1, 5), sql_url=url)
-    scores_store.write_scores(_scores("2026-01-05", n=2), tmp_path / "s", date(2026, 1, 5), sql_url=url)
+    scores_store.write_scores(
+        _scores("2026-01-05", n=2), tmp_path / "s", date(2026, 1, 5), sql_url=url
+    )
     import sqlalchemy as sa
 
     with sa.create_engine(url).connect() as conn:
