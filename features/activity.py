@@ -5,8 +5,9 @@ Plan (see `features.snapshots` for the segments):
 
 1. the feature index: every non-login event name a human used gets one bit of a BIGINT
    mask (63 names per mask word, as many words as needed);
-2. one scan of ``events`` -> account-user-segment rows: counts, usage, the OR of feature
-   bits and a day mask (bit i = active on day i of the segment);
+2. ``events`` -> account-user-segment rows of people (counts, usage, the OR of feature
+   bits, a day mask: bit i = active on day i of the segment) and account-segment rows
+   of agents (runs, errors, usage);
 3. account-segment rows -> account x as_of windows (activity, breadth, agents, usage);
 4. account-user-segment rows -> account-user x as_of windows -> account x as_of
    (active users, power users, departments, admins);
@@ -43,7 +44,6 @@ class FeatureIndex:
     names : feature (event) names in bit order (every non-login name, or the configured
         catalogue).
     words : number of BIGINT mask words (ceil(len(names) / 63), at least 1).
-    table : intermediate table (event, word, m).
     early : first human use per name before the scanned range (from a small scan).
     early_agent, early_ai : first agent event / human AI-feature use before that range.
     first_agent, first_ai : first agent event / human AI-feature use overall (set by
@@ -52,7 +52,6 @@ class FeatureIndex:
 
     names: list[str]
     words: int
-    table: str
     early: dict[str, datetime] = field(default_factory=dict)
     early_agent: datetime | None = None
     early_ai: datetime | None = None
@@ -94,21 +93,9 @@ def feature_index(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> Featu
 
     human = early.dropna(subset=["first_ts"])
     words = max(1, -(-len(names) // BITS_PER_WORD))
-    rows = [(n, i // BITS_PER_WORD, 1 << (i % BITS_PER_WORD)) for i, n in enumerate(names)]
-    if rows:
-        table = run.create(
-            "fidx", values_table(["event", "word", "m"], rows, ["VARCHAR", "BIGINT", "BIGINT"])
-        )
-    else:  # no feature events at all: an empty index of the right shape
-        table = run.create(
-            "fidx",
-            "SELECT CAST(NULL AS VARCHAR) AS event, CAST(0 AS BIGINT) AS word, "
-            "CAST(0 AS BIGINT) AS m WHERE 1 = 0",
-        )
     return FeatureIndex(
         names=names,
         words=words,
-        table=table,
         early={
             str(e): t.to_pydatetime()
             for e, t in zip(human["event"], human["first_ts"], strict=True)
@@ -161,6 +148,15 @@ def first_seen(run: SqlRunner, cfg: FeatureConfig, fx: FeatureIndex) -> str:
     )
 
 
+def _bit_case(fx: FeatureIndex, word: int) -> str:
+    """CASE mapping an event name to its bit in mask word `word` (0 for other names)."""
+    names = fx.names[word * BITS_PER_WORD : (word + 1) * BITS_PER_WORD]
+    if not names:
+        return "CAST(0 AS BIGINT)"
+    whens = " ".join(f"WHEN {lit(n)} THEN CAST({1 << i} AS BIGINT)" for i, n in enumerate(names))
+    return f"CASE e.event {whens} ELSE CAST(0 AS BIGINT) END"
+
+
 def _mask_cols(words: int, expr: str, alias: str = "m") -> str:
     return ", ".join(expr.format(w=w) + f" AS {alias}{w}" for w in range(words))
 
@@ -185,54 +181,75 @@ def scan_chunks(plan: WindowPlan, months: int | None) -> list[tuple[date, date]]
 def build_activity_base(
     run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig, fx: FeatureIndex
 ) -> None:
-    """Steps 2-3 of the module plan: one scan of events to account-user-segment rows.
+    """Steps 2-3 of the module plan: events to person-segment and agent-segment rows.
 
     A segment lies within one calendar month, so a day is one bit (its offset in the
     segment) of ``dmask``: the number of distinct active days of a user or an account
-    over any union of segments is the bit count of the OR of their masks.
+    over any union of segments is the bit count of the OR of their masks. Agent events
+    are only needed per account, so they skip the large per-user aggregation.
     """
     run.create("cal", values_table(["d", "seg", "month", "bit"], _calendar_rows(plan)))
     run.create(
         "segwin",
         values_table(["seg", "as_of", "w7", "w30", "w90", "p30", "p60"], _segwin_rows(plan)),
     )
-    masks = _mask_cols(
-        fx.words,
-        f"BIT_OR(CASE WHEN {AGENT} THEN CAST(0 AS BIGINT) WHEN f.word = {{w}} THEN f.m "
-        "ELSE CAST(0 AS BIGINT) END)",
-    )
     for i, (lo, hi) in enumerate(scan_chunks(plan, cfg.scan_chunk_months)):
-        select = f"""
-        SELECT e.account_id, e.user_id, c.seg,
-          SUM(CASE WHEN {AGENT} THEN 0 ELSE 1 END) AS n_human,
-          SUM(CASE WHEN {AGENT} THEN 0 WHEN e.event = 'login' THEN 1 ELSE 0 END) AS n_login,
-          SUM(CASE WHEN {AGENT} THEN 0 WHEN e.event IN {in_list(cfg.ai_features)} THEN 1 ELSE 0 END)
-            AS n_ai,
-          SUM(CASE WHEN {AGENT} THEN 1 ELSE 0 END) AS n_agent,
-          SUM(CASE WHEN {AGENT} AND e.status = 'error' THEN 1 ELSE 0 END) AS n_agent_err,
-          SUM(e.quantity) AS qty,
-          BIT_OR(CASE WHEN {AGENT} THEN CAST(0 AS BIGINT) ELSE c.bit END) AS dmask,
-          {masks}
+        where = f"e.ts >= {lit(_ts(lo))} AND e.ts < {lit(_ts(hi))}"
+        # people: per user and segment (counts as DOUBLE: exact, and cheaper than int128)
+        human = f"""
+        SELECT account_id, user_id, seg,
+          COUNT(*) AS n_human, SUM(lg) AS n_login, SUM(ai) AS n_ai, SUM(quantity) AS qty,
+          BIT_OR(bit) AS dmask,
+          {", ".join(f"BIT_OR(fm{w}) AS m{w}" for w in range(fx.words))}
+        FROM (
+          SELECT e.account_id, e.user_id, c.seg, e.quantity, c.bit,
+            CASE WHEN e.event = 'login' THEN 1.0 ELSE 0.0 END AS lg,
+            CASE WHEN e.event IN {in_list(cfg.ai_features)} THEN 1.0 ELSE 0.0 END AS ai,
+            {", ".join(f"{_bit_case(fx, w)} AS fm{w}" for w in range(fx.words))}
+          FROM events AS e
+          JOIN {PREFIX}cal AS c ON CAST(e.ts AS DATE) = c.d
+          WHERE {where} AND ({HUMAN})
+        ) AS x
+        GROUP BY account_id, user_id, seg
+        """
+        # agents: per account and segment only
+        agent = f"""
+        SELECT e.account_id, c.seg, COUNT(*) AS n_agent,
+          SUM(CASE WHEN e.status = 'error' THEN 1.0 ELSE 0.0 END) AS n_agent_err,
+          SUM(e.quantity) AS qty
         FROM events AS e
         JOIN {PREFIX}cal AS c ON CAST(e.ts AS DATE) = c.d
-        LEFT JOIN {fx.table} AS f ON e.event = f.event
-        WHERE e.ts >= {lit(_ts(lo))} AND e.ts < {lit(_ts(hi))}
-        GROUP BY e.account_id, e.user_id, c.seg
+        WHERE {where} AND {AGENT}
+        GROUP BY e.account_id, c.seg
         """
         if i == 0:
-            run.create("useg", select)
+            run.create("useg", human)
+            run.create("agseg", agent)
         else:
-            run.insert("useg", select)
-    sum_cols = ("n_human", "n_login", "n_ai", "n_agent", "n_agent_err", "qty")
+            run.insert("useg", human)
+            run.insert("agseg", agent)
+    masks = ", ".join(f"m{w}" for w in range(fx.words))
+    zeros = ", ".join("CAST(0 AS BIGINT)" for _ in range(fx.words))
     run.create(
         "aseg",
         f"""
-        SELECT account_id, seg, {", ".join(f"SUM({c}) AS {c}" for c in sum_cols)},
+        SELECT account_id, seg,
+          SUM(n_human) AS n_human, SUM(n_login) AS n_login, SUM(n_ai) AS n_ai,
+          SUM(n_agent) AS n_agent, SUM(n_agent_err) AS n_agent_err, SUM(qty) AS qty,
           BIT_COUNT(BIT_OR(dmask)) AS active_days,
           CASE WHEN BIT_OR(dmask) <> 0
                THEN seg + CAST(FLOOR(LOG2(BIT_OR(dmask))) AS INTEGER) END AS last_active,
           {_mask_cols(fx.words, "BIT_OR(m{w})")}
-        FROM {PREFIX}useg GROUP BY account_id, seg
+        FROM (
+          SELECT account_id, seg, n_human, n_login, n_ai, 0.0 AS n_agent, 0.0 AS n_agent_err,
+            qty, dmask, {masks}
+          FROM {PREFIX}useg
+          UNION ALL
+          SELECT account_id, seg, 0.0, 0.0, 0.0, n_agent, n_agent_err, qty, CAST(0 AS BIGINT),
+            {zeros}
+          FROM {PREFIX}agseg
+        ) AS u
+        GROUP BY account_id, seg
         """,
     )
 
@@ -305,7 +322,7 @@ def user_windows(run: SqlRunner, fx: FeatureIndex, cfg: FeatureConfig) -> str:
     power_days = cfg.power_user_days_per_week * 30 / 7
 
     def s(w: str) -> str:
-        return f"SUM(CASE WHEN w.{w} = 1 THEN BIT_COUNT(u.dmask) ELSE 0 END)"
+        return f"SUM(CASE WHEN w.{w} = 1 THEN CAST(BIT_COUNT(u.dmask) AS DOUBLE) ELSE 0.0 END)"
 
     m30 = _mask_cols(
         fx.words, "BIT_OR(CASE WHEN w.w30 = 1 THEN u.m{w} ELSE CAST(0 AS BIGINT) END)", "m30_"
@@ -328,7 +345,7 @@ def user_windows(run: SqlRunner, fx: FeatureIndex, cfg: FeatureConfig) -> str:
             {s("w7")} AS ad7, {s("w30")} AS ad30, {s("w90")} AS ad90, {s("p30")} AS adp30,
             {m30}
           FROM {PREFIX}useg AS u JOIN {PREFIX}segwin AS w ON u.seg = w.seg
-          WHERE u.dmask <> 0 AND u.user_id IS NOT NULL
+          WHERE u.user_id IS NOT NULL
           GROUP BY u.account_id, u.user_id, w.as_of
         ) AS x
         LEFT JOIN users AS usr ON x.user_id = usr.user_id AND usr.created_at < x.as_of
@@ -345,7 +362,7 @@ def monthly_active_users(run: SqlRunner, plan: WindowPlan) -> str:
         SELECT u.account_id, c.month, COUNT(DISTINCT u.user_id) AS active_users
         FROM {PREFIX}useg AS u
         JOIN (SELECT DISTINCT seg, month FROM {PREFIX}cal) AS c ON u.seg = c.seg
-        WHERE c.month >= {lit(plan.month_grid_start)} AND u.dmask <> 0 AND u.user_id IS NOT NULL
+        WHERE c.month >= {lit(plan.month_grid_start)} AND u.user_id IS NOT NULL
         GROUP BY u.account_id, c.month
         """,
     )

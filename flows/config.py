@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evaluation.config import EvalConfig
 from features.config import FeatureConfig
@@ -66,6 +66,15 @@ class Config(BaseModel):
     evaluation: EvalConfig = EvalConfig()
     segment: SegmentConfig = SegmentConfig()
     scoring: ScoringConfig = ScoringConfig()
+
+    @model_validator(mode="after")
+    def _labels_agree(self) -> Config:
+        # the simulator's truth is exact only for the label definitions the features use
+        for key in ("horizon_days", "expansion_pct"):
+            sim, feat = getattr(self.simulate, key), getattr(self.features, key)
+            if sim != feat:
+                raise ValueError(f"simulate.{key}={sim} differs from features.{key}={feat}")
+        return self
 
 
 class ConfigError(ValueError):

@@ -230,7 +230,7 @@ class SegmentConfig(_Section):
     )
     save_rate: float = Field(0.3, ge=0, le=1, description="share of at-risk ARR a CSM saves")
     capture_rate: float = Field(
-        0.02,
+        0.38,
         ge=0,
         le=1,
         description="share of the expansion base one expansion adds within the horizon "
@@ -238,7 +238,7 @@ class SegmentConfig(_Section):
         "simulated world)",
     )
     expansion_base: Literal["whitespace", "arr"] = Field(
-        "whitespace",
+        "arr",
         description="what an expansion is a share of: whitespace (TAM - ARR) or current ARR",
     )
     medium_band_ratio: float = Field(

@@ -75,11 +75,12 @@ def make_accounts(
     dom = rng.integers(2, 29, n).astype(np.int64)
 
     # tenure at the start in months (existing); acquisition month (new)
-    tenure = np.minimum(2 + np.floor(rng.exponential(26.0, n)), 96).astype(np.int64)
+    # (mean ~4 years: the book acquires roughly what it loses, as new_account_share implies)
+    tenure = np.minimum(2 + np.floor(rng.exponential(45.0, n)), 120).astype(np.int64)
     created_month = np.where(is_new, rng.integers(0, tl.months, n), -tenure)
     created_day = tl.month_start(created_month) + dom - 1
     # the last contract change before the pre-roll: uniformly within two years before it
-    before = np.maximum(tenure - preroll, 0)
+    before = np.where(is_new, 0, np.maximum(tenure - preroll, 0))
     back = np.floor(rng.random(n) * np.minimum(before, 24)).astype(np.int64)
     anchor_month = np.where(before > 0, -preroll - 1 - back, created_month)
     ref_day = np.maximum(created_day, tl.month_start(-preroll))
@@ -114,7 +115,7 @@ def make_accounts(
     tam = np.maximum(np.round(np.maximum(tam, arr_list * (1.05 + rng.random(n))), -3), 1000.0)
     tam_known = rng.random(n) >= cfg.tam_unknown_share
 
-    mu, fit = _survivors(np.where(is_new, 0, before), seats, cfg, rng)
+    mu, fit = _survivors(before, seats, cfg, rng)
     breadth0 = 0.8 * rng.standard_normal(n)
     # each account adopts the general features in its own order, popular ones first
     popularity = np.linspace(2.0, 0.0, len(C.GENERAL_FEATURES))

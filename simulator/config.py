@@ -32,7 +32,7 @@ class SimConfig(BaseModel):
 
     # book composition
     new_account_share: float = Field(
-        0.15, ge=0.0, lt=1.0, description="share of accounts acquired during the simulated period"
+        0.2, ge=0.0, lt=1.0, description="share of accounts acquired during the simulated period"
     )
     annual_share: float = Field(0.72, ge=0.0, le=1.0, description="share of annual contracts")
     seats_median: float = Field(6.0, gt=0.0, description="median seats of an existing account")
@@ -50,9 +50,9 @@ class SimConfig(BaseModel):
 
     # behaviour volume
     feature_events_per_session: float = Field(
-        1.2, gt=0.0, description="mean feature events after a login at engagement 0"
+        1.5, gt=0.0, description="mean feature events after a login at engagement 0"
     )
-    agent_runs_per_day: float = Field(1.1, ge=0.0, description="runs of a typical agent per day")
+    agent_runs_per_day: float = Field(1.3, ge=0.0, description="runs of a typical agent per day")
 
     # decision log-odds shifts (0 = calibrated defaults)
     churn_shift: float = Field(0.0, description="added to the log-odds of churn")

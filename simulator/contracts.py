@@ -67,7 +67,7 @@ INTERCEPT = {
     "cut": np.array([-2.7, _NO, -4.4]),
     "downgrade": np.array([-4.2, _NO, -5.6]),
     "drop": np.array([-3.3, _NO, -4.9]),
-    "add": np.array([-3.45, -4.85, -4.85]),
+    "add": np.array([-3.6, -5.0, -5.0]),
     "upgrade": np.array([-4.8, -5.8, -5.8]),
     "buy_ai": np.array([-5.0, -6.0, -6.0]),
     "buy_an": np.array([-5.4, -6.4, -6.4]),
@@ -363,6 +363,7 @@ def run_contracts(
 
     def ms(m: int) -> int:
         return int(month_starts[m - first])
+
     book = Book(
         acc.tier0.copy(), acc.seats0.copy(), acc.monthly.copy(), has_ai.copy(), has_an.copy()
     )
@@ -451,7 +452,9 @@ def run_contracts(
         kind = np.minimum((u[:, None] >= np.cumsum(probs[0], axis=1)).sum(axis=1), N_KINDS - 1)
         ch = kind != 0
         if m >= 0:
-            for key, val in zip(("acct", "month", "kind"), (idx[ch], np.full(ch.sum(), m), kind[ch]), strict=True):
+            for key, val in zip(
+                ("acct", "month", "kind"), (idx[ch], np.full(ch.sum(), m), kind[ch]), strict=True
+            ):
                 changes[key].append(val)
         if ch.any():
             cidx = idx[ch]

@@ -172,7 +172,7 @@ def make_users(
         started |= acc.created_day < ms[m + 1]
 
     hum = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
-    # new accounts' opening users were drawn up front; keep only those of started accounts
+    # everyone leaves at churn; identities that never start inside the data are dropped
     hum["last"] = np.minimum(hum["last"], hist.churn_day[hum["acct"]])
     keep = (hum["first"] < hum["last"]) & (hum["first"] < tl.n_days)
     hum = {k: v[keep] for k, v in hum.items()}

@@ -130,6 +130,7 @@ def simulate(cfg: SimConfig, out: Path, *, progress: bool = True) -> SimSummary:
 
     Examples
     --------
+    >>> from pathlib import Path
     >>> from simulator import SimConfig, simulate
     >>> s = simulate(SimConfig(accounts=100, months=3), Path("/tmp/world"), progress=False)
     >>> s.accounts

@@ -36,3 +36,10 @@ def test_missing_file_is_clear(tmp_path):
 def test_overrides_apply_last():
     cfg = load_config("configs/demo.yaml", overrides={"simulate": {"seed": 123}})
     assert cfg.simulate.seed == 123
+
+
+def test_simulator_and_feature_labels_must_agree(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"features": {"horizon_days": 30}}))
+    with pytest.raises(ConfigError, match="horizon_days"):
+        load_config(bad)

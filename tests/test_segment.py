@@ -59,7 +59,7 @@ def _reasons(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_quadrant_boundaries_usd_cut():
-    cfg = SegmentConfig()
+    cfg = SegmentConfig(expansion_base="whitespace", capture_rate=0.02)
     cut = cfg.tam.usd
     s = _scored(
         tam_usd=[cut, cut, cut - 1, cut - 1, np.nan, cut * 10],
@@ -331,8 +331,8 @@ def test_capture_rate_estimate_and_arr_base():
     assert estimate_capture_rate(history, base="whitespace") == pytest.approx(50 / 900)
     assert np.isnan(estimate_capture_rate(history.assign(label_expand=0.0)))
     s = _scored(p_churn=[0.0, 0.0], p_expand=[0.5, 0.5], arr=[1e5, 1e4], tam_usd=[2e5, 1e7])
-    ws = segment(s, None, SegmentConfig(), **THR)
+    ws = segment(s, None, SegmentConfig(expansion_base="whitespace", capture_rate=0.02), **THR)
     by_arr = segment(s, None, SegmentConfig(expansion_base="arr", capture_rate=0.4), **THR)
-    rate = SegmentConfig().capture_rate
+    rate = 0.02
     assert ws["arr_to_gain"].tolist() == pytest.approx([0.5 * 1e5 * rate, 0.5 * (1e7 - 1e4) * rate])
     assert by_arr["arr_to_gain"].tolist() == pytest.approx([0.5 * 1e5 * 0.4, 0.5 * 1e4 * 0.4])
