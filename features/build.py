@@ -350,7 +350,7 @@ def build_feature_table(
         run.drop_all()
         _restore_settings(con, old_settings)
 
-    df = _finish(raw, labels, cfg)
+    df = _finish(raw, labels)
     left_out = _leave_out(df, first)
     stages = maturity_stage(df, cfg.maturity)
     df["maturity_level"] = stages["maturity_level"].to_numpy()
@@ -373,9 +373,8 @@ def build_feature_table(
     return df
 
 
-def _finish(raw: pd.DataFrame, labels: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
+def _finish(raw: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Types, column order, labels joined on (account_id, as_of)."""
-    del cfg
     out = pd.DataFrame(
         {
             "account_id": raw["account_id"].astype("str"),
