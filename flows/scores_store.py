@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 log = logging.getLogger("nrrcast.scores")
 
 DB_FILE = "scores.duckdb"
+CHUNK_ROWS = 100_000
 TABLE = "scores"
 
 
@@ -46,39 +47,54 @@ def write_scores(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    # Parquet: write the new partition beside the old one, then swap directories.
+    # Stream the rows in chunks to a staging Parquet file and into an open DuckDB
+    # transaction, so that only one chunk is ever converted at a time; commit, then swap
+    # the Parquet partition into place. Any failure before the commit leaves both stores
+    # as they were.
     final = _partition(out_dir, as_of)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    table = pa.Table.from_pandas(scores, preserve_index=False)  # one conversion for both stores
-    pq.write_table(table, staging / "part-0.parquet")
+    con = duckdb.connect(str(out_dir / DB_FILE))
+    try:
+        con.execute("BEGIN TRANSACTION")
+        exists = con.execute(  # fetchall: DuckDB 2 keeps a fetchone() result open
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
+        ).fetchall()[0][0]
+        if exists:
+            con.execute(
+                f"DELETE FROM {TABLE} WHERE CAST(as_of AS DATE) = ?", [pd.Timestamp(as_of).date()]
+            )
+        writer = None
+        try:
+            for start in range(0, len(scores), CHUNK_ROWS):
+                chunk = pa.Table.from_pandas(
+                    scores.iloc[start : start + CHUNK_ROWS], preserve_index=False
+                )
+                if writer is None:
+                    writer = pq.ParquetWriter(staging / "part-0.parquet", chunk.schema)
+                writer.write_table(chunk)
+                con.register("new_scores", chunk)
+                if exists:
+                    con.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM new_scores")
+                else:
+                    con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM new_scores")
+                    exists = True
+                con.unregister("new_scores")
+        finally:
+            if writer is not None:
+                writer.close()
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        con.close()
     backup = out_dir / f".old-{final.name}"
     if final.exists():
         shutil.rmtree(backup, ignore_errors=True)
         os.replace(final, backup)
     os.replace(staging, final)
     shutil.rmtree(backup, ignore_errors=True)
-
-    # DuckDB: delete + insert in one transaction.
-    con = duckdb.connect(str(out_dir / DB_FILE))
-    try:
-        con.execute("BEGIN TRANSACTION")
-        con.register("new_scores", table)
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [TABLE]
-        ).fetchone()[0]
-        if exists:
-            con.execute(
-                f"DELETE FROM {TABLE} WHERE CAST(as_of AS DATE) = ?", [pd.Timestamp(as_of).date()]
-            )
-            con.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM new_scores")
-        else:
-            con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM new_scores")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
 
     if sql_url:
         _write_sql(scores, sql_url, as_of)

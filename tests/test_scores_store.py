@@ -47,7 +47,7 @@ def test_failed_write_leaves_previous_scores(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(scores_store.pq, "write_table", boom)
+    monkeypatch.setattr(scores_store.pq.ParquetWriter, "write_table", boom)
     with pytest.raises(OSError):
         scores_store.write_scores(_scores("2026-01-05", p=0.9), tmp_path, date(2026, 1, 5))
     monkeypatch.undo()
@@ -63,6 +63,13 @@ def test_rejects_mixed_dates_and_duplicates(tmp_path):
     dup = pd.concat([_scores("2026-01-05"), _scores("2026-01-05")])
     with pytest.raises(ValueError, match="duplicate account_id"):
         scores_store.write_scores(dup, tmp_path, date(2026, 1, 5))
+
+
+def test_chunked_write_keeps_every_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(scores_store, "CHUNK_ROWS", 2)
+    scores_store.write_scores(_scores("2026-01-05", n=7), tmp_path, date(2026, 1, 5))
+    assert _db_count(tmp_path) == 7
+    assert len(scores_store.read_scores(tmp_path)) == 7
 
 
 def test_sql_database_option(tmp_path):
