@@ -26,7 +26,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from models.calibrate import CalibratedScoreMixin, fit_calibrator
+from models.calibrate import CalibratedScoreMixin, check_binary
 from models.predict import feature_matrix
 
 _GRID = np.linspace(0.0, 1.0, 101)
@@ -35,13 +35,6 @@ _GRID = np.linspace(0.0, 1.0, 101)
 def signed_log1p(x: np.ndarray) -> np.ndarray:
     """sign(x) * log(1 + |x|): tames money and count tails, keeps ratios near 0..1 almost linear."""
     return np.sign(x) * np.log1p(np.abs(x))
-
-
-def _check_binary(y: Any, what: str) -> np.ndarray:
-    arr = np.asarray(y, dtype=np.float64).ravel()
-    if not np.isin(arr, (0.0, 1.0)).all():
-        raise ValueError(f"{what} must hold only 0/1 labels (drop rows whose label is unknown)")
-    return arr
 
 
 def _feature_list(feature_names: Sequence[str] | None, X: Any) -> list[str]:
@@ -102,7 +95,7 @@ class LogisticBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
     ) -> LogisticBaseline:
         """Fit on the training slice; calibrate on (`X_calib`, `y_calib`) when given."""
         names = _feature_list(self.feature_names, X)
-        y_arr = _check_binary(y, "y")
+        y_arr = check_binary(y, "y")
         steps: list[Any] = []
         if self.log_transform:
             steps.append(FunctionTransformer(signed_log1p, feature_names_out="one-to-one"))
@@ -118,15 +111,7 @@ class LogisticBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
         self.classes_ = np.array([0, 1])
-        self.calibrator_ = None
-        if X_calib is not None:
-            self.calibrator_ = fit_calibrator(
-                self.predict_raw(X_calib),
-                _check_binary(y_calib, "y_calib"),
-                method=self.calibration,
-                groups=calib_groups,
-                random_state=self.random_state,
-            )
+        self._fit_calibration(X_calib, y_calib, calib_groups)
         return self
 
     def predict_raw(self, X: Any) -> np.ndarray:
@@ -203,15 +188,7 @@ class HealthScoreBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         self.grid_ = grid
         self.coef_ = np.array([float(self.weights[f]) for f in self.features_])
         self.classes_ = np.array([0, 1])
-        self.calibrator_ = None
-        if X_calib is not None:
-            self.calibrator_ = fit_calibrator(
-                self.predict_raw(X_calib),
-                _check_binary(y_calib, "y_calib"),
-                method=self.calibration,
-                groups=calib_groups,
-                random_state=self.random_state,
-            )
+        self._fit_calibration(X_calib, y_calib, calib_groups)
         return self
 
     def health_score(self, X: pd.DataFrame) -> np.ndarray:

@@ -246,6 +246,29 @@ class CalibratedScoreMixin:
         """1 where the calibrated probability reaches `threshold`, else 0."""
         return (self.predict_proba(X)[:, 1] >= threshold).astype(np.int64)
 
+    def _fit_calibration(self, X_calib: Any, y_calib: Any, groups: Any = None) -> None:
+        """Set ``calibrator_`` from this model's raw scores on a later slice (None without one).
+
+        The host class has ``calibration`` and ``random_state`` parameters.
+        """
+        self.calibrator_ = None
+        if X_calib is not None:
+            self.calibrator_ = fit_calibrator(
+                self.predict_raw(X_calib),  # type: ignore[attr-defined]
+                check_binary(y_calib, "y_calib"),
+                method=self.calibration,  # type: ignore[attr-defined]
+                groups=groups,
+                random_state=self.random_state,  # type: ignore[attr-defined]
+            )
+
+
+def check_binary(y: Any, what: str) -> np.ndarray:
+    """Labels as a float array of 0/1; unknown (NaN) or other values are an error."""
+    arr = np.asarray(y, dtype=np.float64).ravel()
+    if not np.isin(arr, (0.0, 1.0)).all():
+        raise ValueError(f"{what} must hold only 0/1 labels (drop rows whose label is unknown)")
+    return arr
+
 
 def fit_calibrator(
     raw: np.ndarray, y: Any, *, method: str, groups: Any = None, random_state: int | None = None

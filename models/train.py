@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from evaluation.metrics import binary_metrics, segment_masks, slice_metrics
 from models.baselines import HealthScoreBaseline, LogisticBaseline
-from models.calibrate import CalibratedScoreMixin, fit_calibrator
+from models.calibrate import CalibratedScoreMixin, check_binary
 from models.config import LGBMParams, ModelConfig
 from models.predict import feature_matrix
 from models.split import TimeSplit, split_from_config
@@ -239,13 +239,13 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         if (X_valid is None) != (y_valid is None) or (X_calib is None) != (y_calib is None):
             raise ValueError("give X_valid with y_valid and X_calib with y_calib")
         names = _names(self.feature_names, X)
-        y_arr = _binary(y, "y")
+        y_arr = check_binary(y, "y")
         if y_arr.min() == y_arr.max():
             raise ValueError(
                 f"training labels hold a single class ({y_arr[0]:g}) in {len(y_arr)} rows"
             )
         Xv = None if X_valid is None else feature_matrix(X_valid, names, what="X_valid")
-        yv = None if y_valid is None else _binary(y_valid, "y_valid")
+        yv = None if y_valid is None else check_binary(y_valid, "y_valid")
         self.booster_, self.best_iteration_, self.evals_result_ = _fit_booster(
             lgbm_params(self, self.random_state),
             feature_matrix(X, names, what="X"),
@@ -259,15 +259,7 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
         self.classes_ = np.array([0, 1])
-        self.calibrator_ = None
-        if X_calib is not None:
-            self.calibrator_ = fit_calibrator(
-                self.predict_raw(X_calib),
-                _binary(y_calib, "y_calib"),
-                method=self.calibration,
-                groups=calib_groups,
-                random_state=self.random_state,
-            )
+        self._fit_calibration(X_calib, y_calib, calib_groups)
         return self
 
     def predict_raw(self, X: Any) -> np.ndarray:
@@ -312,13 +304,6 @@ def _names(feature_names: Sequence[str] | None, X: Any) -> list[str]:
     if isinstance(X, pd.DataFrame):
         return [str(c) for c in X.columns]
     raise ValueError("pass feature_names or a DataFrame whose columns are the features")
-
-
-def _binary(y: Any, what: str) -> np.ndarray:
-    arr = np.asarray(y, dtype=np.float64).ravel()
-    if not np.isin(arr, (0.0, 1.0)).all():
-        raise ValueError(f"{what} must hold only 0/1 (drop rows whose label is unknown)")
-    return arr
 
 
 # --------------------------------------------------------------------------- tuning
