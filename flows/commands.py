@@ -78,11 +78,14 @@ def run_features(
 ) -> Path:
     """Validate a source and write its whole snapshot panel (labelled and not) to `out`."""
     from features.build import build_feature_table, write_feature_table
+    from flows.tasks import open_validated
     from flows.train import panel_dates
 
     cfg = _config(config)
     src_path = Path(source or cfg.paths.raw)
-    loaded = _load(cfg, src_path)
+    loaded = open_validated(
+        src_path, Path(cfg.paths.quarantine), now=manifest_data_end(src_path) or date.today()
+    )
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_feature_table(loaded.source.con, dates, cfg.features, data_end=loaded.data_end)
     path = write_feature_table(table, Path(out or cfg.paths.features))
@@ -93,19 +96,3 @@ def run_features(
         f"{len(dates)} as_of dates ({dates[0]} .. {dates[-1]}) -> {path}"
     )
     return path
-
-
-def _load(cfg: Config, source: Path):
-    """Open and validate a source without Prefect (for the plain commands)."""
-    from features.sources import open_source
-    from features.validate import validate
-    from flows.tasks import LoadedSource
-
-    src = open_source(source)
-    data_end = src.data_end or manifest_data_end(source) or date.today()
-    report = validate(src, now=data_end, quarantine_dir=Path(cfg.paths.quarantine))
-    log.info("validation of %s:\n%s", source, report.summary())
-    report.raise_if_failed()
-    return LoadedSource(
-        source=src, report=report, path=source, data_end=report.data_end or data_end
-    )

@@ -31,8 +31,7 @@ class LoadedSource:
     data_end: date
 
 
-@task(name="load-and-validate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def load_and_validate(source: Path, quarantine_dir: Path, now: date | None = None) -> LoadedSource:
+def open_validated(source: Path, quarantine_dir: Path, now: date | None = None) -> LoadedSource:
     """Open the source, validate it against the contract and stop on contract errors."""
     from features.sources import open_source
     from features.validate import validate
@@ -49,6 +48,15 @@ def load_and_validate(source: Path, quarantine_dir: Path, now: date | None = Non
     return LoadedSource(
         source=src, report=report, path=Path(source), data_end=report.data_end or data_end
     )
+
+
+load_and_validate = task(
+    open_validated,
+    name="load-and-validate",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+)
 
 
 @task(name="build-features", cache_policy=NO_CACHE)

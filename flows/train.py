@@ -33,30 +33,27 @@ def panel_dates(
 ) -> list[date]:
     """Observation dates of the training panel.
 
-    Defaults: from the first month start that has 90 days of history, to the last month
-    start whose label horizon the data covers (or to the last date at all when
+    Defaults: from the first snapshot with 90 days of event history, to the last one
+    whose label horizon the data covers (or to the last date at all when
     `include_unlabelled`).
     """
-    from features.snapshots import month_start, observation_dates
+    from features.snapshots import panel_dates as snapshot_dates
 
     fc = cfg.features
-    if fc.snapshot_start:
-        start = date.fromisoformat(fc.snapshot_start)
-    else:
-        # behaviour starts with the first event: snapshots before 90 days of it would see
-        # truncated windows
-        first = loaded.source.con.execute("SELECT min(ts) FROM events").fetchone()[0]
-        if first is None:
-            raise ValueError("events: no rows, nothing to build a training panel from")
-        first = pd.Timestamp(first).date() + timedelta(days=90)
-        start = first if first.day == 1 else month_start(first.replace(day=28) + timedelta(days=4))
+    # behaviour starts with the first event: snapshots before the longest window (90 days)
+    # of it would see truncated windows
+    first = loaded.source.con.execute("SELECT min(ts) FROM events").fetchall()[0][0]
+    if first is None:
+        raise ValueError("events: no rows, nothing to build a training panel from")
+    data_start = pd.Timestamp(first).date()
     last_known = loaded.data_end - timedelta(days=fc.horizon_days)
-    end = (
-        date.fromisoformat(fc.snapshot_end)
-        if fc.snapshot_end
-        else (loaded.data_end - timedelta(days=1) if include_unlabelled else last_known)
+    end = fc.snapshot_end or (
+        loaded.data_end - timedelta(days=1) if include_unlabelled else last_known
     )
-    dates = observation_dates(start, end, fc.snapshot_freq)
+    start = fc.snapshot_start
+    dates = snapshot_dates(
+        fc.snapshot_freq, data_start=data_start, data_end=loaded.data_end, start=start, end=end
+    )
     if len(dates) < 4:
         raise ValueError(
             f"only {len(dates)} observation dates between {start} and {end}: "
