@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from features import errors
+
 Action = Literal["error", "quarantined", "warning", "info"]
 ACTIONS: tuple[Action, ...] = ("error", "quarantined", "warning", "info")
 
@@ -38,7 +40,7 @@ class TableCounts:
     clean: int
 
 
-class ContractError(ValueError):
+class ContractError(errors.ContractError):
     """The source breaks the input contract; `report` holds every finding."""
 
     def __init__(self, message: str, report: ValidationReport) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from evaluation.config import EvalConfig
 from features.config import FeatureConfig
+from features.errors import ConfigError
 from models.config import ModelConfig
 from models.segment import SegmentConfig
 from simulator.config import SimConfig
@@ -75,10 +76,6 @@ class Config(BaseModel):
             if sim != feat:
                 raise ValueError(f"simulate.{key}={sim} differs from features.{key}={feat}")
         return self
-
-
-class ConfigError(ValueError):
-    """A configuration file that does not match the typed schema."""
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
