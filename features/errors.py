@@ -50,6 +50,10 @@ class ConfigError(NrrcastError, ValueError):
     exit_code = 2
 
 
+class PathNotFoundError(InputError, FileNotFoundError):
+    """A source, config or store path that does not exist. Exit 2."""
+
+
 class UnsafePathError(InputError):
     """A path nrrcast refuses to write to (it overlaps the source or holds files nrrcast did
     not write). Exit 2."""
@@ -68,6 +72,10 @@ class StateError(NrrcastError, RuntimeError):
     exit_code = 1
 
 
+class MissingModelError(StateError, LookupError):
+    """No model behind the alias scoring or calibration needs (e.g. no champion yet). Exit 1."""
+
+
 class LockHeldError(StateError):
     """Another nrrcast run holds the store's lock. Exit 1."""
 
@@ -83,7 +91,9 @@ __all__ = [
     "ContractError",
     "InputError",
     "LockHeldError",
+    "MissingModelError",
     "NrrcastError",
+    "PathNotFoundError",
     "StateError",
     "TransientError",
     "UnsafePathError",

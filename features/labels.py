@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from features.commercial import open_at
+from features.data_end import latest_data_end
 from features.snapshots import normalize_as_of, to_date
 from features.sqlrun import SqlRunner, lit, values_table
 
@@ -35,16 +36,11 @@ LABEL_COLUMNS = ("arr_h", "label_churn", "label_expand", "label_contract", "labe
 
 
 def infer_data_end(con: duckdb.DuckDBPyConnection) -> date | None:
-    """The day after the latest timestamp in events, tickets, users and accounts (or None)."""
-    row = con.execute(
-        "SELECT GREATEST("
-        "(SELECT MAX(ts) FROM events), (SELECT MAX(created_at) FROM tickets), "
-        "(SELECT MAX(closed_at) FROM tickets), (SELECT MAX(created_at) FROM users), "
-        "(SELECT MAX(created_at) FROM accounts))"
-    ).fetchall()[0][0]
-    if row is None:
-        return None
-    return to_date(pd.Timestamp(row).normalize()) + timedelta(days=1)
+    """The day after the latest timestamp in the clean relations (or None).
+
+    Kept for library callers; see `features.data_end.latest_data_end`.
+    """
+    return latest_data_end(con)
 
 
 def label_sql(asof_table: str, horizon_days: int, data_end: date) -> str:

@@ -11,7 +11,6 @@ not available offline. Export the tables to Parquet, CSV or a DuckDB file instea
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any, Literal
 import duckdb
 
 from features.contract import TABLES
+from features.data_end import manifest_data_end, manifest_path, read_manifest
+from features.errors import InputError, LockHeldError, PathNotFoundError
 
 RAW_PREFIX = "raw_"
 ATTACH_ALIAS = "nrr_src"
@@ -103,33 +104,11 @@ def _table_files(root: Path, table: str) -> tuple[str, list[Path]] | None:
     layouts = {("dir" if p.parent != root else "file") for ps in found.values() for p in ps}
     if len(found) > 1 or len(layouts) > 1:
         listing = ", ".join(str(p.relative_to(root)) for ps in found.values() for p in ps[:3])
-        raise ValueError(
+        raise InputError(
             f"{root}: table {table!r} is stored more than once ({listing}); keep one of them"
         )
     fmt, files = next(iter(found.items()))
     return fmt, files
-
-
-def _read_manifest(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return manifest
-
-
-def _manifest_data_end(manifest: dict[str, Any], where: Path) -> date | None:
-    value = manifest.get("data_end")
-    if value in (None, ""):
-        return None
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise ValueError(f"{where}: data_end {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _register_directory(
@@ -162,7 +141,16 @@ def _register_duckdb(con: duckdb.DuckDBPyConnection, db_file: Path) -> dict[str,
     }
     if ATTACH_ALIAS in attached:
         con.execute(f"DETACH {ATTACH_ALIAS}")
-    con.execute(f"ATTACH {sql_str(db_file)} AS {ATTACH_ALIAS} (READ_ONLY)")
+    try:
+        con.execute(f"ATTACH {sql_str(db_file)} AS {ATTACH_ALIAS} (READ_ONLY)")
+    except duckdb.Error as exc:
+        text = str(exc).splitlines()[0]
+        if "lock" in text.lower():
+            raise LockHeldError(
+                f"{db_file}: the database is locked by another process ({text})",
+                hint="wait for the other writer to finish, or export a copy",
+            ) from None
+        raise InputError(f"{db_file}: cannot open as a DuckDB database ({text})") from None
     rows = con.execute(
         """
         SELECT lower(table_name), schema_name FROM duckdb_tables() WHERE database_name = ?
@@ -208,10 +196,11 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
 
     Raises
     ------
-    FileNotFoundError
-        If `source` does not exist.
-    ValueError
-        For a database URL, or a table stored twice (e.g. both CSV and Parquet).
+    PathNotFoundError
+        If `source` does not exist (a FileNotFoundError).
+    InputError
+        For a database URL, a table stored twice (e.g. both CSV and Parquet), or a
+        manifest.json that cannot be read or whose ``data_end`` is not a date (a ValueError).
 
     Examples
     --------
@@ -221,35 +210,38 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
     text = str(source)
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise ValueError(
+        raise InputError(
             f"{scheme}:// sources are not supported: DuckDB reads SQL databases through "
             "scanner extensions that are downloaded on first use, and none is available "
             "offline. Export the tables to Parquet, CSV or a DuckDB file."
         )
     path = Path(source).expanduser().resolve()
     if not path.exists():
-        raise FileNotFoundError(f"source not found: {path}")
+        raise PathNotFoundError(
+            f"source not found: {path}",
+            hint="pass --source with a directory of Parquet/CSV tables or a DuckDB file",
+        )
+    if path.is_file() and path.suffix.lower() not in DUCKDB_SUFFIXES:
+        raise InputError(
+            f"{path}: expected a directory of Parquet/CSV files or a DuckDB file "
+            f"({', '.join(DUCKDB_SUFFIXES)})"
+        )
+    where = manifest_path(path)
+    manifest = read_manifest(where)
+    data_end = manifest_data_end(manifest, where)
     if con is None:  # a connection of our own: no progress bar in logs and CI output
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
     if path.is_dir():
         formats, files = _register_directory(con, path)
-        manifest_path = path / "manifest.json"
     else:
-        if path.suffix.lower() not in DUCKDB_SUFFIXES:
-            raise ValueError(
-                f"{path}: expected a directory of Parquet/CSV files or a DuckDB file "
-                f"({', '.join(DUCKDB_SUFFIXES)})"
-            )
         formats, files = _register_duckdb(con, path), {}
-        manifest_path = path.parent / "manifest.json"
-    manifest = _read_manifest(manifest_path)
     return Source(
         con=con,
         path=path,
         tables=tuple(t for t in TABLES if t in formats),
         formats=formats,
         files=files,
-        data_end=_manifest_data_end(manifest, manifest_path),
+        data_end=data_end,
         manifest=manifest,
     )

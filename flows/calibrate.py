@@ -18,6 +18,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from features.errors import StateError
 from flows import scores_store, tracking
 from flows.config import Config, load_config
 from flows.score import load_champions
@@ -43,9 +44,10 @@ def window_dates(quarter: str, horizon_days: int, data_end: date) -> list[date]:
     last = (start - pd.Timedelta(days=horizon_days + 1)).date()
     last = min(last, data_end - timedelta(days=horizon_days))
     if last < first:
-        raise ValueError(
+        raise StateError(
             f"{quarter}: no outcome of the previous quarter has matured by {data_end} "
-            f"(horizon {horizon_days} d); calibrate an earlier quarter"
+            f"(horizon {horizon_days} d)",
+            hint="calibrate an earlier quarter (--quarter)",
         )
     return observation_dates(first, last, "weekly")
 
@@ -78,7 +80,10 @@ def window_scores(
 
 @flow(name="nrrcast-calibrate", log_prints=True)
 def calibrate_flow(
-    quarter: str | None = None, config_path: str | None = None, source: str | None = None
+    quarter: str | None = None,
+    config_path: str | None = None,
+    source: str | None = None,
+    data_end: str | None = None,
 ) -> dict[str, Any]:
     """Refit the probability calibrators and choose the alert thresholds for a quarter."""
     from evaluation.thresholds import (
@@ -89,7 +94,7 @@ def calibrate_flow(
 
     cfg = load_config(config_path)
     models, versions, runs = load_champions(cfg)
-    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))
+    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
     quarter = quarter or default_quarter(loaded.data_end)
     dates = window_dates(quarter, cfg.features.horizon_days, loaded.data_end)
     scores, table, backfilled = window_scores(loaded, dates, models, cfg)

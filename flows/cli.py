@@ -1,23 +1,120 @@
-"""The `nrrcast` command line: thin commands that compose the libraries and flows."""
+"""The `nrrcast` command line: thin commands that compose the libraries and flows.
+
+One error boundary (`ErrorBoundary.invoke`) turns the errors nrrcast expects (bad input,
+config, contract, missing model, lock held, a path that does not exist) into one line on
+stderr saying what, where and what to do, and an exit code: 2 for usage and input errors,
+1 for failed checks and states that do not allow the run. ``nrrcast --debug <command>``
+shows the traceback instead. Anything unexpected keeps its traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from features.errors import InputError, NrrcastError, PathNotFoundError
+
+_STATE = {"debug": False}
+
+# OSErrors a user can fix (where the message names the path): one line, no traceback
+_USER_OS_ERRORS = {
+    errno.ENOENT: 2,
+    errno.ENOTDIR: 2,
+    errno.EISDIR: 2,
+    errno.EACCES: 2,
+    errno.EPERM: 2,
+    errno.EROFS: 2,
+    errno.ENOSPC: 1,
+    errno.EDQUOT: 1,
+}
+
+
+def explain(exc: BaseException) -> tuple[str, int] | None:
+    """The one line and exit code for an expected error; None for anything else (a bug)."""
+    if isinstance(exc, NrrcastError):
+        line = exc.message.strip()
+        if exc.hint:
+            line = f"{line}\n  -> {exc.hint}" if "\n" in line else f"{line} -> {exc.hint}"
+        return line, exc.exit_code
+    if isinstance(exc, OSError) and exc.errno in _USER_OS_ERRORS:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", _USER_OS_ERRORS[exc.errno]
+    return None
+
+
+class ErrorBoundary(TyperGroup):
+    """The CLI group: every command runs inside one boundary for expected errors."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("nrrcast: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            found = explain(exc)
+            if found is None or _STATE["debug"]:
+                raise
+            line, code = found
+            typer.echo(f"nrrcast: error: {line}", err=True)
+            raise typer.Exit(code) from None
+
 
 app = typer.Typer(
+    cls=ErrorBoundary,
     help="nrrcast: churn and expansion prediction for B2B SaaS customer success.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML on top of configs/default.yaml")
 ]
+DataEndOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data-end",
+        metavar="YYYY-MM-DD",
+        help="first day the data does not cover (the extraction date); used when no "
+        "manifest.json sits beside the tables, else inferred from the data",
+    ),
+]
+
+
+@app.callback()
+def _global(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the full traceback of an expected error")
+    ] = False,
+) -> None:
+    """nrrcast: churn and expansion prediction for B2B SaaS customer success."""
+    _STATE["debug"] = debug
+
+
+class _HideExpectedTracebacks(logging.Filter):
+    """Without --debug, drop Prefect's error records (with tracebacks) about expected errors:
+    the boundary prints the one line the user needs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _STATE["debug"] or record.levelno < logging.ERROR:
+            return True
+        if not record.name.startswith("prefect"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            return explain(exc) is None
+        # "Finished in state Failed(...)" and similar lines name the error only in text
+        text = record.getMessage()
+        return not ("Failed(" in text or "failed with exception" in text.lower())
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -31,6 +128,50 @@ def _setup_logging(verbose: bool = False) -> None:
     # the temporary Prefect server can be slow to start on a busy 2-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _quiet_prefect() -> None:
+    """Attach the traceback filter to every handler Prefect logs through."""
+    import prefect  # noqa: F401 - configures Prefect's logging handlers
+
+    hide = _HideExpectedTracebacks()
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _HideExpectedTracebacks) for f in handler.filters):
+                handler.addFilter(hide)
+
+
+def _preflight(config: Path | None, source: Path | None = None) -> Any:
+    """Load the config and check the source exists before any flow (and Prefect) starts."""
+    from flows.config import load_config
+
+    cfg = load_config(config)
+    path = Path(source or cfg.paths.raw)
+    if not path.exists():
+        raise PathNotFoundError(
+            f"source not found: {path}",
+            hint="pass --source with a directory of Parquet/CSV tables or a DuckDB file",
+        )
+    return cfg
+
+
+def _quarter(value: str) -> None:
+    """A quarter like 2026Q3, checked before any work starts."""
+    from evaluation.thresholds import quarter_bounds
+
+    try:
+        quarter_bounds(value)
+    except ValueError:
+        raise InputError(f"--quarter {value!r} is not a quarter (expected e.g. 2026Q3)") from None
+
+
+def _day(value: str | None, option: str) -> str | None:
+    """An option holding a date, checked at the edge: ISO text for the flows."""
+    if value is None:
+        return None
+    from features.data_end import parse_day
+
+    return parse_day(value, option).isoformat()
 
 
 @app.command()
@@ -57,12 +198,16 @@ def validate(
         Path | None, typer.Option(help="where set-aside rows are written")
     ] = None,
     config: ConfigOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Check a source against the input contract; quarantine bad rows with reasons."""
     from flows.commands import run_validate
 
     _setup_logging()
-    ok = run_validate(config, source=source, quarantine=quarantine)
+    _preflight(config, source)
+    ok = run_validate(
+        config, source=source, quarantine=quarantine, data_end=_day(data_end, "--data-end")
+    )
     raise typer.Exit(code=0 if ok else 1)
 
 
@@ -75,24 +220,34 @@ def features(
         Path | None, typer.Option(help="output directory (Parquet by as_of + features.duckdb)")
     ] = None,
     config: ConfigOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Build point-in-time features and 60-day labels for every snapshot date."""
     from flows.commands import run_features
 
     _setup_logging()
-    run_features(config, source=source, out=out)
+    _preflight(config, source)
+    run_features(config, source=source, out=out, data_end=_day(data_end, "--data-end"))
 
 
 @app.command()
 def train(
     source: Annotated[Path | None, typer.Option(help="source to train on")] = None,
     config: ConfigOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Train churn and expansion models + baselines; log to MLflow; update the champion."""
     _setup_logging()
+    _preflight(config, source)
+    end = _day(data_end, "--data-end")
+    _quiet_prefect()
     from flows.train import train_flow
 
-    train_flow(config_path=str(config) if config else None, source=str(source) if source else None)
+    train_flow(
+        config_path=str(config) if config else None,
+        source=str(source) if source else None,
+        data_end=end,
+    )
 
 
 @app.command()
@@ -102,15 +257,22 @@ def calibrate(
     ] = None,
     source: Annotated[Path | None, typer.Option(help="source holding the matured outcomes")] = None,
     config: ConfigOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Refit calibrators and alert thresholds on the outcomes matured last quarter."""
     _setup_logging()
+    _preflight(config, source)
+    end = _day(data_end, "--data-end")
+    if quarter is not None:
+        _quarter(quarter)
+    _quiet_prefect()
     from flows.calibrate import calibrate_flow
 
     calibrate_flow(
         quarter=quarter,
         config_path=str(config) if config else None,
         source=str(source) if source else None,
+        data_end=end,
     )
 
 
@@ -121,15 +283,20 @@ def score(
     ] = None,
     source: Annotated[Path | None, typer.Option(help="source to score")] = None,
     config: ConfigOpt = None,
+    data_end: DataEndOpt = None,
 ) -> None:
     """Score every active account: probabilities, reasons, segment, coverage, report."""
     _setup_logging()
+    _preflight(config, source)
+    day, end = _day(as_of, "--as-of"), _day(data_end, "--data-end")
+    _quiet_prefect()
     from flows.score import score_flow
 
     score_flow(
-        as_of=as_of,
+        as_of=day,
         config_path=str(config) if config else None,
         source=str(source) if source else None,
+        data_end=end,
     )
 
 
@@ -141,6 +308,10 @@ def demo(
 ) -> None:
     """Run the whole pipeline on a generated book: simulate, validate, features, train, calibrate, score."""
     _setup_logging()
+    from flows.config import load_config
+
+    load_config(config)
+    _quiet_prefect()
     from flows.demo import demo_flow
 
     demo_flow(config_path=str(config))
@@ -156,6 +327,7 @@ def serve(
     set PREFECT_API_URL, or use `prefect deploy` with prefect.yaml and a work pool.
     """
     _setup_logging()
+    _quiet_prefect()
     from flows.deployments import serve_all
 
     serve_all(config_path=str(config) if config else None)

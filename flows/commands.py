@@ -48,33 +48,43 @@ def run_simulate(
     return summary
 
 
-def manifest_data_end(source: Path) -> date | None:
-    """The extraction date recorded beside a source (manifest.json), if any."""
-    manifest = Path(source) / "manifest.json"
-    if manifest.is_file():
-        value = json.loads(manifest.read_text()).get("data_end")
-        return date.fromisoformat(value) if value else None
-    return None
-
-
 def run_validate(
-    config: Path | None, *, source: Path | None = None, quarantine: Path | None = None
+    config: Path | None,
+    *,
+    source: Path | None = None,
+    quarantine: Path | None = None,
+    data_end: date | str | None = None,
 ) -> bool:
-    """Validate a source, write the quarantine and print the summary; True when usable."""
+    """Validate a source, write the quarantine and print the summary; True when usable.
+
+    The data's end follows the one rule (manifest.json, else `data_end`, else inferred);
+    rows on or after it are quarantined exactly as the other commands do.
+    """
+    from features.data_end import validate_until
     from features.sources import open_source
-    from features.validate import validate
+    from flows.tasks import require_events
 
     cfg = _config(config)
     src_path = Path(source or cfg.paths.raw)
-    src = open_source(src_path)
-    now = src.data_end or date.today()
-    report = validate(src, now=now, quarantine_dir=Path(quarantine or cfg.paths.quarantine))
-    print(report.summary())
+    with open_source(src_path) as src:
+        report, _ = validate_until(
+            src,
+            option=data_end,
+            today=date.today(),
+            quarantine_dir=Path(quarantine or cfg.paths.quarantine),
+        )
+        print(report.summary())
+        if report.ok:
+            require_events(src.con, src_path)
     return report.ok
 
 
 def run_features(
-    config: Path | None, *, source: Path | None = None, out: Path | None = None
+    config: Path | None,
+    *,
+    source: Path | None = None,
+    out: Path | None = None,
+    data_end: date | str | None = None,
 ) -> Path:
     """Validate a source and write its whole snapshot panel (labelled and not) to `out`."""
     from features.build import build_feature_table, write_feature_table
@@ -83,16 +93,17 @@ def run_features(
 
     cfg = _config(config)
     src_path = Path(source or cfg.paths.raw)
-    loaded = open_validated(
-        src_path, Path(cfg.paths.quarantine), now=manifest_data_end(src_path) or date.today()
-    )
-    dates = panel_dates(cfg, loaded, include_unlabelled=True)
-    table = build_feature_table(loaded.source.con, dates, cfg.features, data_end=loaded.data_end)
-    path = write_feature_table(table, Path(out or cfg.paths.features))
-    loaded.source.con.close()
+    loaded = open_validated(src_path, Path(cfg.paths.quarantine), data_end)
+    with loaded.source:
+        dates = panel_dates(cfg, loaded, include_unlabelled=True)
+        table = build_feature_table(
+            loaded.source.con, dates, cfg.features, data_end=loaded.data_end
+        )
+        path = write_feature_table(table, Path(out or cfg.paths.features))
     labelled = int(table["label_known"].sum())
     print(
         f"{len(table):,} rows ({labelled:,} labelled) x {table.shape[1]} columns over "
-        f"{len(dates)} as_of dates ({dates[0]} .. {dates[-1]}) -> {path}"
+        f"{len(dates)} as_of dates ({dates[0]} .. {dates[-1]}), data_end {loaded.data_end} "
+        f"({loaded.data_end_from}) -> {path}"
     )
     return path

@@ -89,9 +89,23 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from `path`, read with the safe loader (no Python tags)."""
     if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise ConfigError(f"config file not found: {path}", hint="check --config")
+    try:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{path}: cannot load the YAML{at}: {problem}",
+            hint="plain YAML only: mappings, lists, numbers and strings (no !!python tags)",
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
@@ -113,6 +127,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
-            problems.append(f"  {key}: {err['msg']} (got {err.get('input')!r})")
+            got = repr(err.get("input"))
+            got = got if len(got) <= 60 else got[:57] + "..."
+            problems.append(f"  {key}: {err['msg']} (got {got})")
         where = path or CONFIG_DIR / "default.yaml"
         raise ConfigError(f"invalid configuration in {where}:\n" + "\n".join(problems)) from None

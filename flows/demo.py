@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 
+from features.errors import InputError
 from flows.calibrate import calibrate_flow
-from flows.commands import manifest_data_end
 from flows.config import load_config
 from flows.score import score_flow
 from flows.train import train_flow
@@ -26,6 +26,17 @@ def simulate_world(config_path: str) -> dict[str, Any]:
     return simulate(cfg.simulate, Path(cfg.paths.raw)).as_dict()
 
 
+def world_data_end(cfg: Any) -> date:
+    """The simulated world's end, from its manifest.json (the first rule of the data's end)."""
+    from features.data_end import manifest_data_end, manifest_path, read_manifest
+
+    where = manifest_path(cfg.paths.raw)
+    end = manifest_data_end(read_manifest(where), where)
+    if end is None:
+        raise InputError(f"{where}: the simulated world has no data_end", hint="rerun simulate")
+    return end
+
+
 @flow(name="nrrcast-demo", log_prints=True)
 def demo_flow(config_path: str = "configs/demo.yaml") -> dict[str, Any]:
     """Simulate, validate, build features, train, calibrate, score twice (a week apart), report."""
@@ -37,9 +48,9 @@ def demo_flow(config_path: str = "configs/demo.yaml") -> dict[str, Any]:
     )
     trained = train_flow(config_path=config_path)
     calibrated = calibrate_flow(config_path=config_path)
-    data_end = manifest_data_end(Path(cfg.paths.raw))
-    if data_end is not None:
-        score_flow(as_of=(data_end - timedelta(days=7)).isoformat(), config_path=config_path)
+    # the simulator writes manifest.json: the data's end is decided by the same rule
+    data_end = world_data_end(cfg)
+    score_flow(as_of=(data_end - timedelta(days=7)).isoformat(), config_path=config_path)
     scored = score_flow(config_path=config_path)
     lines = [
         "",

@@ -16,15 +16,17 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from features.data_end import parse_day
+from features.errors import InputError
 from flows import scores_store, tracking
 from flows.config import Config, load_config
-from flows.tasks import LoadedSource, build_features, load_and_validate
+from flows.tasks import TRANSIENT_RETRIES, LoadedSource, build_features, load_and_validate
 from flows.train import EXPERIMENT, MODEL_NAMES
 
 log = logging.getLogger("nrrcast.score")
 
 
-@task(name="load-champions", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="load-champions", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def load_champions(cfg: Config) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """The champion model per target, its version and the run it came from."""
     tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
@@ -155,7 +157,10 @@ def _summary(scores: pd.DataFrame, drift: pd.DataFrame) -> dict[str, float]:
 
 @flow(name="nrrcast-score", log_prints=True)
 def score_flow(
-    as_of: str | None = None, config_path: str | None = None, source: str | None = None
+    as_of: str | None = None,
+    config_path: str | None = None,
+    source: str | None = None,
+    data_end: str | None = None,
 ) -> dict[str, Any]:
     """Score every active account as of a date (default: the end of the data)."""
     from evaluation.drift import drift_flags
@@ -165,15 +170,18 @@ def score_flow(
     cfg = load_config(config_path)
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
-    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))
-    day = date.fromisoformat(as_of) if as_of else loaded.data_end
+    day = parse_day(as_of, "--as-of") if as_of else None
+    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
+    day = day or loaded.data_end
     if day > loaded.data_end:
-        raise ValueError(
-            f"as_of {day} is after the end of the data ({loaded.data_end}): nothing is known then"
+        raise InputError(
+            f"--as-of {day} is after the end of the data ({loaded.data_end}, from "
+            f"{loaded.data_end_from}): nothing is known then",
+            hint="score as of the data's end or earlier",
         )
     table = build_features(loaded, [day], cfg.features)
     if table.empty:
-        raise ValueError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
+        raise InputError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
     table = table.merge(_account_names(loaded), on="account_id", how="left")
     book = score_task(table, models, versions, thresholds, calibrators, cfg)
     scores = book.scores

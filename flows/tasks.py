@@ -6,6 +6,7 @@ pass between tasks in-process, so caching is off for them.
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -15,8 +16,6 @@ from typing import Any
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-from flows.commands import manifest_data_end
 
 log = logging.getLogger("nrrcast.flows")
 
@@ -29,33 +28,94 @@ class LoadedSource:
     report: Any
     path: Path
     data_end: date
+    data_end_from: str = "manifest"
 
 
-def open_validated(source: Path, quarantine_dir: Path, now: date | None = None) -> LoadedSource:
-    """Open the source, validate it against the contract and stop on contract errors."""
+def open_validated(
+    source: Path,
+    quarantine_dir: Path | None,
+    data_end: date | str | None = None,
+    *,
+    today: date | None = None,
+) -> LoadedSource:
+    """Open the source, decide the data's end, validate and stop on contract errors.
+
+    The data's end follows the one rule of `features.data_end.validate_until`:
+    manifest.json, else `data_end` (the ``--data-end`` option), else inferred from the data
+    (with a notice). Rows on or after it are quarantined, the same for every command.
+    """
+    from features.data_end import validate_until
     from features.sources import open_source
-    from features.validate import validate
 
     src = open_source(source)
-    data_end = now or src.data_end or manifest_data_end(source)
-    if data_end is None:
-        raise ValueError(
-            f"{source}: no manifest.json with data_end; pass the extraction date explicitly (--now)"
+    try:
+        report, end = validate_until(
+            src, option=data_end, today=today or date.today(), quarantine_dir=quarantine_dir
         )
-    report = validate(src, now=data_end, quarantine_dir=quarantine_dir)
-    log.info("validation of %s:\n%s", source, report.summary())
-    report.raise_if_failed()
+        log.info("validation of %s:\n%s", source, report.summary())
+        report.raise_if_failed()
+        require_events(src.con, Path(source))
+    except BaseException:
+        src.close()
+        raise
     return LoadedSource(
-        source=src, report=report, path=Path(source), data_end=report.data_end or data_end
+        source=src, report=report, path=Path(source), data_end=end.day, data_end_from=end.origin
     )
 
 
+def require_events(con: Any, source: Path) -> None:
+    """Refuse a source whose events table holds no clean row: there is no behaviour to learn
+    from or score (validation alone accepts it, an optional-looking empty table)."""
+    from features.errors import InputError
+
+    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    if n == 0:
+        raise InputError(
+            f"{source}: table events has no usable rows (none read, or all quarantined)",
+            hint="export the product events (account_id, ts, event) before building features",
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that may pass on a retry: timeouts and dropped connections.
+
+    Deterministic errors (every `NrrcastError` except `TransientError`, a missing file,
+    a permission error, a bad value) give the same result on every try and are not retried.
+    """
+    from features.errors import NrrcastError, TransientError
+
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, NrrcastError):
+        return False
+    return isinstance(exc, (TimeoutError, ConnectionError)) or (
+        isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
+    )
+
+
+_TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ETIMEDOUT, errno.ECONNRESET}
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: retry a failed task only on a transient error."""
+    if isinstance(state.data, BaseException):
+        return is_transient(state.data)
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001 - the failed state re-raises its exception
+        return is_transient(exc)
+    return False
+
+
+TRANSIENT_RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": retry_transient,
+}
+
+
 load_and_validate = task(
-    open_validated,
-    name="load-and-validate",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
+    open_validated, name="load-and-validate", cache_policy=NO_CACHE, **TRANSIENT_RETRIES
 )
 
 

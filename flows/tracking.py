@@ -19,6 +19,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from features.errors import MissingModelError
+
 log = logging.getLogger("nrrcast.tracking")
 
 CHAMPION = "champion"
@@ -148,9 +150,9 @@ def load_champion(name: str, alias: str = CHAMPION) -> tuple[Any, Any]:
     """Load the model behind `name@alias`; a clear error when nothing was promoted yet."""
     version = champion_version(name, alias)
     if version is None:
-        raise LookupError(
-            f"no '{alias}' version of registered model '{name}' in {mlflow.get_tracking_uri()}: "
-            "run `nrrcast train` first"
+        raise MissingModelError(
+            f"no '{alias}' version of registered model '{name}' in {mlflow.get_tracking_uri()}",
+            hint="run `nrrcast train` first",
         )
     model = mlflow.sklearn.load_model(f"models:/{name}@{alias}")
     return model, version

@@ -17,6 +17,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from features.errors import InputError
 from flows import tracking
 from flows.config import Config, load_config
 from flows.tasks import LoadedSource, build_features, load_and_validate
@@ -44,7 +45,7 @@ def panel_dates(
     # of it would see truncated windows
     first = loaded.source.con.execute("SELECT min(ts) FROM events").fetchall()[0][0]
     if first is None:
-        raise ValueError("events: no rows, nothing to build a training panel from")
+        raise InputError(f"{loaded.path}: table events has no rows to build a panel from")
     data_start = pd.Timestamp(first).date()
     last_known = loaded.data_end - timedelta(days=fc.horizon_days)
     end = fc.snapshot_end or (
@@ -55,7 +56,7 @@ def panel_dates(
         fc.snapshot_freq, data_start=data_start, data_end=loaded.data_end, start=start, end=end
     )
     if len(dates) < 4:
-        raise ValueError(
+        raise InputError(
             f"only {len(dates)} observation dates between {start} and {end}: "
             "training needs at least 4 (train, validation, calibration, test)"
         )
@@ -121,6 +122,7 @@ def log_and_register(
             mlflow.set_tag("config_file", str(config_path))
         mlflow.set_tag("data_fingerprint", tracking.fingerprint(loaded.path))
         mlflow.set_tag("data_end", loaded.data_end.isoformat())
+        mlflow.set_tag("data_end_from", loaded.data_end_from)
         counts = loaded.report.counts_frame() if hasattr(loaded.report, "counts_frame") else None
         if counts is not None:
             tracking.log_frame(counts, "data/row_counts.csv")
@@ -214,12 +216,14 @@ def _shap_figures(model: Any, table: pd.DataFrame, result: Any, target: str) -> 
 
 
 @flow(name="nrrcast-train", log_prints=True)
-def train_flow(config_path: str | None = None, source: str | None = None) -> dict[str, Any]:
+def train_flow(
+    config_path: str | None = None, source: str | None = None, data_end: str | None = None
+) -> dict[str, Any]:
     """Train churn and expansion models on a source and register them in MLflow."""
     from features.build import write_feature_table
 
     cfg = load_config(config_path)
-    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))
+    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_features(loaded, dates, cfg.features)
     write_feature_table(table, cfg.paths.features)
