@@ -105,10 +105,11 @@ class _HideExpectedTracebacks(logging.Filter):
     the boundary prints the one line the user needs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _STATE["debug"] or record.levelno < logging.ERROR:
+        if _STATE["debug"] or not record.name.startswith("prefect"):
             return True
-        if not record.name.startswith("prefect"):
-            return True
+        if record.levelno < logging.ERROR:
+            # the run's final state repeats the error the boundary prints
+            return not record.getMessage().startswith("Finished in state Failed(")
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
             return explain(exc) is None
@@ -131,14 +132,15 @@ def _setup_logging(verbose: bool = False) -> None:
 
 
 def _quiet_prefect() -> None:
-    """Attach the traceback filter to every handler Prefect logs through."""
-    import prefect  # noqa: F401 - configures Prefect's logging handlers
+    """Attach the traceback filter to the loggers Prefect reports run failures on.
 
-    hide = _HideExpectedTracebacks()
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
-        for handler in logging.getLogger(name).handlers:
-            if not any(isinstance(f, _HideExpectedTracebacks) for f in handler.filters):
-                handler.addFilter(hide)
+    Logger filters (unlike handler filters) survive Prefect reconfiguring its handlers
+    when the temporary server starts.
+    """
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _HideExpectedTracebacks) for f in logger.filters):
+            logger.addFilter(_HideExpectedTracebacks())
 
 
 def _preflight(config: Path | None, source: Path | None = None) -> Any:

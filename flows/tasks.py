@@ -57,6 +57,7 @@ def open_validated(
         require_events(src.con, Path(source))
     except BaseException:
         src.close()
+        del src  # the traceback keeps this frame (and so the connection object) alive
         raise
     return LoadedSource(
         source=src, report=report, path=Path(source), data_end=end.day, data_end_from=end.origin

@@ -1,0 +1,282 @@
+"""One error boundary in the CLI: expected errors end in one short line and an exit code.
+
+2 for usage and input errors, 1 for failed checks and states that do not allow the run;
+the traceback only with ``nrrcast --debug``. Prefect retries only transient I/O.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ("accounts", "subscriptions", "users", "events", "tickets", "plans")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    from simulator import simulate
+    from simulator.config import SimConfig
+
+    out = tmp_path_factory.mktemp("cli_world") / "raw"
+    simulate(SimConfig(accounts=60, months=13, seed=12), out, progress=False)
+    return out
+
+
+def _copy(world: Path, dest: Path, *, manifest: bool = True) -> Path:
+    dest.mkdir(parents=True)
+    for t in TABLES:
+        if (world / f"{t}.parquet").exists():
+            shutil.copy(world / f"{t}.parquet", dest / f"{t}.parquet")
+        elif (world / t).is_dir():
+            shutil.copytree(world / t, dest / t)
+    if manifest:
+        shutil.copy(world / "manifest.json", dest / "manifest.json")
+    return dest
+
+
+def _config(tmp: Path, raw: Path | str, store: dict | None = None, **extra) -> Path:
+    paths = {
+        "raw": str(raw),
+        "features": str(tmp / "features"),
+        "scores": str(tmp / "scores"),
+        "quarantine": str(tmp / "quarantine"),
+        "reports": str(tmp / "reports"),
+        "thresholds_dir": str(tmp / "thresholds"),
+    }
+    if store:
+        paths.update(mlflow_uri=store["uri"], mlflow_artifacts=store["artifacts"])
+    cfg = {"paths": paths, **extra}
+    tmp.mkdir(parents=True, exist_ok=True)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def _error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("nrrcast: error:")]
+
+
+def _assert_one_line(result, code: int, *needles: str) -> str:
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    lines = _error_lines(result)
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+    return lines[0]
+
+
+# --- input errors: exit 2, one line ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["validate", "features", "train", "calibrate", "score"])
+def test_source_that_does_not_exist(tmp_path, command):
+    missing = tmp_path / "no-such-dir"
+    result = _run(command, "--source", str(missing), "-c", str(_config(tmp_path, missing)))
+    _assert_one_line(result, 2, "source not found", str(missing), "--source")
+
+
+def test_bad_manifest_names_file_and_key(world, tmp_path):
+    src = _copy(world, tmp_path / "src")
+    (src / "manifest.json").write_text(json.dumps({"data_end": "July 1st"}))
+    cfg = _config(tmp_path, src)
+    for command in ("validate", "features"):
+        line = _assert_one_line(_run(command, "-c", str(cfg)), 2)
+        assert f"{src / 'manifest.json'}: key 'data_end': 'July 1st' is not a date" in line
+    (src / "manifest.json").write_text("{oops")
+    _assert_one_line(_run("validate", "-c", str(cfg)), 2, "not valid JSON", "manifest.json")
+
+
+def test_empty_events_table(world, tmp_path):
+    """validate said OK and features crashed; both now say what is wrong."""
+    src = _copy(world, tmp_path / "src")
+    events = pd.read_parquet(next((world / "events").rglob("*.parquet")))
+    shutil.rmtree(src / "events")
+    events.head(0).to_parquet(src / "events.parquet")
+    cfg = _config(tmp_path, src)
+    for command in ("validate", "features"):
+        _assert_one_line(_run(command, "-c", str(cfg)), 2, "table events has no usable rows")
+
+
+def test_config_with_an_unknown_key(tmp_path, world):
+    cfg = _config(tmp_path, world, features={"horizon_dayz": 30})
+    result = _run("validate", "-c", str(cfg))
+    _assert_one_line(result, 2, "features.horizon_dayz: Extra inputs are not permitted")
+
+
+def test_config_with_a_python_tag(tmp_path):
+    marker = tmp_path / "pwned"
+    cfg = tmp_path / "evil.yaml"
+    cfg.write_text(f'paths:\n  raw: !!python/object/apply:os.system ["touch {marker}"]\n')
+    for command in ("validate", "train"):
+        line = _assert_one_line(_run(command, "-c", str(cfg)), 2, "evil.yaml", "line 2")
+        assert "python/object" in line
+    assert not marker.exists()
+
+
+def test_config_file_that_does_not_exist(tmp_path):
+    _assert_one_line(_run("validate", "-c", str(tmp_path / "nope.yaml")), 2, "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["validate", "--data-end", "2026-02-30"], "--data-end: '2026-02-30' is not a date"),
+        (["score", "--as-of", "tomorrow"], "--as-of: 'tomorrow' is not a date"),
+        (["calibrate", "--quarter", "Q9"], "--quarter 'Q9' is not a quarter"),
+    ],
+)
+def test_bad_option_values(world, tmp_path, args, needle):
+    cfg = _config(tmp_path, world)
+    _assert_one_line(_run(*args, "-c", str(cfg)), 2, needle)
+
+
+def test_data_end_option_that_disagrees_with_the_manifest(world, tmp_path):
+    cfg = _config(tmp_path, world)
+    result = _run("validate", "-c", str(cfg), "--data-end", "2020-01-01")
+    _assert_one_line(result, 2, "disagrees with data_end", "manifest.json")
+
+
+# --- failed checks: exit 1, no traceback -----------------------------------------------------
+
+
+def _broken_source(world: Path, dest: Path) -> Path:
+    """accounts without the required `name` column: a contract error, not a quarantine."""
+    src = _copy(world, dest)
+    pd.read_parquet(src / "accounts.parquet").drop(columns=["name"]).to_parquet(
+        src / "accounts.parquet"
+    )
+    return src
+
+
+def test_contract_error_in_validate_and_features(world, tmp_path):
+    src = _broken_source(world, tmp_path / "src")
+    cfg = _config(tmp_path, src)
+    result = _run("validate", "-c", str(cfg))
+    assert result.exit_code == 1 and "FAILED" in result.stdout and "Traceback" not in result.output
+    result = _run("features", "-c", str(cfg))
+    _assert_one_line(result, 1, "breaks input contract", "accounts.name: required column missing")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    missing = tmp_path / "nope"
+    result = _run("--debug", "validate", "--source", str(missing))
+    assert result.exit_code != 0
+    assert type(result.exception).__name__ == "PathNotFoundError"
+    assert not _error_lines(result)
+
+
+# --- Prefect retries only transient errors ---------------------------------------------------
+
+
+def test_retry_condition_only_for_transient_errors():
+    from features.errors import ContractError, InputError, MissingModelError, TransientError
+    from flows.tasks import is_transient
+
+    assert is_transient(TimeoutError("read timed out"))
+    assert is_transient(ConnectionResetError(errno.ECONNRESET, "reset"))
+    assert is_transient(OSError(errno.EAGAIN, "try again"))
+    assert is_transient(TransientError("socket closed"))
+    for exc in (
+        ContractError("broken"),
+        InputError("bad"),
+        MissingModelError("no champion"),
+        FileNotFoundError(errno.ENOENT, "missing", "x"),
+        PermissionError(errno.EACCES, "denied", "x"),
+        ValueError("bug"),
+        KeyError("bug"),
+    ):
+        assert not is_transient(exc), exc
+
+
+def test_tasks_that_retry_carry_the_condition():
+    from flows.score import load_champions
+    from flows.tasks import load_and_validate, retry_transient
+
+    for task in (load_and_validate, load_champions):
+        assert task.retries == 2 and task.retry_condition_fn is retry_transient
+
+
+def _nrrcast(tmp: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m flows.cli ...` in a fresh process, as a user runs it (own Prefect home)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PREFECT_HOME": str(tmp / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _assert_one_line_process(proc, code: int, *needles: str) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == code, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    assert "Retry 1/" not in out, out[-3000:]  # Prefect's retry notice: none for these errors
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("nrrcast: error:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_contract_error_in_train_is_one_line_and_not_retried(world, tmp_path, mlflow_store):
+    src = _broken_source(world, tmp_path / "src")
+    proc = _nrrcast(tmp_path, "train", "-c", str(_config(tmp_path, src, mlflow_store)))
+    _assert_one_line_process(
+        proc, 1, "breaks input contract", "accounts.name: required column missing"
+    )
+    assert proc.stderr.count("input contract v1: FAILED") == 1  # validated once
+
+
+@pytest.mark.slow
+def test_score_without_champion_is_one_line_and_not_retried(world, tmp_path, mlflow_store):
+    proc = _nrrcast(tmp_path, "score", "-c", str(_config(tmp_path, world, mlflow_store)))
+    _assert_one_line_process(proc, 1, "no 'champion' version", "run `nrrcast train` first")
+
+
+@pytest.mark.slow
+def test_train_and_score_without_manifest(world, tmp_path, mlflow_store):
+    """The first thing a user with their own export meets: no manifest.json."""
+    src = _copy(world, tmp_path / "src", manifest=False)
+    split = {"valid_dates": 1, "calib_dates": 1, "test_dates": 1, "min_train_dates": 2}
+    cfg = _config(
+        tmp_path,
+        src,
+        mlflow_store,
+        models={"split": {**split, "purge": False}},
+        scoring={"report": False},
+    )
+    trained = _nrrcast(tmp_path, "train", "-c", str(cfg))
+    assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
+    assert "data_end not declared" in trained.stderr
+    scored = _nrrcast(tmp_path, "score", "-c", str(cfg))
+    assert scored.returncode == 0, (scored.stdout + scored.stderr)[-3000:]
+    end = json.loads((world / "manifest.json").read_text())["data_end"]
+    assert f"as of {end}" in scored.stdout + scored.stderr
+    assert (tmp_path / "scores" / f"as_of={end}").is_dir()
