@@ -32,7 +32,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +86,13 @@ def _features(world: Path, args: argparse.Namespace, cfg: Any) -> pd.DataFrame:
     if cache.is_file() and cache.stat().st_mtime >= manifest_path.stat().st_mtime:
         return pd.read_parquet(cache)
     from features.build import build_feature_table
+    from features.data_end import manifest_data_end, read_manifest
     from features.snapshots import observation_dates
     from features.sources import open_source
     from features.validate import validate
 
-    manifest = json.loads(manifest_path.read_text())
-    data_end = date.fromisoformat(manifest["data_end"])
+    manifest = read_manifest(manifest_path)
+    data_end = manifest_data_end(manifest, manifest_path)
     src = open_source(world)
     with tempfile.TemporaryDirectory() as q:
         validate(src, now=data_end, quarantine_dir=Path(q)).raise_if_failed()
@@ -140,8 +141,10 @@ def main() -> None:
     from features.catalog import feature_names
 
     names = [c for c in feature_names() if c in panel.columns]
-    manifest = json.loads((world / "manifest.json").read_text())
-    data_end = pd.Timestamp(manifest["data_end"])
+    from features.data_end import manifest_data_end, read_manifest
+
+    manifest = read_manifest(world / "manifest.json")
+    data_end = pd.Timestamp(manifest_data_end(manifest, world / "manifest.json"))
     quarters = _quarters(panel, args.quarters)
 
     subs = pd.read_parquet(world / "subscriptions.parquet")

@@ -82,12 +82,13 @@ def feature_table(world: Path, cache: Path) -> pd.DataFrame:
         return pd.read_parquet(cache)
     from features.build import build_feature_table
     from features.config import FeatureConfig
+    from features.data_end import manifest_data_end, read_manifest
     from features.snapshots import observation_dates
     from features.sources import open_source
     from features.validate import validate
 
-    manifest = json.loads((world / "manifest.json").read_text())
-    data_end = date.fromisoformat(manifest["data_end"])
+    manifest = read_manifest(world / "manifest.json")
+    data_end = manifest_data_end(manifest, world / "manifest.json")
     start = date.fromisoformat(manifest["start"])
     src = open_source(world)
     with tempfile.TemporaryDirectory() as q:

@@ -88,8 +88,9 @@ def _open(path: Path, threads: int, memory: str) -> tuple[duckdb.DuckDBPyConnect
     Validated with features.validate when it is importable and works; a validation
     failure is recorded in the JSON and the figures use plain views instead.
     """
-    manifest = json.loads((path / "manifest.json").read_text())
-    data_end = date.fromisoformat(manifest["data_end"])
+    from features.data_end import manifest_data_end, read_manifest
+
+    data_end = manifest_data_end(read_manifest(path / "manifest.json"), path / "manifest.json")
     info: dict = {"source": str(path)}
     try:
         from features.sources import open_source

@@ -82,12 +82,13 @@ def build_features(world: Path, cache: Path) -> pd.DataFrame:
         return pd.read_parquet(cache)
     from features.build import build_feature_table
     from features.config import FeatureConfig
+    from features.data_end import manifest_data_end, read_manifest
     from features.snapshots import observation_dates
     from features.sources import open_source
     from features.validate import validate
 
-    manifest = json.loads((world / "manifest.json").read_text())
-    data_end = date.fromisoformat(manifest["data_end"])
+    manifest = read_manifest(world / "manifest.json")
+    data_end = manifest_data_end(manifest, world / "manifest.json")
     start = date.fromisoformat(manifest["start"])
     t0 = time.perf_counter()
     src = open_source(world)
@@ -281,7 +282,9 @@ def main() -> None:
     res = train_all(frame, cfg, names, horizon_days=HORIZON)
     seconds = time.perf_counter() - t0
     joined = join_truth(res.predictions, world)
-    manifest = json.loads((world / "manifest.json").read_text())
+    from features.data_end import read_manifest
+
+    manifest = read_manifest(world / "manifest.json")
     out: dict[str, Any] = {
         "benchmark": "quality",
         "world": str(world.relative_to(ROOT)) if world.is_relative_to(ROOT) else str(world),
