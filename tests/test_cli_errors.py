@@ -115,6 +115,22 @@ def test_empty_events_table(world, tmp_path):
         _assert_one_line(_run(command, "-c", str(cfg)), 2, "table events has no usable rows")
 
 
+def test_table_stored_as_file_and_directory(world, tmp_path):
+    src = _copy(world, tmp_path / "src")
+    shutil.copy(src / "users.parquet", tmp_path / "users.parquet")
+    (src / "users").mkdir()
+    shutil.copy(tmp_path / "users.parquet", src / "users" / "part-0.parquet")
+    result = _run("validate", "-c", str(_config(tmp_path, src)))
+    _assert_one_line(result, 2, "'users' is stored more than once")
+
+
+def test_duckdb_source_that_is_not_a_database(tmp_path):
+    db = tmp_path / "book.duckdb"
+    db.write_text("not a database")
+    result = _run("validate", "--source", str(db), "-c", str(_config(tmp_path, db)))
+    _assert_one_line(result, 2, "cannot open as a DuckDB database", str(db))
+
+
 def test_config_with_an_unknown_key(tmp_path, world):
     cfg = _config(tmp_path, world, features={"horizon_dayz": 30})
     result = _run("validate", "-c", str(cfg))

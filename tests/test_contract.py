@@ -288,7 +288,7 @@ def test_open_source_errors_a_user_can_act_on(tmp_path):
     bad = tmp_path / "bad_manifest"
     _write(bad, {"accounts": {"account_id": ["A1"]}})
     (bad / "manifest.json").write_text(json.dumps({"data_end": "next week"}))
-    with pytest.raises(ValueError, match="data_end 'next week' is not a date"):
+    with pytest.raises(ValueError, match="key 'data_end': 'next week' is not a date"):
         open_source(bad)
 
 
