@@ -58,9 +58,10 @@ class ValidationReport:
     counts : per contract table, rows read / quarantined / clean (read = quarantined + clean).
     now : the extraction time the source was checked against (timestamps at or after it
         are "in the future").
-    data_end : the manifest's ``data_end``, else the day after the latest timestamp seen
-        (before `now`); None when the source holds no timestamp at all.
-    data_end_from : "manifest", "data" or None.
+    data_end : the data's end (exclusive) decided by `features.data_end.validate_until`:
+        the manifest's ``data_end``, else the ``--data-end`` option, else the day after the
+        latest timestamp seen (before `now`); None when nothing decided it.
+    data_end_from : "manifest", "option", "data" or None.
     quarantine_files : table -> Parquet file of the rows set aside (tables with any).
     contract_version : the contract the source was checked against.
     """
@@ -69,7 +70,7 @@ class ValidationReport:
     counts: dict[str, TableCounts]
     now: datetime
     data_end: date | None = None
-    data_end_from: Literal["manifest", "data"] | None = None
+    data_end_from: Literal["manifest", "option", "data"] | None = None
     quarantine_files: dict[str, Path] = field(default_factory=dict)
     contract_version: str = "v1"
 

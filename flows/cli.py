@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -149,6 +150,12 @@ def _preflight(config: Path | None, source: Path | None = None) -> Any:
 
     cfg = load_config(config)
     path = Path(source or cfg.paths.raw)
+    url = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):/", str(path))  # Path() folds '://' to ':/'
+    if url and not path.exists():
+        raise InputError(
+            f"{url.group(1)}:// sources are not supported (no database scanner offline)",
+            hint="export the tables to Parquet, CSV or a DuckDB file",
+        )
     if not path.exists():
         raise PathNotFoundError(
             f"source not found: {path}",

@@ -188,7 +188,14 @@ def score_flow(
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     with tracking.run(
-        exp, f"score {day}", tags={"flow": "score", "as_of": day.isoformat()}
+        exp,
+        f"score {day}",
+        tags={
+            "flow": "score",
+            "as_of": day.isoformat(),
+            "data_end": loaded.data_end.isoformat(),
+            "data_end_from": loaded.data_end_from,
+        },
     ) as active:
         drift = drift_against_training(cfg, runs, table, scores)
         flags = drift_flags(drift) if not drift.empty else []

@@ -131,6 +131,41 @@ def test_duckdb_source_that_is_not_a_database(tmp_path):
     _assert_one_line(result, 2, "cannot open as a DuckDB database", str(db))
 
 
+def test_duckdb_source_locked_by_another_process(world, tmp_path):
+    import duckdb
+
+    db = tmp_path / "book.duckdb"
+    duckdb.connect(str(db)).execute("CREATE TABLE accounts (account_id VARCHAR)").close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,sys,time; c=duckdb.connect({str(db)!r}); "
+         "print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = _run("validate", "--source", str(db), "-c", str(_config(tmp_path, db)))
+        _assert_one_line(result, 1, "locked by another process", str(db))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_other_unusable_sources(tmp_path):
+    csv = tmp_path / "accounts.csv"
+    csv.write_text("account_id\n")
+    _assert_one_line(_run("validate", "--source", str(csv)), 2, "expected a directory")
+    _assert_one_line(
+        _run("validate", "--source", "postgresql://db/book"), 2, "sources are not supported"
+    )
+
+
+def test_manifest_that_is_a_directory(world, tmp_path):
+    src = _copy(world, tmp_path / "src", manifest=False)
+    (src / "manifest.json").mkdir()
+    result = _run("validate", "-c", str(_config(tmp_path, src)))
+    _assert_one_line(result, 2, "manifest.json: cannot read the manifest")
+
+
 def test_config_with_an_unknown_key(tmp_path, world):
     cfg = _config(tmp_path, world, features={"horizon_dayz": 30})
     result = _run("validate", "-c", str(cfg))
