@@ -30,6 +30,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from features.errors import InputError
+
 WINDOWS: dict[str, tuple[int, int]] = {
     "w7": (7, 0),
     "w30": (30, 0),
@@ -136,7 +138,17 @@ def panel_dates(
     first = to_date(start) if start is not None else data_start + timedelta(days=LOOKBACK_DAYS)
     last = to_date(end) if end is not None else data_end
     if last > data_end:
-        raise ValueError(f"snapshot end {last} is after data_end {data_end}")
+        raise InputError(
+            f"snapshot end {last} is after data_end {data_end} (the data's end)",
+            hint="set features.snapshot_end on or before the data's end",
+        )
+    if last < first:
+        raise InputError(
+            f"no snapshot date between {first} and {last}: the panel starts "
+            f"{LOOKBACK_DAYS} days after the first event ({data_start}) and ends at the data's "
+            f"end {data_end}",
+            hint="use a longer history, or set features.snapshot_start / snapshot_end",
+        )
     return observation_dates(first, last, freq)
 
 

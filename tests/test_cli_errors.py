@@ -166,6 +166,14 @@ def test_manifest_that_is_a_directory(world, tmp_path):
     _assert_one_line(result, 2, "manifest.json: cannot read the manifest")
 
 
+def test_history_too_short_for_a_panel(world, tmp_path):
+    src = _copy(world, tmp_path / "src", manifest=False)
+    start = json.loads((world / "manifest.json").read_text())["start"]
+    early = (pd.Timestamp(start) + pd.Timedelta(days=40)).date().isoformat()
+    result = _run("features", "-c", str(_config(tmp_path, src)), "--data-end", early)
+    _assert_one_line(result, 2, "no snapshot date between", "snapshot_start")
+
+
 def test_config_with_an_unknown_key(tmp_path, world):
     cfg = _config(tmp_path, world, features={"horizon_dayz": 30})
     result = _run("validate", "-c", str(cfg))
