@@ -42,6 +42,7 @@ import pandas as pd
 import yaml
 
 from evaluation.config import ThresholdConfig
+from features.errors import NrrcastError
 from evaluation.metrics import expected_calibration_error
 from models.calibrate import ProbabilityCalibrator
 
@@ -55,8 +56,8 @@ _EPS = 1e-6  # probabilities are kept inside [eps, 1 - eps], as ProbabilityCalib
 _QUARTER_FILE = re.compile(r"^\d{4}Q[1-4]$")
 
 
-class ThresholdError(ValueError):
-    """No threshold meets the requested flag band or precision target."""
+class ThresholdError(NrrcastError, ValueError):
+    """No threshold meets the requested flag band or precision target (a failed check)."""
 
 
 # --------------------------------------------------------------------------- quarters

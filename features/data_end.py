@@ -92,7 +92,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(manifest, dict):
         raise InputError(
-            f"{path}: the manifest must be a JSON object, got {type(manifest).__name__}",
+            f"{path}: expected a JSON object in the manifest, got {type(manifest).__name__}",
             hint=what_to_do,
         )
     return manifest

@@ -208,7 +208,7 @@ def test_source_without_any_timestamp_needs_the_option(tmp_path):
     ("content", "match"),
     [
         ("{not json", r"manifest.json: the manifest is not valid JSON \(line 1"),
-        ("[1, 2]", "must be a JSON object, got list"),
+        ("[1, 2]", "expected a JSON object in the manifest, got list"),
         ('{"data_end": "2026-31-01"}', "key 'data_end': '2026-31-01' is not a date"),
         ('{"data_end": 20260701}', "key 'data_end': 20260701 is not a date"),
         ('{"data_end": "2026-07-01T10:00:00"}', "is not midnight"),
