@@ -42,8 +42,8 @@ import pandas as pd
 import yaml
 
 from evaluation.config import ThresholdConfig
-from features.errors import NrrcastError
 from evaluation.metrics import expected_calibration_error
+from features.errors import NrrcastError
 from models.calibrate import ProbabilityCalibrator
 
 WEEK_ANCHOR = pd.Timestamp("1970-01-05")  # a Monday: scoring weeks run Monday-Sunday
