@@ -339,3 +339,31 @@ def test_train_and_score_without_manifest(world, tmp_path, mlflow_store):
     end = json.loads((world / "manifest.json").read_text())["data_end"]
     assert f"as of {end}" in scored.stdout + scored.stderr
     assert (tmp_path / "scores" / f"as_of={end}").is_dir()
+
+
+def test_explain_maps_expected_errors_to_one_line_and_code():
+    from features.errors import ContractError, InputError, LockHeldError, StateError
+    from flows.cli import explain
+
+    assert explain(InputError("bad", hint="fix it")) == ("bad -> fix it", 2)
+    assert explain(ContractError("broken:\n  a.b: x (1 row)"))[1] == 1
+    assert explain(StateError("nothing matured")) == ("nothing matured", 1)
+    assert explain(LockHeldError("store locked"))[1] == 1
+    assert explain(PermissionError(errno.EACCES, "Permission denied", "/out")) == (
+        "Permission denied: /out",
+        2,
+    )
+    assert explain(OSError(errno.ENOSPC, "No space left on device", "/out"))[1] == 1
+    assert explain(ValueError("a bug")) is None
+    assert explain(OSError(errno.EIO, "I/O error")) is None
+
+
+def test_os_error_from_a_command_is_one_line(world, tmp_path, monkeypatch):
+    import flows.commands
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(tmp_path / "features"))
+
+    monkeypatch.setattr(flows.commands, "run_features", read_only)
+    result = _run("features", "-c", str(_config(tmp_path, world)))
+    _assert_one_line(result, 2, "Read-only file system", str(tmp_path / "features"))
