@@ -367,3 +367,38 @@ def test_os_error_from_a_command_is_one_line(world, tmp_path, monkeypatch):
     monkeypatch.setattr(flows.commands, "run_features", read_only)
     result = _run("features", "-c", str(_config(tmp_path, world)))
     _assert_one_line(result, 2, "Read-only file system", str(tmp_path / "features"))
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("- a\n- b\n", "top level must be a mapping, got list"),
+        ("paths: [unclosed\n", "cannot load the YAML at line 2"),
+        ("paths:\n\traw: x\n", "cannot load the YAML at line 2"),
+    ],
+)
+def test_config_that_is_not_a_mapping_or_not_yaml(tmp_path, text, needle):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    _assert_one_line(_run("validate", "-c", str(cfg)), 2, needle, "bad.yaml")
+
+
+def test_source_directory_without_tables(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = _config(
+        tmp_path,
+        empty,
+    )
+    result = _run("validate", "-c", str(cfg), "--data-end", "2026-01-01")
+    assert result.exit_code == 1 and "required table missing" in result.stdout
+    assert "Traceback" not in result.output
+    result = _run("features", "-c", str(cfg), "--data-end", "2026-01-01")
+    _assert_one_line(result, 1, "breaks input contract", "events: required table missing")
+
+
+def test_every_event_after_the_data_end(world, tmp_path):
+    src = _copy(world, tmp_path / "src", manifest=False)
+    start = json.loads((world / "manifest.json").read_text())["start"]
+    result = _run("features", "-c", str(_config(tmp_path, src)), "--data-end", start)
+    _assert_one_line(result, 2, "table events has no usable rows")
