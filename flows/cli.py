@@ -85,8 +85,8 @@ DataEndOpt = Annotated[
     typer.Option(
         "--data-end",
         metavar="YYYY-MM-DD",
-        help="first day the data does not cover (the extraction date); used when no "
-        "manifest.json sits beside the tables, else inferred from the data",
+        help="first day the data does not cover (the extraction date). Rule: manifest.json "
+        "beside the tables, else this option, else the day after the latest timestamp",
     ),
 ]
 

@@ -402,3 +402,33 @@ def test_every_event_after_the_data_end(world, tmp_path):
     start = json.loads((world / "manifest.json").read_text())["start"]
     result = _run("features", "-c", str(_config(tmp_path, src)), "--data-end", start)
     _assert_one_line(result, 2, "table events has no usable rows")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("prefect")
+def test_prefect_retries_a_transient_error_and_not_a_deterministic_one(prefect_harness):
+    from prefect import flow, task
+
+    from features.errors import InputError
+    from flows.tasks import TRANSIENT_RETRIES
+
+    calls: list[str] = []
+
+    @task(**{**TRANSIENT_RETRIES, "retry_delay_seconds": 0})
+    def flaky(kind: str) -> str:
+        calls.append(kind)
+        if kind == "timeout" and len(calls) < 3:
+            raise TimeoutError("read timed out")
+        if kind == "input":
+            raise InputError("bad input")
+        return "ok"
+
+    @flow
+    def run(kind: str) -> str:
+        return flaky(kind)
+
+    assert run("timeout") == "ok" and calls == ["timeout"] * 3
+    calls.clear()
+    with pytest.raises(InputError):
+        run("input")
+    assert calls == ["input"]
