@@ -432,3 +432,29 @@ def test_prefect_retries_a_transient_error_and_not_a_deterministic_one(prefect_h
     with pytest.raises(InputError):
         run("input")
     assert calls == ["input"]
+
+
+def test_a_bug_keeps_its_traceback_and_ctrl_c_is_one_line(world, tmp_path, monkeypatch):
+    import flows.commands
+
+    cfg = str(_config(tmp_path, world))
+
+    def bug(*args, **kwargs):
+        return 1 / 0
+
+    monkeypatch.setattr(flows.commands, "run_validate", bug)
+    result = _run("validate", "-c", cfg)
+    assert isinstance(result.exception, ZeroDivisionError)  # not hidden behind one line
+    assert not _error_lines(result)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(flows.commands, "run_validate", interrupted)
+    result = _run("validate", "-c", cfg)
+    assert result.exit_code == 130 and "nrrcast: interrupted" in result.stderr
+
+
+def test_usage_errors_exit_2():
+    assert _run("no-such-command").exit_code == 2
+    assert _run("validate", "--source").exit_code == 2
