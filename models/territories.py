@@ -29,7 +29,8 @@ Methods
 `scipy.optimize.milp` with a time limit and a relative optimality gap. To stay small,
 only accounts of CSMs above the mean load (or over capacity) get candidate receivers:
 their current CSM plus ``candidates_per_account`` CSMs below the mean, spread across
-them by rotation; everybody else stays. When HiGHS is unavailable, finds no feasible
+them by rotation; everybody else stays. The greedy assignment's pairs are added to the
+candidates, so the MILP's optimum is never worse than the greedy result. When HiGHS is unavailable, finds no feasible
 solution in time, or fails, the greedy method runs instead and the result says so.
 
 ``greedy`` (the documented fallback): accounts that must be placed go to the
@@ -372,8 +373,12 @@ def _greedy(p: _Problem) -> np.ndarray:
 # ----------------------------------------------------------------------------- milp
 
 
-def _candidates(p: _Problem) -> tuple[np.ndarray, np.ndarray]:
-    """(account, CSM) pairs offered to the MILP (see module docstring)."""
+def _candidates(p: _Problem, hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(account, CSM) pairs offered to the MILP (see module docstring).
+
+    `hint` (an assignment, e.g. the greedy one) adds its pairs, so that the MILP's
+    feasible set contains it and its optimum is never worse.
+    """
     cfg = p.cfg
     loads, high = p.fixed_load()
     movable = p.free & (p.owner >= 0)
@@ -407,18 +412,24 @@ def _candidates(p: _Problem) -> tuple[np.ndarray, np.ndarray]:
             opts += [j for j in dict.fromkeys(picks) if j != own]
         acc.append(np.full(len(opts), i))
         csm.append(np.asarray(opts, dtype=np.int64))
+    if hint is not None:
+        acc.append(free)
+        csm.append(hint[free].astype(np.int64))
     if not acc:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(acc).astype(np.int64), np.concatenate(csm)
+    pairs = np.unique(
+        np.column_stack([np.concatenate(acc).astype(np.int64), np.concatenate(csm)]), axis=0
+    )
+    return pairs[:, 0], pairs[:, 1]
 
 
-def _milp(p: _Problem) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """Solve with HiGHS; (assignment or None, solver facts)."""
+def _milp(p: _Problem, hint: np.ndarray | None = None) -> tuple[np.ndarray | None, dict]:
+    """Solve with HiGHS; (assignment or None, solver facts). See `_candidates` for `hint`."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
 
     cfg = p.cfg
-    pa, pc = _candidates(p)
+    pa, pc = _candidates(p, hint)
     n_x, P = len(pa), p.n_pool
     fixed_load, fixed_high = p.fixed_load()
     seats = p.seats()
@@ -656,9 +667,11 @@ def rebalance(
     solver: dict[str, Any] = {"requested": cfg.method}
     assign = None
     t0 = time.perf_counter()
+    greedy = _greedy(prob)
+    solver["greedy_seconds"] = round(time.perf_counter() - t0, 3)
     if cfg.method == "milp" and free.any():
         try:
-            assign, facts = _milp(prob)
+            assign, facts = _milp(prob, hint=greedy)
             solver.update(facts)
             if assign is None:
                 notes.append(
@@ -671,7 +684,7 @@ def rebalance(
             notes.append(f"MILP failed ({exc}); greedy method used")
     method = "milp" if assign is not None else "greedy"
     if assign is None:
-        assign = _greedy(prob)
+        assign = greedy
     solver["method"] = method
     solver["seconds"] = round(time.perf_counter() - t0, 3)
     if method == "milp" and solver.get("status") == 1:
@@ -938,6 +951,13 @@ def _result(
         notes=notes,
     )
     res.balance["violations"] = constraint_violations(res, cfg)
+    over = res.balance["violations"]["capacity"]
+    if over:
+        notes.append(
+            f"{over} high-touch accounts stay above their CSM's capacity: the move cap "
+            f"({cfg.max_moves_per_csm} per CSM) or the seats left on the team do not allow "
+            "more moves; raise the cap, add capacity or downgrade"
+        )
     res.balance["notes"] = list(notes)
     return res
 
