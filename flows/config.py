@@ -16,6 +16,7 @@ from evaluation.config import EvalConfig
 from features.config import FeatureConfig
 from models.config import ModelConfig
 from models.segment import SegmentConfig
+from models.territories import TerritoryConfig
 from simulator.config import SimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +67,7 @@ class Config(BaseModel):
     evaluation: EvalConfig = EvalConfig()
     segment: SegmentConfig = SegmentConfig()
     scoring: ScoringConfig = ScoringConfig()
+    territories: TerritoryConfig = TerritoryConfig()
 
     @model_validator(mode="after")
     def _labels_agree(self) -> Config:

@@ -153,6 +153,18 @@ def _summary(scores: pd.DataFrame, drift: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _rebalance(cfg: Config, loaded: LoadedSource, table, scores, day: date) -> Any:
+    """The optional territory rebalancing step (``territories.run_with_scoring``)."""
+    if not cfg.territories.run_with_scoring:
+        return None
+    from flows.rebalance import log_run, read_roster, rebalance_step
+
+    done = rebalance_step(scores, table[["account_id", "days_to_renewal"]], read_roster(loaded),
+                          cfg, day)  # fmt: skip
+    log_run(done)
+    return done
+
+
 @flow(name="nrrcast-score", log_prints=True)
 def score_flow(
     as_of: str | None = None, config_path: str | None = None, source: str | None = None
@@ -190,6 +202,7 @@ def score_flow(
         )
         summary = _summary(scores, drift)
         tracking.log_metrics(summary)
+        territories = _rebalance(cfg, loaded, table, scores, day)
         tracking.log_params(
             {
                 "as_of": day,
@@ -241,6 +254,7 @@ def score_flow(
                 nrr=nrr,
                 meta=meta,
                 feature_labels={k: v.description for k, v in CATALOG.items()},
+                territories=territories,
             )
             report_path = write_report(inputs, Path(cfg.paths.reports) / f"report-{day}.html")
             mlflow.log_artifact(str(report_path), "report")
