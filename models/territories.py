@@ -17,7 +17,9 @@ Rules
   force a CSM over it; that is reported (``capacity_forced``), never fixed by a move.
   An optional ``max_load`` caps each CSM's weighted load.
 * **Move cap.** A CSM gives up at most ``max_moves_per_csm`` accounts and takes on at
-  most as many (this plan is one quarter's). Handovers from CSMs outside the roster and
+  most as many (this plan is one quarter's). With ``capacity_first`` (default) a CSM
+  over capacity may give up its excess of high-touch accounts on top, so that capacity
+  can always be restored; those extra moves are counted in the balance figures. Handovers from CSMs outside the roster and
   first assignments of accounts without a CSM are not moves between two CSMs of the
   team and are not capped (they are listed, with their reason).
 * **Objective** (load units): ``sum_j |load_j - mean| + spread_weight * (max - min)
@@ -101,6 +103,11 @@ class TerritoryConfig(_Section):
     keep_at_risk: bool = Field(True, description="accounts at risk stay with their CSM")
     max_moves_per_csm: int = Field(
         6, ge=0, description="accounts one CSM may give up, and take on, this quarter"
+    )
+    capacity_first: bool = Field(
+        True,
+        description="a CSM over capacity may hand over more accounts than the move cap, "
+        "up to its excess of high-touch accounts",
     )
     capacity: int | None = Field(
         None,
@@ -266,6 +273,19 @@ class _Problem:
         _, fixed_high = self.fixed_load()
         return np.maximum(self.capacity, fixed_high)
 
+    def out_caps(self) -> np.ndarray:
+        """Accounts each CSM may give up: the move cap, plus its excess of high-touch
+        accounts over its seats when ``capacity_first``."""
+        caps = np.full(self.n_csm, float(self.cfg.max_moves_per_csm))
+        if self.cfg.capacity_first:
+            movable = self.free & (self.owner >= 0)
+            _, fixed_high = self.fixed_load()
+            high0 = fixed_high + np.bincount(
+                self.owner[movable], self.high[movable].astype(float), minlength=self.n_csm
+            )
+            caps += np.clip(high0 - self.seats(), 0, None)
+        return caps
+
 
 def _objective(loads: np.ndarray, n_pool: int, target: float, moves: int, cfg) -> float:
     pool = loads[:n_pool]
@@ -291,6 +311,7 @@ def _greedy(p: _Problem) -> np.ndarray:
     out_n = np.zeros(p.n_csm, dtype=np.int64)
     in_n = np.zeros(p.n_csm, dtype=np.int64)
     K = cfg.max_moves_per_csm
+    out_cap = p.out_caps()
     pool = np.arange(p.n_pool)
 
     def room(j: int, i: int) -> bool:
@@ -318,7 +339,7 @@ def _greedy(p: _Problem) -> np.ndarray:
 
     # 2. capacity repair: over-capacity CSMs hand high-touch accounts to CSMs with seats
     for d in pool:
-        while high[d] > seats[d] and out_n[d] < K:
+        while high[d] > seats[d] and out_n[d] < out_cap[d]:
             mine = np.flatnonzero(movable & (assign == d) & (assign == p.owner) & p.high)
             if not len(mine):
                 break
@@ -346,7 +367,7 @@ def _greedy(p: _Problem) -> np.ndarray:
         receivers = [int(r) for r in pool[np.argsort(pl, kind="stable")] if in_n[r] < K][:5]
         for d in donors:
             d = int(d)
-            if out_n[d] >= K:
+            if out_n[d] >= out_cap[d]:
                 continue
             mine = np.flatnonzero(movable & (assign == d) & (assign == p.owner))
             for i in mine:
@@ -498,7 +519,7 @@ def _milp(p: _Problem, hint: np.ndarray | None = None) -> tuple[np.ndarray | Non
     mv = np.flatnonzero(is_move)
     add(r + p.owner[pa[mv]], mv, np.ones(len(mv)))
     lo += [-np.inf] * P
-    hi += [float(cfg.max_moves_per_csm)] * P
+    hi += list(p.out_caps()[:P])
     r += P
     mv_in = mv[pc[mv] < P]
     add(r + pc[mv_in], mv_in, np.ones(len(mv_in)))
@@ -937,6 +958,11 @@ def _result(
         "share_moved": round(float(changed[f.after_in].mean()), 4) if f.after_in.any() else 0.0,
         "exceptions": int(len(erows)),
         "deferred_tier_changes": int((f.deferred & f.scope).sum()),
+        "moves_beyond_cap_to_restore_capacity": int(
+            np.clip(
+                loads.loc[loads["in_roster"], "moves_out"] - cfg.max_moves_per_csm, 0, None
+            ).sum()
+        ),
         "objective": round(obj, 4),
         "solver": solver,
         "method": solver["method"],
@@ -986,7 +1012,9 @@ def constraint_violations(res: RebalanceResult, cfg: TerritoryConfig) -> dict[st
       by frozen accounts (accounts over, summed over CSMs);
     * ``renewal_window``: accounts renewing within the window whose CSM changed;
     * ``at_risk``: at-risk accounts whose CSM changed (when ``keep_at_risk``);
-    * ``move_cap``: moves beyond the cap, out of and into each CSM, summed;
+    * ``move_cap``: moves beyond the cap, out of and into each CSM, summed (a CSM over
+      capacity may give up its excess of high-touch accounts on top, when
+      ``capacity_first``);
     * ``unassigned``: accounts of a named tier left without a CSM;
     * ``max_load``: roster CSMs above ``max_load`` (when set).
     """
@@ -1008,12 +1036,18 @@ def constraint_violations(res: RebalanceResult, cfg: TerritoryConfig) -> dict[st
     mv = a[(a["change"] == "move")]
     out_n = mv.groupby("csm_before").size()
     in_n = mv.groupby("csm_after").size()
+    out_limit = pd.Series(float(K), index=ld["csm_id"].to_numpy())
+    if cfg.capacity_first:
+        high0 = a[a["coverage_after"] == "high_touch"].groupby("csm_before").size()
+        excess = ld["csm_id"].map(high0).fillna(0).to_numpy(np.float64) - allowed
+        out_limit += np.clip(excess, 0, None)
+    out_over = out_n - out_limit.reindex(out_n.index).fillna(float(K))
     named = a["coverage_after"].isin(cfg.tiers) & (a["change"] != "leaves_named_book")
     return {
         "capacity": int(over.sum()),
         "renewal_window": int((changed & soon).sum()),
         "at_risk": int((changed & a["at_risk"].astype(bool)).sum()) if cfg.keep_at_risk else 0,
-        "move_cap": int(np.clip(out_n - K, 0, None).sum() + np.clip(in_n - K, 0, None).sum()),
+        "move_cap": int(np.clip(out_over, 0, None).sum() + np.clip(in_n - K, 0, None).sum()),
         "unassigned": int((named & a["csm_after"].isna()).sum()),
         "max_load": int((ld["load_after"] > cfg.max_load + 1e-9).sum())
         if cfg.max_load is not None

@@ -24,7 +24,9 @@ def run():
     scores = inputs.scores.copy()
     scores["days_to_renewal"] = (scores.index.to_numpy() * 7) % 365
     scores.loc[scores.index[:40], "name"] = XSS_NAME
-    res = rebalance(scores, None, TerritoryConfig(capacity=8, move_cost=0.05), as_of=AS_OF)
+    res = rebalance(
+        scores, None, TerritoryConfig(capacity=8, move_cost=0.05, time_limit_seconds=5), as_of=AS_OF
+    )
     plan = migration_plan(res, AS_OF)
     return inputs, scores, res, plan
 

@@ -212,3 +212,19 @@ def test_bad_roster_and_book_are_named():
         rebalance(book(std(2, "a")).drop(columns="segment"))
     with pytest.raises(ValueError, match="no CSM to assign"):
         rebalance(book([("n1", None, "digital", "standard", False, 100.0)]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_capacity_first_may_exceed_the_move_cap(method):
+    rows = [(f"h{k}", "a", "high_touch", "high_touch", False, 300.0) for k in range(5)]
+    strict = dict(max_moves_per_csm=2, capacity_first=False)
+    res = rebalance(book(rows), roster("a", "b", capacity=[1, 9]), cfg(method, **strict))
+    assert res.loads.set_index("csm_id").loc["a", "high_touch_after"] == 3
+    assert res.balance["violations"]["capacity"] == 2 and res.balance["moves"] == 2
+    assert any("move cap" in n for n in res.notes)
+    # the extra moves are the giver's; each receiver still takes on at most the cap
+    team = roster("a", "b", "c", capacity=[1, 9, 9])
+    first = rebalance(book(rows), team, cfg(method, max_moves_per_csm=2))
+    assert first.loads.set_index("csm_id").loc["a", "high_touch_after"] == 1
+    assert first.balance["moves_beyond_cap_to_restore_capacity"] == 2
+    assert all(v == 0 for v in first.balance["violations"].values())
