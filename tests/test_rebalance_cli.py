@@ -115,3 +115,35 @@ def test_csv_escaping_leaves_numbers_alone():
     out = escape_csv_cells(frame)
     assert list(out["t"][:5]) == ["'=1+2", "'+x", "'-y", "'@z", "ok"] and pd.isna(out["t"][5])
     assert (out["n"] == -1.0).all()
+
+
+def test_scoring_step_is_off_by_default_and_logs_when_on(world, tmp_path, mlflow_store):
+    import mlflow
+
+    from flows import tracking
+    from flows.config import load_config
+    from flows.score import _rebalance
+    from flows.tasks import open_validated
+
+    day = date.fromisoformat(json.loads((world / "manifest.json").read_text())["data_end"])
+    scores = _scores(world, day)
+    paths = {"scores": str(tmp_path / "scores"), "quarantine": str(tmp_path / "q")}
+    loaded = open_validated(world, tmp_path / "q")
+    table = scores[["account_id"]].assign(days_to_renewal=30.0)  # everyone renews soon
+    try:
+        off = load_config(overrides={"paths": paths})
+        assert not off.territories.run_with_scoring
+        assert _rebalance(off, loaded, table, scores, day) is None
+        on = load_config(overrides={"paths": paths, "territories": {"run_with_scoring": True}})
+        exp = tracking.configure(mlflow_store["uri"], mlflow_store["artifacts"], "t")
+        with tracking.run(exp, "score") as active:
+            done = _rebalance(on, loaded, table, scores, day)
+    finally:
+        loaded.source.con.close()
+    # every account in scope renews within the window: nothing moves between CSMs
+    assert done.result.balance["moves"] == 0
+    assert done.result.balance["exceptions"] == done.result.assignment["csm_before"].notna().sum()
+    assert (done.path / "exceptions.csv").exists()
+    run = mlflow.MlflowClient(tracking_uri=mlflow_store["uri"]).get_run(active.info.run_id)
+    assert run.data.metrics["rebalance.moves"] == 0
+    assert run.data.params["rebalance.method"] in {"milp", "greedy"}
