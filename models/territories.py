@@ -28,7 +28,9 @@ Rules
 Methods
 -------
 ``milp`` (default): a mixed-integer programme solved by HiGHS through
-`scipy.optimize.milp` with a time limit and a relative optimality gap. To stay small,
+`scipy.optimize.milp` with a time limit and a relative optimality gap. When the time
+limit stops it, its best solution is kept only if it scores better than the greedy one
+(the result says which). To stay small,
 only accounts of CSMs above the mean load (or over capacity) get candidate receivers:
 their current CSM plus ``candidates_per_account`` CSMs below the mean, spread across
 them by rotation; everybody else stays. The greedy assignment's pairs are added to the
@@ -285,6 +287,17 @@ class _Problem:
             )
             caps += np.clip(high0 - self.seats(), 0, None)
         return caps
+
+
+def _score(p: _Problem, assign: np.ndarray) -> float:
+    """The MILP's objective of an assignment, capacity overflow penalised as in the MILP."""
+    placed = assign >= 0
+    loads = np.bincount(assign[placed], p.weight[placed], minlength=p.n_csm)
+    high = np.bincount(assign[placed], p.high[placed].astype(float), minlength=p.n_csm)
+    moves = int(((p.owner >= 0) & p.free & (assign != p.owner)).sum())
+    over = np.clip(high - p.seats(), 0, None)[: p.n_pool].sum()
+    penalty = 1000.0 * (1.0 + float(p.weight.max(initial=1.0)))
+    return _objective(loads, p.n_pool, p.target, moves, p.cfg) + penalty * float(over)
 
 
 def _objective(loads: np.ndarray, n_pool: int, target: float, moves: int, cfg) -> float:
@@ -703,16 +716,21 @@ def rebalance(
         except Exception as exc:  # noqa: BLE001 - any solver failure falls back, and says so
             log.warning("MILP failed (%s): using the greedy method", exc)
             notes.append(f"MILP failed ({exc}); greedy method used")
+    if assign is not None and solver.get("status") == 1:
+        notes.append(
+            f"HiGHS stopped at the time limit ({cfg.time_limit_seconds:g} s) with a relative "
+            f"gap of {solver.get('mip_gap')}"
+        )
+        solver["objective_milp"] = round(_score(prob, assign), 4)
+        solver["objective_greedy"] = round(_score(prob, greedy), 4)
+        if _score(prob, greedy) < _score(prob, assign) - 1e-9:
+            assign = None  # the incumbent at the time limit is worse than the greedy start
+            notes.append("the greedy assignment scores better than that incumbent: kept it")
     method = "milp" if assign is not None else "greedy"
     if assign is None:
         assign = greedy
     solver["method"] = method
     solver["seconds"] = round(time.perf_counter() - t0, 3)
-    if method == "milp" and solver.get("status") == 1:
-        notes.append(
-            f"HiGHS stopped at the time limit ({cfg.time_limit_seconds:g} s) with gap "
-            f"{solver.get('mip_gap')}"
-        )
     for note in notes:
         log.info(note)
     return _result(b, prob, assign, locals_=_Frame(
@@ -981,8 +999,9 @@ def _result(
     if over:
         notes.append(
             f"{over} high-touch accounts stay above their CSM's capacity: the move cap "
-            f"({cfg.max_moves_per_csm} per CSM) or the seats left on the team do not allow "
-            "more moves; raise the cap, add capacity or downgrade"
+            f"({cfg.max_moves_per_csm} per CSM), the seats left on the team or the solver's "
+            "time limit did not allow more moves; raise the cap or the time limit, add "
+            "capacity or downgrade"
         )
     res.balance["notes"] = list(notes)
     return res
