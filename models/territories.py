@@ -40,8 +40,9 @@ solution in time, or fails, the greedy method runs instead and the result says s
 ``greedy`` (the documented fallback): accounts that must be placed go to the
 least-loaded CSM with room (largest first); CSMs over capacity hand high-touch accounts
 to the least-loaded CSMs with seats; then, repeatedly, the single move that lowers the
-objective most among the movable accounts of the most-loaded CSMs and the least-loaded
-receivers is applied, until no move lowers it. No optimality gap is known for it.
+objective most among the movable accounts of the `GREEDY_DONORS` most-loaded CSMs and
+the `GREEDY_RECEIVERS` least-loaded receivers is applied, until no move lowers it. No
+optimality gap is known for it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ Coverage = Literal["digital", "standard", "high_touch"]
 BOOK_COLUMNS = ("account_id", "csm_id", "coverage_current", "coverage_recommended", "segment")
 """Columns `rebalance` needs (``at_risk`` and ``days_to_renewal`` are optional)."""
 UNASSIGNED = "(unassigned)"
+GREEDY_DONORS = 40
+"""Most-loaded CSMs whose accounts the greedy local search tries to move, per step."""
+GREEDY_RECEIVERS = 40
+"""Least-loaded CSMs (with room to take on) it tries them on, per step."""
 
 
 class _Section(BaseModel):
@@ -364,40 +369,53 @@ def _greedy(p: _Problem) -> np.ndarray:
             move(i, j)
 
     # 3. local search: best single move from the most-loaded CSMs to the least-loaded
-    def spread_after(d: int, r: int, w: float, desc: np.ndarray) -> float:
-        hi = max(loads[d] - w, loads[r] + w)
-        lo = min(loads[d] - w, loads[r] + w)
-        top = next((loads[j] for j in desc if j != d and j != r), hi)
-        bottom = next((loads[j] for j in desc[::-1] if j != d and j != r), lo)
-        return float(max(hi, top) - min(lo, bottom))
+    def excluding(order: np.ndarray, d: int, rs: np.ndarray) -> np.ndarray:
+        """Per receiver, the load of the first CSM in `order` that is neither d nor it."""
+        head = order[:3]
+        vals = loads[head]
+        ok = (head[None, :] != d) & (head[None, :] != rs[:, None])
+        first = np.argmax(ok, axis=1)
+        return np.where(ok.any(axis=1), vals[first], np.nan)
 
+    max_load_arr = np.full(p.n_csm, max_load)
     for _ in range(max(1, n_acc) * 2):
         pl = loads[: p.n_pool]
         spread0 = float(pl.max() - pl.min())
         best: tuple[float, int, int] | None = None
         desc = pool[np.argsort(-pl, kind="stable")]
-        donors = desc[:5]
-        receivers = [int(r) for r in pool[np.argsort(pl, kind="stable")] if in_n[r] < K][:5]
-        for d in donors:
+        asc = desc[::-1]
+        rs_all = np.array([int(r) for r in asc if in_n[r] < K][:GREEDY_RECEIVERS], dtype=np.int64)
+        for d in desc[:GREEDY_DONORS]:
             d = int(d)
-            if out_n[d] >= out_cap[d]:
+            if out_n[d] >= out_cap[d] or not len(rs_all):
                 continue
             mine = np.flatnonzero(movable & (assign == d) & (assign == p.owner))
-            for i in mine:
-                w = p.weight[i]
-                for r in receivers:
-                    if r == d or not room(r, i):
-                        continue
-                    gain = (
-                        abs(loads[d] - w - p.target)
-                        + abs(loads[r] + w - p.target)
-                        - abs(loads[d] - p.target)
-                        - abs(loads[r] - p.target)
-                        + cfg.spread_weight * (spread_after(d, r, w, desc) - spread0)
-                        + cfg.move_cost
-                    )
-                    if gain < -1e-9 and (best is None or gain < best[0]):
-                        best = (gain, int(i), r)
+            rs = rs_all[rs_all != d]
+            if not len(mine) or not len(rs):
+                continue
+            w = p.weight[mine][:, None]
+            ld_new = loads[d] - w
+            lr_new = loads[rs][None, :] + w
+            top = excluding(desc, d, rs)[None, :]
+            bottom = excluding(asc, d, rs)[None, :]
+            hi = np.fmax(np.maximum(ld_new, lr_new), top)
+            lo = np.fmin(np.minimum(ld_new, lr_new), bottom)
+            gain = (
+                np.abs(ld_new - p.target)
+                + np.abs(lr_new - p.target)
+                - abs(loads[d] - p.target)
+                - np.abs(loads[rs] - p.target)[None, :]
+                + cfg.spread_weight * (hi - lo - spread0)
+                + cfg.move_cost
+            )
+            fits = (~p.high[mine][:, None] | (high[rs] + 1 <= seats[rs])[None, :]) & (
+                lr_new <= max_load_arr[rs][None, :]
+            )
+            gain = np.where(fits, gain, np.inf)
+            k = int(np.argmin(gain))
+            g = float(gain.flat[k])
+            if g < -1e-9 and (best is None or g < best[0]):
+                best = (g, int(mine[k // len(rs)]), int(rs[k % len(rs)]))
         if best is None:
             break
         move(best[1], best[2])
