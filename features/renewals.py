@@ -15,7 +15,7 @@ import pandas as pd
 from features import commercial
 from features.config import FeatureConfig
 from features.snapshots import window_plan
-from features.sqlrun import SqlRunner
+from features.sqlrun import SqlRunner, lit
 
 __all__ = ["days_to_renewal"]
 
@@ -23,7 +23,10 @@ __all__ = ["days_to_renewal"]
 def days_to_renewal(
     con: duckdb.DuckDBPyConnection, as_of: date, cfg: FeatureConfig | None = None
 ) -> pd.DataFrame:
-    """``account_id, days_to_renewal`` as of `as_of` (NaN where no term is known).
+    """``account_id, days_to_renewal, term_months`` as of `as_of`.
+
+    ``term_months`` is the longest term among the account's open subscriptions (1:
+    monthly); both are NaN where no term is known.
 
     Parameters
     ----------
@@ -41,10 +44,21 @@ def days_to_renewal(
         plan = window_plan([as_of], cfg.seat_util_lookback_months)
         commercial.asof_table(run, plan)
         table = commercial.subscription_features(run, cfg)
-        out = run.df(f"SELECT account_id, days_to_renewal FROM {table}", name="renewals")
+        out = run.df(
+            f"""
+            SELECT r.account_id, r.days_to_renewal, t.term_months
+            FROM {table} AS r
+            LEFT JOIN (
+              SELECT s.account_id, MAX(s.term_months) AS term_months
+              FROM subscriptions AS s
+              WHERE {commercial.open_at(lit(as_of))}
+              GROUP BY s.account_id
+            ) AS t ON t.account_id = r.account_id
+            """,
+            name="renewals",
+        )
     finally:
         run.drop_all()
-    out["days_to_renewal"] = pd.to_numeric(out["days_to_renewal"], errors="coerce").astype(
-        "float64"
-    )
+    for col in ("days_to_renewal", "term_months"):
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     return out

@@ -107,9 +107,11 @@ def rebalance_book(
     from models.territories import rebalance
     from models.territory_plan import migration_plan, render_texts
 
-    book = scores.drop(columns=["days_to_renewal"], errors="ignore")
+    extra = ["days_to_renewal", "term_months"]
+    book = scores.drop(columns=extra, errors="ignore")
     if renewals is not None:
-        book = book.merge(renewals[["account_id", "days_to_renewal"]], on="account_id", how="left")
+        keep = ["account_id"] + [c for c in extra if c in renewals.columns]
+        book = book.merge(renewals[keep], on="account_id", how="left")
     result = rebalance(
         book,
         roster,

@@ -153,14 +153,15 @@ def _summary(scores: pd.DataFrame, drift: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _rebalance(cfg: Config, loaded: LoadedSource, table, scores, day: date) -> Any:
+def _rebalance(cfg: Config, loaded: LoadedSource, scores: pd.DataFrame, day: date) -> Any:
     """The optional territory rebalancing step (``territories.run_with_scoring``)."""
     if not cfg.territories.run_with_scoring:
         return None
+    from features.renewals import days_to_renewal
     from flows.rebalance import log_run, read_roster, rebalance_step
 
-    done = rebalance_step(scores, table[["account_id", "days_to_renewal"]], read_roster(loaded),
-                          cfg, day)  # fmt: skip
+    renewals = days_to_renewal(loaded.source.con, day, cfg.features)
+    done = rebalance_step(scores, renewals, read_roster(loaded), cfg, day)
     log_run(done)
     return done
 
@@ -202,7 +203,7 @@ def score_flow(
         )
         summary = _summary(scores, drift)
         tracking.log_metrics(summary)
-        territories = _rebalance(cfg, loaded, table, scores, day)
+        territories = _rebalance(cfg, loaded, scores, day)
         tracking.log_params(
             {
                 "as_of": day,

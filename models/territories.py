@@ -107,6 +107,13 @@ class TerritoryConfig(_Section):
     renewal_window_days: int = Field(
         90, ge=0, description="accounts renewing within this many days stay with their CSM"
     )
+    renewal_min_term_months: int = Field(
+        0,
+        ge=0,
+        description="only contracts with at least this term (months) are held by the renewal "
+        "window; 0: all (monthly contracts renew every month, so they never move); needs the "
+        "book's term_months",
+    )
     keep_at_risk: bool = Field(True, description="accounts at risk stay with their CSM")
     max_moves_per_csm: int = Field(
         6, ge=0, description="accounts one CSM may give up, and take on, this quarter"
@@ -615,7 +622,8 @@ def rebalance(
     ----------
     book : DataFrame, one row per account (the scores of one as_of), with
         `BOOK_COLUMNS`; optional ``at_risk`` (bool), ``days_to_renewal`` (days, NaN
-        unknown), ``name``, ``arr``, ``p_churn``, ``playbook``.
+        unknown), ``term_months`` (contract term, for ``renewal_min_term_months``),
+        ``name``, ``arr``, ``p_churn``, ``playbook``.
     csms : the optional ``csms`` table (csm_id, name, email, capacity). When given it is
         the roster: only its CSMs receive accounts; accounts of other CSMs are handed over.
         Else the roster is every CSM that owns a named-tier account today.
@@ -660,7 +668,14 @@ def rebalance(
     owner_name = b["csm_id"].astype(object).where(b["csm_id"].notna(), None).to_numpy()
     owner_name = np.array([None if v is None else str(v) for v in owner_name], dtype=object)
     has_owner = owner_name != None  # noqa: E711 (element-wise)
+    term = (
+        pd.to_numeric(b["term_months"], errors="coerce").to_numpy(np.float64)
+        if "term_months" in b.columns
+        else np.full(n, np.nan)
+    )
     renew_soon = ~np.isnan(dtr) & (dtr <= cfg.renewal_window_days)
+    if cfg.renewal_min_term_months:  # unknown terms are held
+        renew_soon &= np.isnan(term) | (term >= cfg.renewal_min_term_months)
     risky = at_risk & cfg.keep_at_risk
     before_in = np.isin(cur, named) & has_owner
     frozen = (renew_soon | risky) & has_owner
@@ -754,7 +769,7 @@ def rebalance(
     return _result(b, prob, assign, locals_=_Frame(
         scope=scope, before_in=before_in, after_in=after_in, frozen=frozen,
         deferred=deferred, renew_soon=renew_soon, risky=risky, cur=cur, target=target,
-        dtr=dtr, at_risk=at_risk, owner_name=owner_name, weight_before=weight_before,
+        dtr=dtr, term=term, at_risk=at_risk, owner_name=owner_name, weight_before=weight_before,
         weight_after=weight_after,
     ), roster=roster, solver=solver, notes=notes, as_of=as_of)  # fmt: skip
 
@@ -771,6 +786,7 @@ class _Frame:
     cur: np.ndarray
     target: np.ndarray
     dtr: np.ndarray
+    term: np.ndarray
     at_risk: np.ndarray
     owner_name: np.ndarray
     weight_before: np.ndarray
@@ -868,6 +884,7 @@ def _result(
             "frozen": f.frozen[rows],
             "exception_reason": exc_reason[rows],
             "days_to_renewal": f.dtr[rows],
+            "term_months": f.term[rows],
             "renewal_date": pd.to_datetime(pd.Series([renew_date[i] for i in rows])).to_numpy(),
             "at_risk": f.at_risk[rows],
             "p_churn": p_churn[rows],
@@ -1060,6 +1077,9 @@ def constraint_violations(res: RebalanceResult, cfg: TerritoryConfig) -> dict[st
     changed = had & a["csm_after"].notna() & (a["csm_after"] != a["csm_before"])
     d = a["days_to_renewal"].to_numpy(np.float64)
     soon = ~np.isnan(d) & (d <= cfg.renewal_window_days)
+    if cfg.renewal_min_term_months and "term_months" in a.columns:
+        term = a["term_months"].to_numpy(np.float64)
+        soon &= np.isnan(term) | (term >= cfg.renewal_min_term_months)
     ld = res.loads[res.loads["in_roster"]]
     forced_seats = (
         a[a["frozen"] & (a["coverage_after"] == "high_touch")].groupby("csm_after").size()

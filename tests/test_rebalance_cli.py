@@ -129,21 +129,31 @@ def test_scoring_step_is_off_by_default_and_logs_when_on(world, tmp_path, mlflow
     scores = _scores(world, day)
     paths = {"scores": str(tmp_path / "scores"), "quarantine": str(tmp_path / "q")}
     loaded = open_validated(world, tmp_path / "q")
-    table = scores[["account_id"]].assign(days_to_renewal=30.0)  # everyone renews soon
     try:
         off = load_config(overrides={"paths": paths})
         assert not off.territories.run_with_scoring
-        assert _rebalance(off, loaded, table, scores, day) is None
-        on = load_config(overrides={"paths": paths, "territories": {"run_with_scoring": True}})
+        assert _rebalance(off, loaded, scores, day) is None
+        on = load_config(
+            overrides={
+                "paths": paths,
+                "territories": {"run_with_scoring": True, "renewal_window_days": 400},
+            }
+        )
         exp = tracking.configure(mlflow_store["uri"], mlflow_store["artifacts"], "t")
         with tracking.run(exp, "score") as active:
-            done = _rebalance(on, loaded, table, scores, day)
+            done = _rebalance(on, loaded, scores, day)
     finally:
         loaded.source.con.close()
-    # every account in scope renews within the window: nothing moves between CSMs
-    assert done.result.balance["moves"] == 0
-    assert done.result.balance["exceptions"] == done.result.assignment["csm_before"].notna().sum()
+    # a window longer than any term holds every account with a known renewal: only
+    # accounts without one (no open subscription at as_of) may move
+    a = done.result.assignment
+    assert a["days_to_renewal"].notna().mean() > 0.9
+    unknown = set(a.loc[a["days_to_renewal"].isna(), "account_id"])
+    assert set(done.result.moves["account_id"]) <= unknown
+    assert set(a.loc[a["term_months"] == 1, "account_id"]) <= set(
+        done.result.exceptions["account_id"]
+    )
     assert (done.path / "exceptions.csv").exists()
     run = mlflow.MlflowClient(tracking_uri=mlflow_store["uri"]).get_run(active.info.run_id)
-    assert run.data.metrics["rebalance.moves"] == 0
+    assert run.data.metrics["rebalance.moves"] == done.result.balance["moves"]
     assert run.data.params["rebalance.method"] in {"milp", "greedy"}

@@ -228,3 +228,17 @@ def test_capacity_first_may_exceed_the_move_cap(method):
     assert first.loads.set_index("csm_id").loc["a", "high_touch_after"] == 1
     assert first.balance["moves_beyond_cap_to_restore_capacity"] == 2
     assert all(v == 0 for v in first.balance["violations"].values())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_renewal_window_can_skip_monthly_contracts(method):
+    rows = std(4, "a", days=10.0)
+    frame = book(rows).assign(term_months=[1.0, 1.0, 12.0, np.nan])
+    held = rebalance(frame, roster("a", "b"), cfg(method, move_cost=0.0))
+    assert held.balance["moves"] == 0 and len(held.exceptions) == 4
+    annual = cfg(method, move_cost=0.0, renewal_min_term_months=12)
+    res = rebalance(frame, roster("a", "b"), annual)
+    # monthly contracts may move; the annual one and the unknown term stay
+    assert set(res.exceptions["account_id"]) == {"a-2", "a-3"}
+    assert set(res.moves["account_id"]) <= {"a-0", "a-1"} and res.balance["moves"] >= 1
+    assert res.balance["violations"]["renewal_window"] == 0
