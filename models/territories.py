@@ -11,7 +11,8 @@ Rules
 * **Frozen accounts never move.** An account that renews within
   ``renewal_window_days`` or is at risk stays with its current CSM and is listed as an
   exception; a downgrade it is due for is deferred (it keeps its current tier, and its
-  weight, until the migration plan's last wave). An upgrade is applied in place.
+  weight, until the migration plan's last wave). An upgrade is applied in place. An
+  account without a CSM has no relationship to keep: it is assigned even when at risk.
 * **Capacity.** A CSM holds at most ``capacity`` high-touch accounts (the ``csms``
   table's ``capacity`` when given, else the configured default). Frozen accounts can
   force a CSM over it; that is reported (``capacity_forced``), never fixed by a move.
@@ -683,9 +684,10 @@ def rebalance(
     target = np.where(deferred, cur, rec)
     after_in = np.isin(target, named)
     scope = before_in | after_in
-    if np.isnan(dtr).any() and "days_to_renewal" in b.columns:
+    unknown_renewal = int((np.isnan(dtr) & scope).sum())
+    if unknown_renewal and "days_to_renewal" in b.columns:
         notes.append(
-            f"{int((np.isnan(dtr) & scope).sum())} accounts in scope have no known renewal date: "
+            f"{unknown_renewal} accounts in scope have no known renewal date: "
             "the renewal window cannot hold them"
         )
 
