@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from evaluation.report_territories import add_territories
+
 ASSETS_DIR = Path(__file__).with_name("report_assets")
 
 SEGMENT_LABELS: dict[str, str] = {
@@ -208,6 +210,7 @@ class ReportInputs:
     meta: ReportMeta | Mapping[str, Any] = field(default_factory=ReportMeta)
     feature_labels: Mapping[str, str] | None = None
     options: ReportOptions = field(default_factory=ReportOptions)
+    territories: Any = None  # a rebalancing (evaluation.report_territories); None: no section
 
 
 # --------------------------------------------------------------------------- public API
@@ -247,6 +250,7 @@ def render_report(inputs: ReportInputs) -> str:
     scores, prev_as_of = _add_movers(scores, history)
 
     payload = _payload(scores, history, as_of, prev_as_of, meta, inputs.feature_labels, opts)
+    territories_html = add_territories(inputs.territories, payload)
     data_text, encoding = _embed_json(payload, opts.compress_over_bytes)
     script = (ASSETS_DIR / "report.js").read_text(encoding="utf-8")
     script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
@@ -264,6 +268,7 @@ def render_report(inputs: ReportInputs) -> str:
         "coverage": _coverage_section(scores, opts.list_limit),
         "movers": _movers_section(scores, prev_as_of, opts.top_n),
         "nrr": _nrr_section(nrr),
+        "territories_html": territories_html,
         "n_accounts": len(scores),
         "css": (ASSETS_DIR / "report.css").read_text(encoding="utf-8"),
         "script": script,

@@ -342,6 +342,11 @@ def serve(
     serve_all(config_path=str(config) if config else None)
 
 
+from flows.cli_rebalance import rebalance as _rebalance  # noqa: E402
+
+app.command(name="rebalance")(_rebalance)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

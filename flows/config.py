@@ -17,6 +17,7 @@ from features.config import FeatureConfig
 from features.errors import ConfigError
 from models.config import ModelConfig
 from models.segment import SegmentConfig
+from models.territories import TerritoryConfig
 from simulator.config import SimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ class Config(BaseModel):
     evaluation: EvalConfig = EvalConfig()
     segment: SegmentConfig = SegmentConfig()
     scoring: ScoringConfig = ScoringConfig()
+    territories: TerritoryConfig = TerritoryConfig()
 
     @model_validator(mode="after")
     def _labels_agree(self) -> Config:

@@ -155,6 +155,19 @@ def _summary(scores: pd.DataFrame, drift: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _rebalance(cfg: Config, loaded: LoadedSource, scores: pd.DataFrame, day: date) -> Any:
+    """The optional territory rebalancing step (``territories.run_with_scoring``)."""
+    if not cfg.territories.run_with_scoring:
+        return None
+    from features.renewals import days_to_renewal
+    from flows.rebalance import log_run, read_roster, rebalance_step
+
+    renewals = days_to_renewal(loaded.source.con, day, cfg.features)
+    done = rebalance_step(scores, renewals, read_roster(loaded), cfg, day)
+    log_run(done)
+    return done
+
+
 @flow(name="nrrcast-score", log_prints=True)
 def score_flow(
     as_of: str | None = None,
@@ -205,6 +218,7 @@ def score_flow(
         )
         summary = _summary(scores, drift)
         tracking.log_metrics(summary)
+        territories = _rebalance(cfg, loaded, scores, day)
         tracking.log_params(
             {
                 "as_of": day,
@@ -256,6 +270,7 @@ def score_flow(
                 nrr=nrr,
                 meta=meta,
                 feature_labels={k: v.description for k, v in CATALOG.items()},
+                territories=territories,
             )
             report_path = write_report(inputs, Path(cfg.paths.reports) / f"report-{day}.html")
             mlflow.log_artifact(str(report_path), "report")

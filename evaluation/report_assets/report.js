@@ -508,8 +508,18 @@
         prob('Chance of expansion', a.pe, a.eb, a.dpe, 'expand', true),
         playbook),
       h('div', { class: 'grid g2 mt' }, qbr, histCard),
+      territoryCard(a.id),
       h('h2', { text: 'Reasons' }),
       h('div', { class: 'grid g2' }, reasonCard('churn', reasons), reasonCard('expand', reasons)));
+  }
+
+  function territoryCard(id) {  // the account's move from a rebalancing (report_territories.py)
+    const m = D.territory && Object.prototype.hasOwnProperty.call(D.territory, id) ? D.territory[id] : null;
+    if (!m) return null;
+    return h('div', { class: 'card mt', id: 'territory-move' }, h('h3', { text: 'Territory: ' + m.kind }),
+      h('div', { class: 'name', text: (m.from || 'no CSM') + ' → ' + (m.to || 'digital pool') + (m.tier ? ' · ' + m.tier : '') }),
+      h('p', { text: m.reason }), m.risk ? h('p', { class: 'muted', text: m.risk }) : null,
+      m.wave ? h('p', { class: 'muted', text: 'Wave ' + m.wave + ' · ' + m.date }) : null);
   }
 
   function selectNode(node) {

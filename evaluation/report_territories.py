@@ -1,0 +1,240 @@
+"""The report's Territories section and each moved account's move, from a rebalancing.
+
+`evaluation.report` calls `add_territories` once: it returns the section's HTML (rendered
+here with autoescaping from ``report_assets/territories.html.j2``: loads per CSM before
+and after, the moves, the exceptions and the waves) and adds ``territory`` to the embedded
+data: per account, its move (from, to, kind, reason, wave, date) or why it stays, which
+the account page shows.
+
+Works on plain frames (duck-typed `models.territories.RebalanceResult` and
+`models.territory_plan.MigrationPlan`), so this module imports neither models nor flows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+ASSETS_DIR = Path(__file__).with_name("report_assets")
+TEMPLATE = "territories.html.j2"
+TIER_LABELS = {"high_touch": "High touch", "standard": "Standard", "digital": "Digital"}
+KIND_LABELS = {
+    "move": "Move",
+    "handover": "Handover",
+    "first_assignment": "First assignment",
+}
+
+__all__ = ["TerritoryReport", "add_territories", "account_moves", "render_section"]
+
+
+@dataclass(frozen=True)
+class TerritoryReport:
+    """What the section shows.
+
+    Parameters
+    ----------
+    loads : one row per CSM (csm_id, in_roster, capacity, accounts_before/after,
+        high_touch_after, load_before, load_after, load_change, moves_out, moves_in).
+    moves : account_id, name, from_csm, to_csm, kind, reason, coverage_current,
+        coverage_after, renewal_date.
+    exceptions : account_id, name, csm_id, reason, deferred_tier_change, renewal_date.
+    balance : the rebalancing's measures (``before``/``after`` dicts, moves, method...).
+    actions : the migration plan's actions (account_id, wave, wave_date), optional.
+    waves : the plan's waves (wave, date, actions, moves, tier_changes), optional.
+    top_n : rows shown per table (the CSV files beside the scores hold them all).
+    """
+
+    loads: pd.DataFrame
+    moves: pd.DataFrame
+    exceptions: pd.DataFrame
+    balance: dict[str, Any]
+    actions: pd.DataFrame | None = None
+    waves: pd.DataFrame | None = None
+    top_n: int = 15
+
+    @classmethod
+    def from_run(cls, result: Any, plan: Any = None, top_n: int = 15) -> TerritoryReport:
+        """From a rebalancing result and (optionally) its migration plan."""
+        return cls(
+            loads=result.loads,
+            moves=result.moves,
+            exceptions=result.exceptions,
+            balance=result.balance,
+            actions=getattr(plan, "actions", None),
+            waves=getattr(plan, "waves", None),
+            top_n=top_n,
+        )
+
+
+def _date(v: Any) -> str | None:
+    return None if v is None or pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d")
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def _href(account_id: Any) -> str:
+    return "#account/" + quote(str(account_id), safe="")
+
+
+def _waves_of(data: TerritoryReport) -> dict[str, tuple[int, str | None]]:
+    if data.actions is None or not len(data.actions):
+        return {}
+    a = data.actions
+    return {
+        str(k): (int(w), _date(d))
+        for k, w, d in zip(a["account_id"], a["wave"], a["wave_date"], strict=True)
+    }
+
+
+def _load_chart(loads: pd.DataFrame, width: int = 560, height: int = 220) -> dict[str, Any]:
+    """Load per CSM (ordered by load before), before and after, as SVG polylines."""
+    ld = loads.sort_values(["load_before", "csm_id"], ascending=[False, True])
+    before = ld["load_before"].to_numpy(np.float64)
+    after = ld["load_after"].to_numpy(np.float64)
+    n = len(ld)
+    left, right, top, bottom = 44, width - 10, 12, height - 26
+    hi = float(max(before.max(initial=0.0), after.max(initial=0.0), 1e-9)) * 1.05
+    xs = np.linspace(left, right, n) if n > 1 else np.array([(left + right) / 2])
+
+    def y(v: np.ndarray) -> np.ndarray:
+        return bottom - (bottom - top) * v / hi
+
+    def points(v: np.ndarray) -> str:
+        return " ".join(f"{x:.1f},{yy:.1f}" for x, yy in zip(xs, y(v), strict=True))
+
+    ticks = [{"y": round(float(y(np.array([t]))[0]), 1), "label": f"{t:g}"}
+             for t in np.linspace(0, hi / 1.05, 5).round(1)]  # fmt: skip
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": right,
+        "axis_y": height - 8,
+        "ticks": ticks,
+        "before": points(before),
+        "after": points(after),
+        "n": n,
+    }
+
+
+def render_section(data: TerritoryReport) -> str:
+    """The Territories section as an HTML fragment (autoescaped)."""
+    env = Environment(
+        loader=FileSystemLoader(str(ASSETS_DIR)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["tier"] = lambda v: TIER_LABELS.get(v, v or "—")
+    env.filters["num1"] = lambda v: "—" if v is None or pd.isna(v) else f"{float(v):.1f}"
+    roster = data.loads[data.loads["in_roster"].astype(bool)]
+    outside = data.loads[~data.loads["in_roster"].astype(bool)]
+    ordered = roster.assign(_abs=roster["load_change"].abs()).sort_values(
+        ["_abs", "csm_id"], ascending=[False, True]
+    )
+    waves = _waves_of(data)
+
+    def move_row(r: Any) -> dict[str, Any]:
+        wave = waves.get(str(r.account_id), (None, None))
+        return {
+            "href": _href(r.account_id),
+            "name": _text(r.name) or str(r.account_id),
+            "from_csm": _text(r.from_csm),
+            "to_csm": _text(r.to_csm),
+            "kind": KIND_LABELS.get(r.kind, r.kind),
+            "tier_from": r.coverage_current,
+            "tier_to": r.coverage_after,
+            "reason": r.reason,
+            "wave": wave[0],
+            "date": wave[1],
+        }
+
+    def exc_row(r: Any) -> dict[str, Any]:
+        return {
+            "href": _href(r.account_id),
+            "name": _text(r.name) or str(r.account_id),
+            "csm_id": _text(r.csm_id),
+            "reason": r.reason,
+            "deferred": bool(r.deferred_tier_change),
+            "renewal_date": _date(r.renewal_date),
+        }
+
+    moves = data.moves.sort_values(["kind", "account_id"])
+    b = data.balance
+    context = {
+        "b": b,
+        "solver": b.get("solver", {}),
+        "chart": _load_chart(roster),
+        "csms": [r._asdict() for r in ordered.head(data.top_n).itertuples(index=False)],
+        "n_csms": len(roster),
+        "outside": len(outside),
+        "moves": [move_row(r) for r in moves.head(data.top_n).itertuples(index=False)],
+        "n_moves": len(moves),
+        "exceptions": [
+            exc_row(r) for r in data.exceptions.head(data.top_n).itertuples(index=False)
+        ],
+        "n_exceptions": len(data.exceptions),
+        "waves": []
+        if data.waves is None
+        else [{**w, "date": _date(w["date"])} for w in data.waves.to_dict("records")],
+        "violations": b.get("violations", {}),
+    }
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def account_moves(data: TerritoryReport) -> dict[str, dict[str, Any]]:
+    """Per account: its move and why (kind, from, to, reason, wave, date) or why it stays."""
+    waves = _waves_of(data)
+    out: dict[str, dict[str, Any]] = {}
+    for r in data.moves.itertuples(index=False):
+        wave = waves.get(str(r.account_id), (None, None))
+        out[str(r.account_id)] = {
+            "kind": KIND_LABELS.get(r.kind, r.kind),
+            "from": _text(r.from_csm),
+            "to": _text(r.to_csm),
+            "tier": None
+            if r.coverage_current == r.coverage_after or _text(r.coverage_current) is None
+            else f"{TIER_LABELS.get(r.coverage_current)} → {TIER_LABELS.get(r.coverage_after)}",
+            "reason": r.reason,
+            "risk": _text(r.risk_notes) if hasattr(r, "risk_notes") else None,
+            "wave": wave[0],
+            "date": wave[1],
+        }
+    for r in data.exceptions.itertuples(index=False):
+        out.setdefault(
+            str(r.account_id),
+            {
+                "kind": "Stays",
+                "from": _text(r.csm_id),
+                "to": _text(r.csm_id),
+                "tier": "tier change deferred" if bool(r.deferred_tier_change) else None,
+                "reason": f"stays with its CSM: {r.reason}",
+                "risk": None,
+                "wave": waves.get(str(r.account_id), (None, None))[0],
+                "date": waves.get(str(r.account_id), (None, None))[1],
+            },
+        )
+    return out
+
+
+def add_territories(territories: Any, payload: dict[str, Any]) -> str:
+    """Hook for `evaluation.report`: the section's HTML ('' when there is no rebalancing);
+    adds ``payload["territory"]`` (account id -> move) for the account pages."""
+    if territories is None:
+        return ""
+    data = territories if isinstance(territories, TerritoryReport) else (
+        TerritoryReport.from_run(territories.result, getattr(territories, "plan", None))
+        if hasattr(territories, "result") else TerritoryReport.from_run(territories)
+    )  # fmt: skip
+    payload["territory"] = account_moves(data)
+    return render_section(data)

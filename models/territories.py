@@ -1,0 +1,749 @@
+"""Territory rebalancing: who takes which high-touch and standard account.
+
+The segmenter recommends a coverage tier per account; this module assigns every account
+whose (target) tier is served by a named CSM to one, so that complexity-weighted loads
+(`models.segment.LoadConfig`: coverage x segment x at-risk weights, the same weights as
+`models.segment.csm_load`) are balanced within each CSM's capacity while keeping as many
+existing CSM relationships as possible.
+
+Rules
+-----
+* **Frozen accounts never move.** An account that renews within
+  ``renewal_window_days`` or is at risk stays with its current CSM and is listed as an
+  exception; a downgrade it is due for is deferred (it keeps its current tier, and its
+  weight, until the migration plan's last wave). An upgrade is applied in place. An
+  account without a CSM has no relationship to keep: it is assigned even when at risk.
+* **Capacity.** A CSM holds at most ``capacity`` high-touch accounts (the ``csms``
+  table's ``capacity`` when given, else the configured default). Frozen accounts can
+  force a CSM over it; that is reported (``capacity_forced``), never fixed by a move.
+  An optional ``max_load`` caps each CSM's weighted load.
+* **Move cap.** A CSM gives up at most ``max_moves_per_csm`` accounts and takes on at
+  most as many (this plan is one quarter's). With ``capacity_first`` (default) a CSM
+  over capacity may give up its excess of high-touch accounts on top, so that capacity
+  can always be restored; those extra moves are counted in the balance figures. Handovers from CSMs outside the roster and
+  first assignments of accounts without a CSM are not moves between two CSMs of the
+  team and are not capped (they are listed, with their reason).
+* **Objective** (load units): ``sum_j |load_j - mean| + spread_weight * (max - min)
+  + move_cost * moves``, over the roster's CSMs.
+
+Methods: see `models.territory_solvers` (MILP with HiGHS, and the greedy fallback).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.segment import COVERAGE_LEVELS, LoadConfig
+from models.territory_solvers import (
+    Problem,
+    greedy_assignment,
+    milp_assignment,
+    objective,
+    score,
+)
+
+log = logging.getLogger("nrrcast.territories")
+
+__all__ = [
+    "BOOK_COLUMNS",
+    "MigrationConfig",
+    "RebalanceResult",
+    "TerritoryConfig",
+    "balance_measures",
+    "check_roster",
+    "constraint_violations",
+    "rebalance",
+]
+
+Coverage = Literal["digital", "standard", "high_touch"]
+BOOK_COLUMNS = ("account_id", "csm_id", "coverage_current", "coverage_recommended", "segment")
+"""Columns `rebalance` needs (``at_risk`` and ``days_to_renewal`` are optional)."""
+UNASSIGNED = "(unassigned)"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MigrationConfig(_Section):
+    """How the moves and tier changes are phased (see `models.territory_plan`)."""
+
+    waves: int = Field(3, ge=1, le=12, description="phases of the migration")
+    first_wave_days: int = Field(14, ge=0, description="days from as_of to the first wave")
+    wave_gap_days: int = Field(30, ge=1, description="days between waves")
+    templates_dir: str = Field(
+        "configs/territories", description="Jinja2 templates of the announcement and notices"
+    )
+
+
+class TerritoryConfig(_Section):
+    """Settings of the rebalancing (section ``territories:`` of configs/default.yaml)."""
+
+    tiers: list[Coverage] = Field(
+        default_factory=lambda: ["high_touch", "standard"],
+        description="coverage tiers served by a named CSM",
+    )
+    renewal_window_days: int = Field(
+        90, ge=0, description="accounts renewing within this many days stay with their CSM"
+    )
+    renewal_min_term_months: int = Field(
+        0,
+        ge=0,
+        description="only contracts with at least this term (months) are held by the renewal "
+        "window; 0: all (monthly contracts renew every month, so they never move); needs the "
+        "book's term_months",
+    )
+    keep_at_risk: bool = Field(True, description="accounts at risk stay with their CSM")
+    max_moves_per_csm: int = Field(
+        6, ge=0, description="accounts one CSM may give up, and take on, this quarter"
+    )
+    capacity_first: bool = Field(
+        True,
+        description="a CSM over capacity may hand over more accounts than the move cap, "
+        "up to its excess of high-touch accounts",
+    )
+    capacity: int | None = Field(
+        None,
+        ge=0,
+        description="high-touch accounts per CSM when the csms table gives none; "
+        "null: segment.coverage.accounts_per_csm",
+    )
+    max_load: float | None = Field(None, gt=0, description="optional cap on a CSM's load")
+    move_cost: float = Field(
+        0.25, ge=0, description="load units a move must gain to be worth making"
+    )
+    spread_weight: float = Field(
+        10.0, ge=0, description="weight of (max load - min load) next to the total deviation"
+    )
+    method: Literal["milp", "greedy"] = "milp"
+    time_limit_seconds: float = Field(60.0, gt=0, description="HiGHS time limit")
+    mip_rel_gap: float = Field(0.01, ge=0, lt=1, description="relative optimality gap accepted")
+    candidates_per_account: int = Field(
+        8, ge=1, description="receiving CSMs offered to each account that may move"
+    )
+    run_with_scoring: bool = Field(False, description="rebalance at the end of every scoring run")
+    plan: MigrationConfig = MigrationConfig()
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def check_roster(csms: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Validate the optional ``csms`` table (csm_id, name, email, capacity).
+
+    Returns
+    -------
+    DataFrame with ``csm_id`` (str), ``name``, ``email`` and ``capacity`` (float, NaN =
+    not given), one row per CSM; None when `csms` is None or empty.
+
+    Raises
+    ------
+    ValueError naming the table, column and row count of a missing id column, null or
+    duplicate ids, or a negative / non-numeric capacity.
+    """
+    if csms is None or len(csms) == 0:
+        return None
+    if "csm_id" not in csms.columns:
+        raise ValueError(f"csms: column csm_id is missing ({len(csms)} rows)")
+    ids = csms["csm_id"]
+    if ids.isna().any():
+        raise ValueError(f"csms.csm_id: {int(ids.isna().sum())} rows have no csm_id")
+    ids = ids.astype("str")
+    dup = ids.duplicated()
+    if dup.any():
+        raise ValueError(f"csms.csm_id: {int(dup.sum())} duplicate rows, e.g. {ids[dup].iloc[0]!r}")
+    out = pd.DataFrame({"csm_id": ids.to_numpy(dtype=object)})
+    for col in ("name", "email"):
+        out[col] = csms[col].astype(object).to_numpy() if col in csms.columns else None
+    if "capacity" in csms.columns:
+        cap = pd.to_numeric(csms["capacity"], errors="coerce").to_numpy(np.float64)
+        bad = (np.isnan(cap) & csms["capacity"].notna().to_numpy()) | (cap < 0)
+        if bad.any():
+            raise ValueError(f"csms.capacity: {int(bad.sum())} rows are negative or not a number")
+        out["capacity"] = cap
+    else:
+        out["capacity"] = np.nan
+    return out
+
+
+def _require(book: pd.DataFrame) -> None:
+    missing = [c for c in BOOK_COLUMNS if c not in book.columns]
+    if missing:
+        raise ValueError(f"book lacks columns {missing} ({len(book)} rows)")
+    dup = book["account_id"].duplicated()
+    if dup.any():
+        raise ValueError(
+            f"book: {int(dup.sum())} duplicate account_id rows, e.g. "
+            f"{book.loc[dup, 'account_id'].iloc[0]!r}"
+        )
+    if "days_to_renewal" in book.columns:
+        d = pd.to_numeric(book["days_to_renewal"], errors="coerce").to_numpy(np.float64)
+        if (d < 0).any():
+            raise ValueError(f"book.days_to_renewal: {int((d < 0).sum())} rows are negative")
+
+
+def _tier_rank(col: pd.Series) -> np.ndarray:
+    """0/1/2 for digital/standard/high_touch; -1 unknown."""
+    return pd.Categorical(col.astype("str"), categories=list(COVERAGE_LEVELS)).codes.astype(
+        np.int64
+    )
+
+
+def _weights(rank: np.ndarray, segment: pd.Series, at_risk: np.ndarray, w: LoadConfig):
+    cov = np.array([w.coverage[c] for c in COVERAGE_LEVELS] + [0.0])
+    seg_names = list(w.segment)
+    seg_w = np.array([w.segment[s] for s in seg_names] + [1.0])
+    seg_code = pd.Categorical(segment.astype("str"), categories=seg_names).codes
+    risk = np.where(at_risk, w.at_risk, 1.0)
+    return cov[rank] * seg_w[seg_code] * risk
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclass
+class RebalanceResult:
+    """A proposed assignment and everything a CS operations team checks before running it.
+
+    Attributes
+    ----------
+    assignment : one row per account in scope (named book before or after): account_id,
+        name, csm_before, csm_after, coverage_current, coverage_after (the tier it will
+        have; a deferred downgrade keeps the current one), weight_before, weight_after,
+        change (stay / move / handover / first_assignment / leaves_named_book), frozen,
+        exception_reason, days_to_renewal, renewal_date, at_risk, p_churn.
+    moves : accounts whose CSM changes: account_id, name, from_csm, to_csm, kind, reason,
+        renewal_date, days_to_renewal, risk_notes, coverage_current, coverage_after, weight.
+    loads : one row per CSM: in_roster, capacity, accounts/high-touch/load before and
+        after, load_change, moves_out, moves_in, over_capacity, capacity_forced.
+    exceptions : frozen accounts (they stay): account_id, name, csm_id, reason,
+        deferred_tier_change, renewal_date, risk_notes.
+    balance : measures before and after (max, min, mean, cv of load), moves, share
+        moved, method, status, gap, solve seconds, objective, violations.
+    method : 'milp' or 'greedy' (what produced the assignment).
+    """
+
+    assignment: pd.DataFrame
+    moves: pd.DataFrame
+    loads: pd.DataFrame
+    exceptions: pd.DataFrame
+    balance: dict[str, Any]
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def rebalance(
+    book: pd.DataFrame,
+    csms: pd.DataFrame | None = None,
+    cfg: TerritoryConfig | None = None,
+    *,
+    load: LoadConfig | None = None,
+    default_capacity: int = 25,
+    as_of: date | None = None,
+) -> RebalanceResult:
+    """Assign every account served by a named CSM so that loads are balanced.
+
+    Parameters
+    ----------
+    book : DataFrame, one row per account (the scores of one as_of), with
+        `BOOK_COLUMNS`; optional ``at_risk`` (bool), ``days_to_renewal`` (days, NaN
+        unknown), ``term_months`` (contract term, for ``renewal_min_term_months``),
+        ``name``, ``arr``, ``p_churn``, ``playbook``.
+    csms : the optional ``csms`` table (csm_id, name, email, capacity). When given it is
+        the roster: only its CSMs receive accounts; accounts of other CSMs are handed over.
+        Else the roster is every CSM that owns a named-tier account today.
+    cfg : TerritoryConfig (defaults when None).
+    load : complexity weights (`models.segment.LoadConfig`; defaults when None).
+    default_capacity : high-touch accounts per CSM when neither `csms` nor
+        ``cfg.capacity`` says (the segmenter's ``coverage.accounts_per_csm``).
+    as_of : date of the book, for renewal dates (default: the book's ``as_of``).
+
+    Returns
+    -------
+    RebalanceResult
+
+    Examples
+    --------
+    >>> res = rebalance(scores, csms=None, as_of=date(2026, 9, 1))  # doctest: +SKIP
+    >>> res.balance["after"]["cv"], res.method  # doctest: +SKIP
+    """
+    cfg = cfg or TerritoryConfig()
+    load = load or LoadConfig()
+    _require(book)
+    roster = check_roster(csms)
+    b = book.reset_index(drop=True)
+    n = len(b)
+    if as_of is None and "as_of" in b.columns and n:
+        as_of = pd.Timestamp(b["as_of"].iloc[0]).date()
+    notes: list[str] = []
+
+    cur = _tier_rank(b["coverage_current"])
+    rec = _tier_rank(b["coverage_recommended"])
+    named = np.array([COVERAGE_LEVELS.index(t) for t in cfg.tiers])
+    at_risk = (
+        b["at_risk"].fillna(False).to_numpy(dtype=bool)
+        if "at_risk" in b.columns
+        else np.zeros(n, bool)
+    )
+    dtr = (
+        pd.to_numeric(b["days_to_renewal"], errors="coerce").to_numpy(np.float64)
+        if "days_to_renewal" in b.columns
+        else np.full(n, np.nan)
+    )
+    owner_name = b["csm_id"].astype(object).where(b["csm_id"].notna(), None).to_numpy()
+    owner_name = np.array([None if v is None else str(v) for v in owner_name], dtype=object)
+    has_owner = owner_name != None  # noqa: E711 (element-wise)
+    term = (
+        pd.to_numeric(b["term_months"], errors="coerce").to_numpy(np.float64)
+        if "term_months" in b.columns
+        else np.full(n, np.nan)
+    )
+    renew_soon = ~np.isnan(dtr) & (dtr <= cfg.renewal_window_days)
+    if cfg.renewal_min_term_months:  # unknown terms are held
+        renew_soon &= np.isnan(term) | (term >= cfg.renewal_min_term_months)
+    risky = at_risk & cfg.keep_at_risk
+    before_in = np.isin(cur, named) & has_owner
+    frozen = (renew_soon | risky) & has_owner
+    deferred = frozen & (cur >= 0) & (rec < cur)
+    target = np.where(deferred, cur, rec)
+    after_in = np.isin(target, named)
+    scope = before_in | after_in
+    unknown_renewal = int((np.isnan(dtr) & scope).sum())
+    if unknown_renewal and "days_to_renewal" in b.columns:
+        notes.append(
+            f"{unknown_renewal} accounts in scope have no known renewal date: "
+            "the renewal window cannot hold them"
+        )
+
+    # the roster
+    if roster is not None:
+        pool = list(roster["csm_id"])
+        cap_given = dict(zip(roster["csm_id"], roster["capacity"], strict=True))
+    else:
+        pool = sorted(set(owner_name[before_in]))
+        cap_given = {}
+    default_cap = float(cfg.capacity if cfg.capacity is not None else default_capacity)
+    pool_set = set(pool)
+    outside = sorted(set(owner_name[after_in & frozen]) - pool_set)
+    csm_list = pool + outside
+    index = {c: k for k, c in enumerate(csm_list)}
+    owner_any = np.array([index.get(o, -1) if o is not None else -1 for o in owner_name])
+    owner = np.where(owner_any < len(pool), owner_any, -1)
+    capacity = np.array(
+        [cap_given[c] if not np.isnan(cap_given.get(c, np.nan)) else default_cap for c in pool]
+        + [np.inf] * len(outside)
+    )
+    weight_after = _weights(np.where(after_in, target, -1), b["segment"], at_risk, load)
+    weight_before = _weights(np.where(before_in, cur, -1), b["segment"], at_risk, load)
+    fixed = after_in & frozen
+    free = after_in & ~frozen
+    if free.any() and not pool:
+        raise ValueError(
+            f"{int(free.sum())} accounts need a CSM but there is no CSM to assign them to "
+            "(no csms table and no account has a CSM today)"
+        )
+    total = float(weight_after[after_in & (fixed & (owner >= 0) | free)].sum())
+    target_load = total / len(pool) if pool else 0.0
+    prob = Problem(
+        csms=csm_list,
+        n_pool=len(pool),
+        capacity=capacity,
+        owner=owner,
+        owner_any=owner_any,
+        weight=weight_after,
+        high=(target == COVERAGE_LEVELS.index("high_touch")) & after_in,
+        fixed=fixed,
+        free=free,
+        target=target_load,
+        cfg=cfg,
+    )
+    solver: dict[str, Any] = {"requested": cfg.method}
+    assign = None
+    t0 = time.perf_counter()
+    greedy = greedy_assignment(prob)
+    solver["greedy_seconds"] = round(time.perf_counter() - t0, 3)
+    if cfg.method == "milp" and free.any():
+        try:
+            assign, facts = milp_assignment(prob, hint=greedy)
+            solver.update(facts)
+            if assign is None:
+                notes.append(
+                    f"HiGHS found no usable solution ({facts['message']}); greedy method used"
+                )
+        except ImportError as exc:  # scipy without HiGHS
+            notes.append(f"scipy.optimize.milp unavailable ({exc}); greedy method used")
+        except Exception as exc:  # noqa: BLE001 - any solver failure falls back, and says so
+            log.warning("MILP failed (%s): using the greedy method", exc)
+            notes.append(f"MILP failed ({exc}); greedy method used")
+    if assign is not None and solver.get("status") == 1:
+        notes.append(
+            f"HiGHS stopped at the time limit ({cfg.time_limit_seconds:g} s) with a relative "
+            f"gap of {solver.get('mip_gap')}"
+        )
+        solver["objective_milp"] = round(score(prob, assign), 4)
+        solver["objective_greedy"] = round(score(prob, greedy), 4)
+        if score(prob, greedy) < score(prob, assign) - 1e-9:
+            assign = None  # the incumbent at the time limit is worse than the greedy start
+            notes.append("the greedy assignment scores better than that incumbent: kept it")
+    method = "milp" if assign is not None else "greedy"
+    if assign is None:
+        assign = greedy
+    solver["method"] = method
+    solver["seconds"] = round(time.perf_counter() - t0, 3)
+    for note in notes:
+        log.info(note)
+    return _result(b, prob, assign, locals_=_Frame(
+        scope=scope, before_in=before_in, after_in=after_in, frozen=frozen,
+        deferred=deferred, renew_soon=renew_soon, risky=risky, cur=cur, target=target,
+        dtr=dtr, term=term, at_risk=at_risk, owner_name=owner_name, weight_before=weight_before,
+        weight_after=weight_after,
+    ), roster=roster, solver=solver, notes=notes, as_of=as_of)  # fmt: skip
+
+
+@dataclass
+class _Frame:
+    scope: np.ndarray
+    before_in: np.ndarray
+    after_in: np.ndarray
+    frozen: np.ndarray
+    deferred: np.ndarray
+    renew_soon: np.ndarray
+    risky: np.ndarray
+    cur: np.ndarray
+    target: np.ndarray
+    dtr: np.ndarray
+    term: np.ndarray
+    at_risk: np.ndarray
+    owner_name: np.ndarray
+    weight_before: np.ndarray
+    weight_after: np.ndarray
+
+
+def _tier_names(rank: np.ndarray) -> np.ndarray:
+    names = np.array(list(COVERAGE_LEVELS) + [None], dtype=object)
+    return names[rank]
+
+
+def _risk_notes(b: pd.DataFrame, f: _Frame, rows: np.ndarray) -> list[str]:
+    p = (
+        b["p_churn"].to_numpy(np.float64, na_value=np.nan)
+        if "p_churn" in b.columns
+        else np.full(len(b), np.nan)
+    )
+    play = b["playbook"].astype(object).to_numpy() if "playbook" in b.columns else None
+    out = []
+    for i in rows:
+        parts = []
+        if f.at_risk[i]:
+            parts.append("at risk" + (f" (p(churn) {p[i]:.0%})" if not np.isnan(p[i]) else ""))
+        elif not np.isnan(p[i]):
+            parts.append(f"p(churn) {p[i]:.0%}")
+        if not np.isnan(f.dtr[i]):
+            parts.append(f"renews in {int(f.dtr[i])} days")
+        else:
+            parts.append("renewal date unknown")
+        if play is not None and isinstance(play[i], str) and play[i]:
+            parts.append(f"playbook: {play[i]}")
+        out.append("; ".join(parts))
+    return out
+
+
+def _result(
+    b: pd.DataFrame,
+    p: Problem,
+    assign: np.ndarray,
+    *,
+    locals_: _Frame,
+    roster: pd.DataFrame | None,
+    solver: dict[str, Any],
+    notes: list[str],
+    as_of: date | None,
+) -> RebalanceResult:
+    f = locals_
+    cfg = p.cfg
+    csm_arr = np.array(p.csms + [None], dtype=object)
+    after_name = np.where(f.after_in, csm_arr[assign], None)
+    rows = np.flatnonzero(f.scope)
+    names = b["name"].astype(object).to_numpy() if "name" in b.columns else np.full(len(b), None)
+    renew_date = (
+        [None if np.isnan(d) else as_of + timedelta(days=int(d)) for d in f.dtr]
+        if as_of is not None
+        else [None] * len(b)
+    )
+    before = f.owner_name
+    changed = f.after_in & (after_name != before)
+    in_pool_owner = p.owner >= 0
+    kind = np.select(
+        [
+            ~f.after_in,
+            ~changed,
+            changed & (before == None),  # noqa: E711
+            changed & ~in_pool_owner,
+        ],
+        ["leaves_named_book", "stay", "first_assignment", "handover"],
+        "move",
+    )
+    exc_reason = np.full(len(b), None, dtype=object)
+    for i in np.flatnonzero(f.frozen & f.scope):
+        why = []
+        if f.risky[i]:
+            why.append("at risk")
+        if f.renew_soon[i]:
+            why.append(f"renews in {int(f.dtr[i])} days (window {cfg.renewal_window_days} days)")
+        exc_reason[i] = "; ".join(why)
+    p_churn = (
+        b["p_churn"].to_numpy(np.float64, na_value=np.nan)
+        if "p_churn" in b.columns
+        else np.full(len(b), np.nan)
+    )
+    assignment = pd.DataFrame(
+        {
+            "account_id": b["account_id"].to_numpy(dtype=object)[rows],
+            "name": names[rows],
+            "csm_before": before[rows],
+            "csm_after": after_name[rows],
+            "coverage_current": _tier_names(f.cur)[rows],
+            "coverage_after": _tier_names(np.where(f.target >= 0, f.target, -1))[rows],
+            "weight_before": f.weight_before[rows],
+            "weight_after": f.weight_after[rows],
+            "change": kind[rows],
+            "frozen": f.frozen[rows],
+            "exception_reason": exc_reason[rows],
+            "days_to_renewal": f.dtr[rows],
+            "term_months": f.term[rows],
+            "renewal_date": pd.to_datetime(pd.Series([renew_date[i] for i in rows])).to_numpy(),
+            "at_risk": f.at_risk[rows],
+            "p_churn": p_churn[rows],
+        }
+    )
+
+    # loads per CSM
+    everyone = sorted(
+        set(p.csms) | set(before[f.before_in]) | {c for c in after_name[f.after_in] if c}
+    )
+    roster_set = set(p.csms[: p.n_pool])
+    cap = dict(zip(p.csms, p.capacity, strict=True))
+    hi = COVERAGE_LEVELS.index("high_touch")
+    bi, ai = f.before_in, f.after_in
+    before_grp = pd.DataFrame(
+        {"csm_id": before[bi], "w": f.weight_before[bi], "h": f.cur[bi] == hi}
+    ).groupby("csm_id").agg(accounts_before=("w", "size"), load_before=("w", "sum"),
+                            high_touch_before=("h", "sum"))  # fmt: skip
+    after_grp = pd.DataFrame(
+        {"csm_id": after_name[ai], "w": f.weight_after[ai], "h": f.target[ai] == hi}
+    ).groupby("csm_id").agg(accounts_after=("w", "size"), load_after=("w", "sum"),
+                            high_touch_after=("h", "sum"))  # fmt: skip
+    mv = changed & in_pool_owner & f.after_in
+    moves_out = pd.Series(before[mv]).value_counts()
+    moves_in = pd.Series(after_name[mv]).value_counts()
+    seats = dict(zip(p.csms, p.seats(), strict=True))
+    loads = pd.DataFrame({"csm_id": everyone})
+    loads["in_roster"] = loads["csm_id"].isin(roster_set)
+    loads["capacity"] = [cap.get(c, np.nan) if c in roster_set else np.nan for c in everyone]
+    loads = loads.join(before_grp, on="csm_id").join(after_grp, on="csm_id")
+    for c in ("accounts_before", "high_touch_before", "accounts_after", "high_touch_after"):
+        loads[c] = loads[c].fillna(0).astype(np.int64)
+    for c in ("load_before", "load_after"):
+        loads[c] = loads[c].fillna(0.0)
+    loads["load_change"] = loads["load_after"] - loads["load_before"]
+    loads["moves_out"] = loads["csm_id"].map(moves_out).fillna(0).astype(np.int64)
+    loads["moves_in"] = loads["csm_id"].map(moves_in).fillna(0).astype(np.int64)
+    loads["over_capacity"] = loads["in_roster"] & (loads["high_touch_after"] > loads["capacity"])
+    loads["capacity_forced"] = loads["over_capacity"] & (
+        loads["high_touch_after"] <= loads["csm_id"].map(seats).astype(float)
+    )
+    if roster is not None:
+        extra = roster.set_index("csm_id")[["name", "email"]].rename(
+            columns={"name": "csm_name", "email": "csm_email"}
+        )
+        loads = loads.join(extra, on="csm_id")
+    loads = loads.sort_values(["in_roster", "load_after", "csm_id"], ascending=[False, False, True])
+    loads = loads.reset_index(drop=True)
+
+    # moves
+    mrows = np.flatnonzero(changed & f.scope)
+    risk = _risk_notes(b, f, mrows)
+    reasons = []
+    lb = dict(zip(loads["csm_id"], loads["load_before"], strict=True))
+    la = dict(zip(loads["csm_id"], loads["load_after"], strict=True))
+    for i in mrows:
+        tier_txt = ""
+        if f.target[i] != f.cur[i] and f.cur[i] >= 0:
+            tier_txt = f"; tier {COVERAGE_LEVELS[f.cur[i]]} -> {COVERAGE_LEVELS[f.target[i]]}"
+        if before[i] is None:
+            why = "no CSM today: first assignment to the least-loaded CSM with room"
+        elif not in_pool_owner[i]:
+            why = f"current CSM {before[i]} is not on the roster of named-tier CSMs: handover"
+        else:
+            why = (
+                f"balance: {before[i]} load {lb.get(before[i], 0):.1f} -> "
+                f"{la.get(before[i], 0):.1f}, {after_name[i]} "
+                f"{lb.get(after_name[i], 0):.1f} -> {la.get(after_name[i], 0):.1f} "
+                f"(team mean {p.target:.1f})"
+            )
+        reasons.append(why + tier_txt)
+    moves = pd.DataFrame(
+        {
+            "account_id": b["account_id"].to_numpy(dtype=object)[mrows],
+            "name": names[mrows],
+            "from_csm": before[mrows],
+            "to_csm": after_name[mrows],
+            "kind": kind[mrows],
+            "reason": reasons,
+            "renewal_date": pd.to_datetime(pd.Series([renew_date[i] for i in mrows])).to_numpy(),
+            "days_to_renewal": f.dtr[mrows],
+            "risk_notes": risk,
+            "p_churn": p_churn[mrows],
+            "coverage_current": _tier_names(f.cur)[mrows],
+            "coverage_after": _tier_names(f.target)[mrows],
+            "weight": f.weight_after[mrows],
+        }
+    )
+
+    # exceptions
+    erows = np.flatnonzero(f.frozen & f.scope)
+    exceptions = pd.DataFrame(
+        {
+            "account_id": b["account_id"].to_numpy(dtype=object)[erows],
+            "name": names[erows],
+            "csm_id": before[erows],
+            "reason": exc_reason[erows],
+            "coverage_current": _tier_names(f.cur)[erows],
+            "coverage_recommended": _tier_names(_tier_rank(b["coverage_recommended"]))[erows],
+            "deferred_tier_change": f.deferred[erows],
+            "renewal_date": pd.to_datetime(pd.Series([renew_date[i] for i in erows])).to_numpy(),
+            "days_to_renewal": f.dtr[erows],
+            "risk_notes": _risk_notes(b, f, erows),
+            "p_churn": p_churn[erows],
+        }
+    )
+    pool_loads = loads[loads["in_roster"]]
+    obj = objective(
+        pool_loads.set_index("csm_id").loc[p.csms[: p.n_pool], "load_after"].to_numpy(),
+        p.n_pool, p.target, int(mv.sum()), cfg,
+    ) if p.n_pool else 0.0  # fmt: skip
+    balance = {
+        "as_of": as_of.isoformat() if as_of else None,
+        "csms_in_roster": int(p.n_pool),
+        "accounts_in_scope": int(f.scope.sum()),
+        "accounts_named_after": int(f.after_in.sum()),
+        "target_load": round(p.target, 4),
+        "before": balance_measures(pool_loads["load_before"]),
+        "after": balance_measures(pool_loads["load_after"]),
+        "moves": int(mv.sum()),
+        "handovers": int((kind == "handover").sum()),
+        "first_assignments": int((kind == "first_assignment").sum()),
+        "leaving_named_book": int((kind == "leaves_named_book").sum()),
+        "share_moved": round(float(changed[f.after_in].mean()), 4) if f.after_in.any() else 0.0,
+        "exceptions": int(len(erows)),
+        "deferred_tier_changes": int((f.deferred & f.scope).sum()),
+        "moves_beyond_cap_to_restore_capacity": int(
+            np.clip(
+                loads.loc[loads["in_roster"], "moves_out"] - cfg.max_moves_per_csm, 0, None
+            ).sum()
+        ),
+        "objective": round(obj, 4),
+        "solver": solver,
+        "method": solver["method"],
+    }
+    res = RebalanceResult(
+        assignment=assignment,
+        moves=moves,
+        loads=loads,
+        exceptions=exceptions,
+        balance=balance,
+        method=solver["method"],
+        notes=notes,
+    )
+    res.balance["violations"] = constraint_violations(res, cfg)
+    over = res.balance["violations"]["capacity"]
+    if over:
+        notes.append(
+            f"{over} high-touch accounts stay above their CSM's capacity: the move cap "
+            f"({cfg.max_moves_per_csm} per CSM), the seats left on the team or the solver's "
+            "time limit did not allow more moves; raise the cap or the time limit, add "
+            "capacity or downgrade"
+        )
+    res.balance["notes"] = list(notes)
+    return res
+
+
+def balance_measures(loads: Any) -> dict[str, float]:
+    """Max, min, mean, standard deviation and coefficient of variation of CSM loads."""
+    x = np.asarray(loads, dtype=np.float64)
+    if not len(x):
+        return {"max": 0.0, "min": 0.0, "mean": 0.0, "std": 0.0, "cv": 0.0, "spread": 0.0}
+    mean = float(x.mean())
+    std = float(x.std())
+    return {
+        "max": round(float(x.max()), 4),
+        "min": round(float(x.min()), 4),
+        "mean": round(mean, 4),
+        "std": round(std, 4),
+        "cv": round(std / mean, 4) if mean > 0 else 0.0,
+        "spread": round(float(x.max() - x.min()), 4),
+    }
+
+
+def constraint_violations(res: RebalanceResult, cfg: TerritoryConfig) -> dict[str, int]:
+    """Count each rule's violations in a result (all must be 0), checked from its frames.
+
+    * ``capacity``: high-touch accounts above a roster CSM's capacity that were not forced
+      by frozen accounts (accounts over, summed over CSMs);
+    * ``renewal_window``: accounts renewing within the window whose CSM changed;
+    * ``at_risk``: at-risk accounts whose CSM changed (when ``keep_at_risk``);
+    * ``move_cap``: moves beyond the cap, out of and into each CSM, summed (a CSM over
+      capacity may give up its excess of high-touch accounts on top, when
+      ``capacity_first``);
+    * ``unassigned``: accounts of a named tier left without a CSM;
+    * ``max_load``: roster CSMs above ``max_load`` (when set).
+    """
+    a = res.assignment
+    had = a["csm_before"].notna()
+    changed = had & a["csm_after"].notna() & (a["csm_after"] != a["csm_before"])
+    d = a["days_to_renewal"].to_numpy(np.float64)
+    soon = ~np.isnan(d) & (d <= cfg.renewal_window_days)
+    if cfg.renewal_min_term_months and "term_months" in a.columns:
+        term = a["term_months"].to_numpy(np.float64)
+        soon &= np.isnan(term) | (term >= cfg.renewal_min_term_months)
+    ld = res.loads[res.loads["in_roster"]]
+    forced_seats = (
+        a[a["frozen"] & (a["coverage_after"] == "high_touch")].groupby("csm_after").size()
+    )
+    allowed = np.maximum(
+        ld["capacity"].to_numpy(np.float64),
+        ld["csm_id"].map(forced_seats).fillna(0).to_numpy(np.float64),
+    )
+    over = np.clip(ld["high_touch_after"].to_numpy(np.float64) - allowed, 0, None)
+    K = cfg.max_moves_per_csm
+    mv = a[(a["change"] == "move")]
+    out_n = mv.groupby("csm_before").size()
+    in_n = mv.groupby("csm_after").size()
+    out_limit = pd.Series(float(K), index=ld["csm_id"].to_numpy())
+    if cfg.capacity_first:
+        high0 = a[a["coverage_after"] == "high_touch"].groupby("csm_before").size()
+        excess = ld["csm_id"].map(high0).fillna(0).to_numpy(np.float64) - allowed
+        out_limit += np.clip(excess, 0, None)
+    out_over = out_n - out_limit.reindex(out_n.index).fillna(float(K))
+    named = a["coverage_after"].isin(cfg.tiers) & (a["change"] != "leaves_named_book")
+    return {
+        "capacity": int(over.sum()),
+        "renewal_window": int((changed & soon).sum()),
+        "at_risk": int((changed & a["at_risk"].astype(bool)).sum()) if cfg.keep_at_risk else 0,
+        "move_cap": int(np.clip(out_over, 0, None).sum() + np.clip(in_n - K, 0, None).sum()),
+        "unassigned": int((named & a["csm_after"].isna()).sum()),
+        "max_load": int((ld["load_after"] > cfg.max_load + 1e-9).sum())
+        if cfg.max_load is not None
+        else 0,
+    }
