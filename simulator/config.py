@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simulator.interventions import TouchEffects
+
 
 class SimConfig(BaseModel):
     """How large the simulated book is, where it starts, and how it behaves."""
@@ -58,6 +60,9 @@ class SimConfig(BaseModel):
     churn_shift: float = Field(0.0, description="added to the log-odds of churn")
     contraction_shift: float = Field(0.0, description="added to the log-odds of contractions")
     expansion_shift: float = Field(0.0, description="added to the log-odds of expansions")
+
+    # what a CSM touch does (the truth table's `*_touched` columns and `simulator.rollout`)
+    touch: TouchEffects = Field(default_factory=TouchEffects)
 
     # execution
     workers: int = Field(2, ge=1, le=64, description="threads generating and writing event parts")

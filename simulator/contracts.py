@@ -29,6 +29,7 @@ import numpy as np
 
 from simulator import behaviour as B
 from simulator import catalog as C
+from simulator import interventions as I
 from simulator.accounts import Accounts
 from simulator.config import SimConfig
 from simulator.intervals import sum_active
@@ -122,8 +123,19 @@ class Drivers:
     point_type: np.ndarray  # ANNUAL_RENEWAL / ANNUAL_MID / MONTHLY
 
 
-def logits(book: Book, x: Drivers, cfg: SimConfig) -> np.ndarray:
-    """Log-odds of every outcome against 'none', shape (n, N_KINDS); -inf = unavailable."""
+EXPANSIONS = (*ADDS, UPGRADE, BUY_AI, BUY_AN)
+
+
+def logits(
+    book: Book,
+    x: Drivers,
+    cfg: SimConfig,
+    shift: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Log-odds of every outcome against 'none', shape (n, N_KINDS); -inf = unavailable.
+
+    `shift` = (churn, expansion) log-odds added by a touch (`simulator.interventions`).
+    """
     n = book.seats.shape[0]
     pt = x.point_type
     health = 0.5 * x.engagement + 0.5 * x.value
@@ -177,12 +189,20 @@ def logits(book: Book, x: Drivers, cfg: SimConfig) -> np.ndarray:
         out[:, BUY_AI] = np.where(~book.ai, buy_ai, _NO)
         buy_an = INTERCEPT["buy_an"][pt] + cfg.expansion_shift + 0.4 * health
         out[:, BUY_AN] = np.where(~book.an, buy_an, _NO)
+        if shift is not None:
+            out[:, CHURN] += shift[0]
+            out[:, list(EXPANSIONS)] += shift[1][:, None]
     return out
 
 
-def probabilities(book: Book, x: Drivers, cfg: SimConfig) -> np.ndarray:
+def probabilities(
+    book: Book,
+    x: Drivers,
+    cfg: SimConfig,
+    shift: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Multinomial-logit probabilities of the outcomes, shape (n, N_KINDS), rows sum to 1."""
-    e = np.exp(logits(book, x, cfg))
+    e = np.exp(logits(book, x, cfg, shift))
     return e / e.sum(axis=1, keepdims=True)
 
 
@@ -335,9 +355,99 @@ class AgentCapacity:
         return sum_active(self.acct, self.first, self.never, self.rate, q_acct, q_day, self.n)
 
 
+class DriverReader:
+    """Reads what a decision depends on from the latent state (`Drivers`).
+
+    Shared by the contract walk and the policy roll-out (`simulator.rollout`), so that a
+    decision reads the same state whichever of the two draws it.
+    """
+
+    def __init__(
+        self,
+        acc: Accounts,
+        lat: Latent,
+        agents: AgentCapacity,
+        tl: Timeline,
+        high_touch: np.ndarray,
+    ) -> None:
+        self.acc, self.lat, self.agents, self.tl = acc, lat, agents, tl
+        self.high_touch = high_touch
+        self.demand_ref = acc.fill * acc.seats0
+        ref_col = tl.col(acc.ref_day)
+        self.growth_ref = lat.log_growth[ref_col, np.arange(acc.n)].astype(np.float64)
+
+    def __call__(self, idx: np.ndarray, bk: Book, day: np.ndarray, k: np.ndarray) -> Drivers:
+        """Drivers of accounts `idx` (book `bk`) read on `day`, at contract point `k`."""
+        acc, lat = self.acc, self.lat
+        col = self.tl.col(day)
+        e = lat.engagement[col, idx].astype(np.float64)
+        demand = self.demand_ref[idx] * np.exp(lat.log_growth[col, idx] - self.growth_ref[idx])
+        seats = np.maximum(bk.seats, 1)
+        usage = B.expected_usage(self.agents(idx, day), e, acc.credit_scale[idx])
+        pt = np.where(bk.monthly, MONTHLY, np.where(k % 12 == 0, ANNUAL_RENEWAL, ANNUAL_MID))
+        return Drivers(
+            engagement=e,
+            value=lat.value[col, idx].astype(np.float64),
+            stage=lat.stage[col, idx].astype(np.int64),
+            demand_ratio=demand / seats,
+            utilization=np.minimum(demand, seats) / seats * B.active_share(e),
+            usage_ratio=usage / C.TIER_USAGE_LIMIT[bk.tier],
+            high_touch=self.high_touch[idx],
+            point_type=pt,
+        )
+
+
 def cooldown_months(horizon: int) -> int:
     """Points skipped after a change so that two changes are always > horizon days apart."""
     return horizon // 28 + 1
+
+
+TRUTH_KEYS = (
+    "acct", "month", "arr", "p_churn", "p_expand", "p_contract",
+    "p_churn_touched", "p_expand_touched", "churn_driver", "expand_driver",
+)  # fmt: skip
+
+
+def _causes(x: Drivers, bk: Book, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The real churn cause and expansion route of each account (`simulator.interventions`)."""
+    fx = cfg.touch
+    return (
+        I.churn_driver(x.engagement, x.value),
+        I.expand_driver(x.demand_ratio, x.usage_ratio, x.stage, bk.ai, fx),
+    )
+
+
+def _touched_probs(
+    bk: Book, x: Drivers, cfg: SimConfig, causes: tuple[np.ndarray, np.ndarray], ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outcome probabilities at one point under the matched churn play and expansion play."""
+    fx = cfg.touch
+    now = _causes(x, bk, cfg)
+    health = 0.5 * x.engagement + 0.5 * x.value
+    route = np.where(causes[1] == I.NO_DRIVER, I.GENERIC_EXPAND, causes[1])
+    out = []
+    for family in (causes[0], route):
+        d_churn, d_expand = I.logit_shifts(family, now[0], now[1], health, fx)
+        prob = probabilities(bk, x, cfg, (d_churn, d_expand))
+        prob[~ok] = 0.0
+        prob[~ok, 0] = 1.0
+        out.append(prob)
+    return out[0], out[1]
+
+
+def _window_outcomes(
+    probs: list[np.ndarray], is_exp: np.ndarray, is_con: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(churn), P(expansion), P(contraction) over a window: the first change decides."""
+    n = probs[0].shape[0]
+    surv = np.ones(n)
+    p_churn, p_exp, p_con = (np.zeros(n) for _ in range(3))
+    for prob in probs:
+        p_churn += surv * prob[:, CHURN]
+        p_exp += surv * (prob * is_exp).sum(axis=1)
+        p_con += surv * (prob * is_con).sum(axis=1)
+        surv *= prob[:, 0]
+    return p_churn, p_exp, p_con
 
 
 def run_contracts(
@@ -369,9 +479,6 @@ def run_contracts(
     )
     anchor = acc.anchor_month.copy()
     high_touch = coverage == 0
-    ref_col = tl.col(acc.ref_day)
-    demand_ref = acc.fill * acc.seats0
-    growth_ref = lat.log_growth[ref_col, np.arange(n)].astype(np.float64)
 
     rows = _Rows(capacity=n * (4 + months // cool))
     # history before the anchor: one earlier core row with a different seat count
@@ -389,28 +496,10 @@ def run_contracts(
     open_ids = rows.open_book(np.arange(n), book, anchor_day)
     churn_day = np.full(n, NEVER, dtype=np.int64)
     seats_ms = np.zeros((n, months), dtype=np.int64)
-    truth: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("acct", "month", "arr", "p_churn", "p_expand", "p_contract")
-    }
+    truth: dict[str, list[np.ndarray]] = {k: [] for k in TRUTH_KEYS}
     changes: dict[str, list[np.ndarray]] = {"acct": [], "month": [], "kind": []}
 
-    def drivers(idx: np.ndarray, bk: Book, day: np.ndarray, k: np.ndarray) -> Drivers:
-        col = tl.col(day)
-        e = lat.engagement[col, idx].astype(np.float64)
-        demand = demand_ref[idx] * np.exp(lat.log_growth[col, idx] - growth_ref[idx])
-        seats = np.maximum(bk.seats, 1)
-        usage = B.expected_usage(agents(idx, day), e, acc.credit_scale[idx])
-        pt = np.where(bk.monthly, MONTHLY, np.where(k % 12 == 0, ANNUAL_RENEWAL, ANNUAL_MID))
-        return Drivers(
-            engagement=e,
-            value=lat.value[col, idx].astype(np.float64),
-            stage=lat.stage[col, idx].astype(np.int64),
-            demand_ratio=demand / seats,
-            utilization=np.minimum(demand, seats) / seats * B.active_share(e),
-            usage_ratio=usage / C.TIER_USAGE_LIMIT[bk.tier],
-            high_touch=high_touch[idx],
-            point_type=pt,
-        )
+    drivers = DriverReader(acc, lat, agents, tl, high_touch)
 
     for m in range(first, months):  # calendar months; each step vectorised over accounts
         t = ms(m)
@@ -418,33 +507,35 @@ def run_contracts(
         idx = np.flatnonzero(alive)
         bk = book.take(idx)
         # the 1-3 decision points a window (t, t + H] can hold; the first is this month's
-        probs = []
+        probs, with_touch = [], []
         for j in range(jmax + 1 if m >= 0 else 1):
             r = ms(m + j) + acc.dom[idx] - 1
             k = m + j - anchor[idx]
             ok = (r > t) & (r <= t + H) & (k >= cool)
-            prob = probabilities(bk, drivers(idx, bk, r - H, k), cfg)
+            x = drivers(idx, bk, r - H, k)
+            prob = probabilities(bk, x, cfg)
             prob[~ok] = 0.0
             prob[~ok, 0] = 1.0
             probs.append(prob)
+            if m >= 0:
+                if j == 0:  # the play a CSM would match to the account's drivers at t
+                    causes = _causes(x, bk, cfg)
+                with_touch.append(_touched_probs(bk, x, cfg, causes, ok))
         if m >= 0:
             seats_ms[:, m] = np.where(alive, book.seats, 0)
             arr0 = arr_of(bk)
             after = outcome_arr(bk, pct)
             is_exp = after >= (1 + pct) * arr0[:, None]
             is_con = (after > 0) & (after <= (1 - pct) * arr0[:, None])
-            surv = np.ones(idx.shape[0])
-            p_churn, p_exp, p_con = (np.zeros(idx.shape[0]) for _ in range(3))
-            for prob in probs:  # first change in the window decides ARR(t + H)
-                p_churn += surv * prob[:, CHURN]
-                p_exp += surv * (prob * is_exp).sum(axis=1)
-                p_con += surv * (prob * is_con).sum(axis=1)
-                surv *= prob[:, 0]
+            p_churn, p_exp, p_con = _window_outcomes(probs, is_exp, is_con)
+            p_churn_t = _window_outcomes([c for c, _ in with_touch], is_exp, is_con)[0]
+            p_exp_t = _window_outcomes([e for _, e in with_touch], is_exp, is_con)[1]
             for key, val in zip(
-                ("acct", "month", "arr", "p_churn", "p_expand", "p_contract"),
-                (idx, np.full(idx.shape[0], m), arr0, p_churn, p_exp, p_con),
+                TRUTH_KEYS,
+                (idx, np.full(idx.shape[0], m), arr0, p_churn, p_exp, p_con,
+                 p_churn_t, p_exp_t, causes[0], causes[1]),
                 strict=True,
-            ):
+            ):  # fmt: skip
                 truth[key].append(val)
 
         # this month's decisions: every customer has exactly one point, on its contract day

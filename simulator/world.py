@@ -189,6 +189,7 @@ class World:
     users: Users
     tickets: Tickets
     timings: dict[str, float]
+    agents: AgentCapacity | None = None  # agent run capacity, read by `simulator.rollout`
 
 
 def build_world(cfg: SimConfig) -> World:
@@ -240,7 +241,8 @@ def build_world(cfg: SimConfig) -> World:
     users = make_users(acc, lat, hist, agents, tl, rng["users"])
     tickets = make_tickets(acc, lat, hist, users, tl, rng["tickets"])
     lap("users_tickets")
-    return World(tl, acc, lat, coverage, csm, hist, users, tickets, timings)
+    capacity = AgentCapacity(agents.acct, agents.first_day, agents.rate, acc.n)
+    return World(tl, acc, lat, coverage, csm, hist, users, tickets, timings, agents=capacity)
 
 
 def event_context(world: World, cfg: SimConfig) -> EventContext:
@@ -408,6 +410,10 @@ def _write_truth(hist, account_ids, tl: Timeline, cfg: SimConfig, out: Path) -> 
             "p_churn": pa.array(np.clip(tr["p_churn"], 0, 1), pa.float64()),
             "p_expand": pa.array(np.clip(tr["p_expand"], 0, 1), pa.float64()),
             "p_contract": pa.array(np.clip(tr["p_contract"], 0, 1), pa.float64()),
+            "p_churn_touched": pa.array(np.clip(tr["p_churn_touched"], 0, 1), pa.float64()),
+            "p_expand_touched": pa.array(np.clip(tr["p_expand_touched"], 0, 1), pa.float64()),
+            "churn_driver": pa.array(tr["churn_driver"].astype(object), pa.string()),
+            "expand_driver": pa.array(tr["expand_driver"].astype(object), pa.string()),
             "engagement": pa.array(tr["engagement"].astype(np.float64)),
             "value": pa.array(tr["value"].astype(np.float64)),
             "maturity_level": pa.array(stage, pa.int64()),
