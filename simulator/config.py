@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from simulator.interventions import TouchEffects
+from simulator.interventions import ActionsConfig, TouchEffects
 
 
 class SimConfig(BaseModel):
@@ -63,6 +63,7 @@ class SimConfig(BaseModel):
 
     # what a CSM touch does (the truth table's `*_touched` columns and `simulator.rollout`)
     touch: TouchEffects = Field(default_factory=TouchEffects)
+    actions: ActionsConfig = Field(default_factory=ActionsConfig)
 
     # execution
     workers: int = Field(2, ge=1, le=64, description="threads generating and writing event parts")

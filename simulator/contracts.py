@@ -23,7 +23,7 @@ every `term_months` from any open row's start_date, as the input contract says.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -316,6 +316,7 @@ class ContractHistory:
     seats_ms: np.ndarray  # int64 (n, months): seats at each month start (0 if not a customer)
     truth: dict[str, np.ndarray]  # one row per paying account and month start
     changes: dict[str, np.ndarray]  # acct, month, kind of every change from the start on
+    actions: dict[str, np.ndarray] = field(default_factory=dict)  # acct, month, family, holdout
 
     def take(self, idx: np.ndarray) -> ContractHistory:
         """The history of the accounts at positions `idx`, renumbered 0..len(idx)-1."""
@@ -335,6 +336,7 @@ class ContractHistory:
             seats_ms=self.seats_ms[idx],
             truth=keep(self.truth),
             changes=keep(self.changes),
+            actions=keep(self.actions) if self.actions else {},
         )
 
     @property
@@ -460,11 +462,14 @@ def run_contracts(
     tl: Timeline,
     cfg: SimConfig,
     rng: np.random.Generator,
+    action_rng: np.random.Generator | None = None,
 ) -> ContractHistory:
     """Walk the calendar month by month: truth at each month start, then the month's decisions.
 
     Decisions start `cfg.preroll_months` before the start (the pre-roll); truth rows,
-    seat counts and the change log cover the simulated months only.
+    seat counts and the change log cover the simulated months only. With
+    ``cfg.actions.enabled`` (and `action_rng`), CSM touches are drawn every simulated
+    month and replace the flat high-touch effect (`_month_actions`).
     """
     n, months, H, pct = acc.n, tl.months, cfg.horizon_days, cfg.expansion_pct
     cool, jmax = cooldown_months(H), H // 28
@@ -500,6 +505,9 @@ def run_contracts(
     changes: dict[str, list[np.ndarray]] = {"acct": [], "month": [], "kind": []}
 
     drivers = DriverReader(acc, lat, agents, tl, high_touch)
+    logging_actions = cfg.actions.enabled and action_rng is not None
+    actions: dict[str, list[np.ndarray]] = {k: [] for k in ("acct", "month", "family", "holdout")}
+    touch_reader = DriverReader(acc, lat, agents, tl, np.zeros(n, dtype=bool))
 
     for m in range(first, months):  # calendar months; each step vectorised over accounts
         t = ms(m)
@@ -538,6 +546,11 @@ def run_contracts(
             ):  # fmt: skip
                 truth[key].append(val)
 
+        if logging_actions and m >= 0:
+            probs[0] = _month_actions(
+                idx, bk, m, ms(m), acc, anchor, high_touch, touch_reader, cfg, cool, action_rng,
+                actions,
+            )  # fmt: skip
         # this month's decisions: every customer has exactly one point, on its contract day
         u = rng.random(idx.shape[0])
         kind = np.minimum((u[:, None] >= np.cumsum(probs[0], axis=1)).sum(axis=1), N_KINDS - 1)
@@ -575,4 +588,46 @@ def run_contracts(
         seats_ms=seats_ms,
         truth=tr,
         changes={k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in changes.items()},
+        actions={k: np.concatenate(v) for k, v in actions.items()} if logging_actions else {},
     )
+
+
+def _month_actions(
+    idx: np.ndarray,
+    bk: Book,
+    m: int,
+    t: int,
+    acc: Accounts,
+    anchor: np.ndarray,
+    high_touch: np.ndarray,
+    reader: DriverReader,
+    cfg: SimConfig,
+    cool: int,
+    rng: np.random.Generator,
+    log: dict[str, list[np.ndarray]],
+) -> np.ndarray:
+    """This month's touches: flag high-touch accounts, hold some out, run one play on the rest.
+
+    Returns the outcome probabilities of this month's decision point with the touches
+    (and without the flat coverage effect), which replace the untouched ones.
+    """
+    r = t + acc.dom[idx] - 1
+    k = m - anchor[idx]
+    x = reader(idx, bk, r - cfg.horizon_days, k)
+    cause, route = _causes(x, bk, cfg)
+    flagged = high_touch[idx]
+    holdout = flagged & (rng.random(idx.shape[0]) < cfg.actions.holdout_share)
+    family = I.choose_families(cause, route, cfg.actions.csm_skill, rng)
+    run = np.where(flagged & ~holdout, family, "")  # held-out accounts keep their play unrun
+    health = 0.5 * x.engagement + 0.5 * x.value
+    prob = probabilities(bk, x, cfg, I.logit_shifts(run, cause, route, health, cfg.touch))
+    ok = (r > t) & (k >= cool)
+    prob[~ok] = 0.0
+    prob[~ok, 0] = 1.0
+    for key, val in zip(
+        ("acct", "month", "family", "holdout"),
+        (idx[flagged], np.full(int(flagged.sum()), m), family[flagged], holdout[flagged]),
+        strict=True,
+    ):
+        log[key].append(val)
+    return prob

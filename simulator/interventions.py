@@ -65,6 +65,43 @@ class TouchEffects(BaseModel):
     usage_pressure: float = Field(0.6, gt=0.0, description="usage/limit for a usage driver")
 
 
+class ActionsConfig(BaseModel):
+    """Logged CSM touches in the simulated book (the `actions` table), off by default.
+
+    When on, from the first simulated month every paying high-touch account is flagged
+    each month; a random `holdout_share` of the flagged accounts is held out (logged with
+    ``holdout = true``, not touched) and the others get one play, the one that matches
+    their real driver with probability `csm_skill` (else a play of a random family). The
+    touches then replace the flat churn effect of high-touch coverage.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    holdout_share: float = Field(0.2, ge=0.0, le=1.0)
+    csm_skill: float = Field(0.5, ge=0.0, le=1.0, description="P(play matches the driver)")
+
+
+#: the play name logged for a touch of each family
+FAMILY_PLAY: dict[str, str] = {}
+for _play, _family in PLAY_FAMILY.items():
+    FAMILY_PLAY.setdefault(_family, _play)
+
+
+def choose_families(
+    cause: np.ndarray, route: np.ndarray, skill: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The play family a CSM runs: the real driver's with probability `skill`.
+
+    The driver is the churn cause, or the expansion route for accounts that have one and
+    whose health is good (a CSM grows a healthy account and saves a struggling one).
+    """
+    n = cause.shape[0]
+    right = np.where(route != NO_DRIVER, route, cause)
+    u, pick = rng.random(n), rng.integers(0, len(FAMILIES), n)
+    return np.where(u < skill, right, np.array(FAMILIES, dtype=object)[pick])
+
+
 def family_of(plays: np.ndarray | list[str]) -> np.ndarray:
     """Family of each play name (unknown names are treated as relationship plays)."""
     return np.array([PLAY_FAMILY.get(str(p), GENERIC_CHURN) for p in plays], dtype=object)

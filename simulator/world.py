@@ -47,7 +47,7 @@ from simulator.users import Users, make_agents, make_users
 
 log = logging.getLogger("nrrcast.simulator")
 
-STREAMS = ("accounts", "latent", "agents", "contracts", "users", "tickets", "coverage")
+STREAMS = ("accounts", "latent", "agents", "contracts", "users", "tickets", "coverage", "actions")
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
@@ -221,7 +221,9 @@ def build_world(cfg: SimConfig) -> World:
     coverage = assign_coverage(arr0, cfg, rng["coverage"])
     agents = make_agents(acc, lat, tl, cfg, rng["agents"])
     capacity = AgentCapacity(agents.acct, agents.first_day, agents.rate, acc.n)
-    hist = run_contracts(acc, lat, capacity, has_ai, has_an, coverage, tl, cfg, rng["contracts"])
+    hist = run_contracts(
+        acc, lat, capacity, has_ai, has_an, coverage, tl, cfg, rng["contracts"], rng["actions"]
+    )
 
     # the opening book: the first n_existing candidates still paying at the start, and
     # every new account; positions ordered by creation (ids grow with time, like a CRM's)
@@ -280,6 +282,8 @@ def _build(cfg: SimConfig, out: Path, *, progress: bool) -> dict:
     _write_tickets(tickets, account_ids, tl, out)
     _write(pa.table(C.plans_rows()), out / "plans.parquet")
     _write_truth(hist, account_ids, tl, cfg, out)
+    if hist.actions:
+        _write_actions(hist, csm, account_ids, tl, cfg, out)
     lap("tables")
 
     ctx = event_context(world, cfg)
@@ -315,6 +319,7 @@ def _build(cfg: SimConfig, out: Path, *, progress: bool) -> dict:
             "tickets": int(tickets.acct.shape[0]),
             "events": n_events,
             "truth": int(hist.truth["acct"].shape[0]),
+            **({"actions": int(hist.actions["acct"].shape[0])} if hist.actions else {}),
         },
         "decisions": hist.decisions,
         "config": cfg.model_dump(mode="json"),
@@ -426,3 +431,26 @@ def _write_truth(hist, account_ids, tl: Timeline, cfg: SimConfig, out: Path) -> 
         }
     )
     _write(table, out / "truth.parquet")
+
+
+def _write_actions(hist, csm, account_ids, tl: Timeline, cfg: SimConfig, out: Path) -> None:
+    """The `actions` table: one row per flagged account and month (touch or holdout)."""
+    from simulator.interventions import FAMILY_PLAY
+
+    a = hist.actions
+    n = a["acct"].shape[0]
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 99]))
+    # a touch is logged on the first day of its month, during working hours
+    us = tl.day_us(tl.month_start(a["month"])) + rng.integers(8 * 3600, 17 * 3600, n) * 1_000_000
+    plays = np.array([FAMILY_PLAY.get(f, "") for f in a["family"]], dtype=object)
+    table = pa.table(
+        {
+            "action_id": pa.array(_ids("X", n, 8), pa.string()),
+            "account_id": pa.array(account_ids[a["acct"]], pa.string()),
+            "ts": _ts(us),
+            "csm_id": pa.array(_ids("csm_", int(csm.max()) + 1, 4)[csm[a["acct"]]], pa.string()),
+            "play": pa.array(plays, pa.string()),
+            "holdout": pa.array(a["holdout"].astype(bool), pa.bool_()),
+        }
+    )
+    _write(table, out / "actions.parquet")

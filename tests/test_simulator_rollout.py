@@ -133,3 +133,21 @@ def test_two_model_uplift_finds_who_responds():
 def test_relative_arr_change_clips_and_handles_zero():
     out = relative_arr_change(np.array([100.0, 100.0, 0.0, 100.0]), np.array([0.0, 150, 5, 400]))
     np.testing.assert_allclose(out, [-1.0, 0.5, 0.0, 1.0])
+
+
+def test_actions_mode_logs_touches_and_holdouts_and_leaves_the_opening_book(tmp_path):
+    from simulator.world import simulate
+
+    base = SimConfig(accounts=500, months=4, seed=3)
+    logged = base.model_copy(update={"actions": I.ActionsConfig(enabled=True, holdout_share=0.3)})
+    simulate(base, tmp_path / "a", progress=False)
+    simulate(logged, tmp_path / "b", progress=False)
+    assert not (tmp_path / "a" / "actions.parquet").exists()
+    acts = pd.read_parquet(tmp_path / "b" / "actions.parquet")
+    accounts = pd.read_parquet(tmp_path / "b" / "accounts.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "accounts.parquet"), accounts)
+    high = set(accounts.loc[accounts["coverage"] == "high_touch", "account_id"])
+    assert len(acts) > 0 and set(acts["account_id"]) <= high
+    assert acts["action_id"].is_unique and acts["play"].isin(I.PLAY_FAMILY).all()
+    assert 0.15 < acts["holdout"].mean() < 0.45
+    assert (acts["ts"].dt.day == 1).all()
