@@ -214,6 +214,26 @@ TABLES: dict[str, TableSpec] = {
                 _c("quantity", "DOUBLE", **_OPT, min_value=0, default="1.0"),
             ),
         ),
+        TableSpec(
+            "actions",
+            (
+                _c("action_id", "VARCHAR", key=True, **_ID),
+                _c("account_id", "VARCHAR", **_ID, references="accounts"),
+                _c("ts", "TIMESTAMP", **_ID, future="quarantine"),
+                _c("csm_id", "VARCHAR", **_OPT),
+                _c("play", "VARCHAR", **_ID, description="the play run (or assigned, if held out)"),
+                _c(
+                    "holdout",
+                    "BOOLEAN",
+                    **_OPT,
+                    default="false",
+                    description="randomly held out: flagged but not touched",
+                ),
+            ),
+            required=False,
+            dedupe_by=("ts", "account_id", "play"),
+            description="CSM touches and randomised holdouts (optional)",
+        ),
     )
 }
 """Contract v1, in dependency order (a table's parents come before it)."""

@@ -68,6 +68,14 @@ DESIGN_V1 = {
         ("seat_limit", "BIGINT", False),
         ("usage_limit", "DOUBLE", False),
     ],
+    "actions": [
+        ("action_id", "VARCHAR", True),
+        ("account_id", "VARCHAR", True),
+        ("ts", "TIMESTAMP", True),
+        ("csm_id", "VARCHAR", False),
+        ("play", "VARCHAR", True),
+        ("holdout", "BOOLEAN", False),
+    ],
 }
 
 
@@ -79,7 +87,7 @@ def test_tables_match_the_design_contract():
     for name, columns in DESIGN_V1.items():
         spec = TABLES[name]
         assert [(c.name, c.dtype, c.required) for c in spec.columns] == columns, name
-    assert [t for t, s in TABLES.items() if not s.required] == ["plans"]
+    assert [t for t, s in TABLES.items() if not s.required] == ["plans", "actions"]
 
 
 def test_keys_references_and_defaults_are_consistent():

@@ -151,3 +151,44 @@ def test_actions_mode_logs_touches_and_holdouts_and_leaves_the_opening_book(tmp_
     assert acts["action_id"].is_unique and acts["play"].isin(I.PLAY_FAMILY).all()
     assert 0.15 < acts["holdout"].mean() < 0.45
     assert (acts["ts"].dt.day == 1).all()
+
+
+def test_actions_table_is_validated_like_the_others(tmp_path):
+    import datetime as dt
+
+    from features.sources import open_source
+    from features.validate import validate
+
+    cfg = SimConfig(accounts=300, months=4, seed=5, actions=I.ActionsConfig(enabled=True))
+    simulate_dir = tmp_path / "w"
+    from simulator.world import simulate
+
+    simulate(cfg, simulate_dir, progress=False)
+    acts = pd.read_parquet(simulate_dir / "actions.parquet")
+    bad = pd.DataFrame(
+        {
+            "action_id": ["bad1", "bad2", "bad3", acts["action_id"].iloc[0]],
+            "account_id": [
+                "NOPE",
+                acts["account_id"].iloc[0],
+                acts["account_id"].iloc[0],
+                acts["account_id"].iloc[0],
+            ],  # fmt: skip
+            "ts": pd.to_datetime(["2025-06-01", "2030-01-01", "2025-06-02", "2025-06-03"]),
+            "csm_id": [None] * 4,
+            "play": ["Adoption plan", "Adoption plan", None, "Renewal plan"],
+            "holdout": [False, False, True, False],
+        }
+    ).astype({"ts": "datetime64[us]"})
+    pd.concat([acts, bad], ignore_index=True).to_parquet(simulate_dir / "actions.parquet")
+    src = open_source(simulate_dir)
+    end = dt.date.fromisoformat(
+        __import__("json").loads((simulate_dir / "manifest.json").read_text())["data_end"]
+    )
+    report = validate(src, now=end, quarantine_dir=tmp_path / "q")
+    clean = src.con.execute("SELECT count(*) FROM actions").fetchall()[0][0]
+    quarantined = len(pd.read_parquet(tmp_path / "q" / "actions.parquet"))
+    assert clean + quarantined == len(acts) + len(bad)
+    assert quarantined == 4  # unknown account, future ts, null play, duplicate id
+    assert "actions" in str(report)
+    src.close()
