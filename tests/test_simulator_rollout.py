@@ -192,3 +192,21 @@ def test_actions_table_is_validated_like_the_others(tmp_path):
     assert quarantined == 4  # unknown account, future ts, null play, duplicate id
     assert "actions" in str(report)
     src.close()
+
+
+def test_holdout_is_a_stable_random_subset_of_the_flagged():
+    from models.holdout import assign_holdout
+
+    ids = [f"A{i:05d}" for i in range(5000)]
+    flagged = np.arange(5000) % 2 == 0
+    held = assign_holdout(ids, flagged, "2026-11-02", share=0.25, seed=3)
+    assert not held[~flagged].any()
+    assert 0.22 < held[flagged].mean() < 0.28
+    np.testing.assert_array_equal(
+        held, assign_holdout(ids, flagged, "2026-11-02", share=0.25, seed=3)
+    )
+    other_week = assign_holdout(ids, flagged, "2026-11-09", share=0.25, seed=3)
+    assert (held != other_week).any()
+    assert not assign_holdout(ids, flagged, "2026-11-02", share=0.0).any()
+    with pytest.raises(ValueError, match="holdout share"):
+        assign_holdout(ids, flagged, "2026-11-02", share=1.0)
