@@ -77,18 +77,19 @@ def run_features(
     config: Path | None, *, source: Path | None = None, out: Path | None = None
 ) -> Path:
     """Validate a source and write its whole snapshot panel (labelled and not) to `out`."""
-    from features.build import build_feature_table, write_feature_table
+    from features.build import build_feature_table, check_feature_out, write_feature_table
     from flows.tasks import open_validated
     from flows.train import panel_dates
 
     cfg = _config(config)
     src_path = Path(source or cfg.paths.raw)
+    out_path = check_feature_out(out or cfg.paths.features, source=src_path)  # before the work
     loaded = open_validated(
         src_path, Path(cfg.paths.quarantine), now=manifest_data_end(src_path) or date.today()
     )
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_feature_table(loaded.source.con, dates, cfg.features, data_end=loaded.data_end)
-    path = write_feature_table(table, Path(out or cfg.paths.features))
+    path = write_feature_table(table, out_path)
     loaded.source.con.close()
     labelled = int(table["label_known"].sum())
     print(

@@ -153,6 +153,15 @@ def _summary(scores: pd.DataFrame, drift: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _check_outputs(cfg: Config) -> None:
+    """Every place scoring writes to can be written (and is nrrcast's), before the work."""
+    from features.storage import check_writable
+
+    scores_store.check_store(cfg.paths.scores)
+    if cfg.scoring.report:
+        check_writable(cfg.paths.reports, "report directory")
+
+
 @flow(name="nrrcast-score", log_prints=True)
 def score_flow(
     as_of: str | None = None, config_path: str | None = None, source: str | None = None
@@ -163,6 +172,7 @@ def score_flow(
     from features.catalog import CATALOG
 
     cfg = load_config(config_path)
+    _check_outputs(cfg)  # a read-only or foreign output dir fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
     loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))
@@ -186,7 +196,11 @@ def score_flow(
         flags = drift_flags(drift) if not drift.empty else []
         history = scores_store.read_scores(cfg.paths.scores)
         partition = scores_store.write_scores(
-            scores, cfg.paths.scores, day, sql_url=cfg.scoring.sql_url
+            scores,
+            cfg.paths.scores,
+            day,
+            sql_url=cfg.scoring.sql_url,
+            lock_timeout=cfg.scoring.lock_timeout_s,
         )
         summary = _summary(scores, drift)
         tracking.log_metrics(summary)
