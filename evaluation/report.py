@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from features.storage import atomic_write
+
 ASSETS_DIR = Path(__file__).with_name("report_assets")
 
 SEGMENT_LABELS: dict[str, str] = {
@@ -295,10 +297,7 @@ def write_report(inputs: ReportInputs, path: str | Path) -> Path:
     path = Path(path)
     html = render_report(inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, html, point="report.write")
 
 
 # --------------------------------------------------------------------------- input checks

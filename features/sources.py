@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from features import storage
 from features.contract import TABLES
 
 RAW_PREFIX = "raw_"
@@ -227,6 +228,8 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
             "offline. Export the tables to Parquet, CSV or a DuckDB file."
         )
     path = Path(source).expanduser().resolve()
+    if not path.exists():  # a simulated world whose swap a kill interrupted is repaired
+        path = storage.readable_dir(path) or path
     if not path.exists():
         raise FileNotFoundError(f"source not found: {path}")
     if con is None:  # a connection of our own: no progress bar in logs and CI output

@@ -325,6 +325,7 @@ def atomic_write(path: str | Path, data: str | bytes, *, point: str | None = Non
     place, so a reader sees the old file or the new one, never half of one. `point` names
     the pause point between write and rename (tests)."""
     path = Path(path)
+    remove_stale_files(path.parent, path.name)
     tmp = path.with_name(f".{path.name}.tmp-{new_id()}")
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:

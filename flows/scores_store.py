@@ -94,7 +94,6 @@ def write_scores(
                 raise
         finally:
             storage.cleanup(con.close, "close the scores database")
-        storage.pause_point("scores.committed")
         # committed: from here the new Parquet partition must win, also after a kill
         storage.swap_dir(staging, final, point="scores")
 
@@ -138,7 +137,7 @@ def _stage_and_commit(
         if writer is not None:
             writer.close()
     storage.fsync_tree(staging)
-    storage.pause_point("scores.staged")
+    storage.pause_point("scores.uncommitted")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {WRITES} (as_of DATE, write_id VARCHAR, written_at TIMESTAMP)"
     )
