@@ -514,12 +514,21 @@ class StoreLock:
     path : the lock file (created, with its parent, if missing).
     what : the store, for messages.
     timeout : seconds to wait for another writer; 0 fails at once.
+    hint : what the user can do, shown with the error.
     """
 
-    def __init__(self, path: Path, *, what: str, timeout: float = DEFAULT_LOCK_TIMEOUT_S):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        what: str,
+        timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+        hint: str = "wait for it to finish, then rerun",
+    ):
         self.path = Path(path)
         self.what = what
         self.timeout = timeout
+        self.hint = hint
 
     def __enter__(self) -> StoreLock:
         key = os.path.abspath(self.path)
@@ -550,7 +559,7 @@ class StoreLock:
                 raise LockHeldError(
                     f"{self.what} is being written by another nrrcast run ({holder}); "
                     f"waited {self.timeout:g} s",
-                    hint="wait for it to finish, or raise scoring.lock_timeout_s",
+                    hint=self.hint,
                 )
             if not waited:
                 log.info("waiting for %s (%s)", self.what, holder)

@@ -455,9 +455,9 @@ def validate(
             log.info(
                 "%s: %d read, %d quarantined, %d clean", spec.name, c.read, c.quarantined, c.clean
             )
-    finally:
+    finally:  # a failing clean-up must not hide the error that stopped the loop
         for name in temp:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+            storage.cleanup(lambda n=name: con.execute(f"DROP TABLE IF EXISTS {n}"), f"drop {name}")
 
     if source.data_end is not None:
         data_end, data_end_from = source.data_end, "manifest"

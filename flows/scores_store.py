@@ -78,7 +78,10 @@ def write_scores(
     day = pd.Timestamp(as_of).date()
     deadline = time.monotonic() + lock_timeout
     with storage.StoreLock(
-        out_dir / LOCK_FILE, what=f"scores store {out_dir}", timeout=lock_timeout
+        out_dir / LOCK_FILE,
+        what=f"scores store {out_dir}",
+        timeout=lock_timeout,
+        hint="wait for it to finish, or raise scoring.lock_timeout_s",
     ):
         con = _connect(out_dir / DB_FILE, max(deadline - time.monotonic(), 0))
         try:

@@ -94,6 +94,23 @@ def test_validate_refuses_quarantine_inside_source(small_world, tmp_path, monkey
     assert _tree(raw) == before
 
 
+def test_cli_validate_with_quarantine_equal_to_source_keeps_the_source(
+    small_world, tmp_path, monkeypatch
+):
+    """The reported case, literally: `nrrcast validate --source raw --quarantine raw`."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    shutil.copytree(small_world, tmp_path / "raw")
+    before = _tree(tmp_path / "raw")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["validate", "--source", "raw", "--quarantine", "raw"])
+    assert result.exit_code != 0
+    assert "overlaps the source" in str(result.exception) + result.output
+    assert _tree(tmp_path / "raw") == before
+
+
 def test_validate_refuses_quarantine_with_foreign_files(small_world, tmp_path, monkeypatch):
     from flows.commands import run_validate
 
@@ -140,6 +157,8 @@ def test_features_command_refuses_out_holding_other_files(small_world, tmp_path,
     monkeypatch.setattr(build, "build_feature_table", expensive)
     with pytest.raises(storage.UnsafePathError):
         run_features(None, source=data / "raw", out=data)
+    with pytest.raises(storage.UnsafePathError):  # `--out .`: the working directory
+        run_features(None, source=data / "raw", out=Path("."))
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("x")
