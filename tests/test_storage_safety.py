@@ -479,3 +479,66 @@ def test_score_checks_its_outputs_are_writable_before_the_work(
 def test_write_scores_to_a_read_only_dir_is_one_clear_error(read_only_dir):
     with pytest.raises(storage.NotWritableError, match=str(read_only_dir)):
         scores_store.write_scores(_scores("2026-01-05"), read_only_dir / "s", date(2026, 1, 5))
+
+
+# --------------------------------------------------------------------------- more refusals
+
+
+def test_outputs_of_another_kind_or_files_are_refused(tmp_path):
+    storage.claim_dir(tmp_path / "features", "features")
+    with pytest.raises(storage.UnsafePathError, match="holds nrrcast features output"):
+        storage.claim_dir(tmp_path / "features", "quarantine")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(storage.UnsafePathError, match="is a file"):
+        storage.claim_dir(tmp_path / "a_file", "scores")
+    with pytest.raises(storage.UnsafePathError, match="overlaps the source"):
+        storage.claim_dir(tmp_path / "src" / "out", "features", keep_clear_of=[tmp_path / "src"])
+
+
+def test_features_out_inside_or_equal_to_the_source_is_refused(small_world, tmp_path):
+    from features.build import check_feature_out
+
+    raw = tmp_path / "raw"
+    shutil.copytree(small_world, raw)
+    for out in (raw, raw / "features", tmp_path):
+        with pytest.raises(storage.UnsafePathError):
+            check_feature_out(out, source=raw)
+    assert not (raw / "features").exists()
+
+
+def test_quarantine_written_before_markers_is_adopted_only_with_reason_column(tmp_path):
+    from features.validate import claim_quarantine_dir
+
+    old = tmp_path / "old_quarantine"
+    old.mkdir()
+    pd.DataFrame({"account_id": ["A"], "reason": ["negative mrr"]}).to_parquet(
+        old / "subscriptions.parquet"
+    )
+    claim_quarantine_dir(old)
+    assert (old / storage.MARKER).exists()
+    export = tmp_path / "export"
+    export.mkdir()
+    pd.DataFrame({"account_id": ["A"], "mrr": [10.0]}).to_parquet(export / "subscriptions.parquet")
+    with pytest.raises(storage.UnsafePathError, match="not written by nrrcast"):
+        claim_quarantine_dir(export)
+    assert not (export / storage.MARKER).exists()
+
+
+def test_lock_left_by_a_dead_run_is_taken_over(tmp_path, caplog):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    lock = tmp_path / ".store.lock"
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": "h", "since": "t"}))
+    with storage.StoreLock(lock, what="store", timeout=0):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert f"pid {int(dead.stdout)}" in caplog.text and "took over" in caplog.text
+    assert not lock.exists()  # a clean release leaves nothing behind
+
+
+def test_lock_is_reentrant_within_a_process(tmp_path):
+    lock = tmp_path / ".store.lock"
+    with storage.StoreLock(lock, what="store", timeout=0):
+        with storage.StoreLock(lock, what="store", timeout=0):
+            pass
+        assert lock.exists()
+    assert not lock.exists()
