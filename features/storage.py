@@ -484,8 +484,8 @@ def readable_dir(final: Path) -> Path | None:
     try:
         with StoreLock(lock_path(final), what=str(final), timeout=0):
             recover(final)
-    except LockHeldError:
-        pass
+    except (LockHeldError, OSError) as exc:  # a writer is busy, or a read-only reader
+        log.info("%s: interrupted swap left as is for now (%s)", final, exc)
     if final.is_dir():
         return final
     olds = [p["old"] for _, p in sorted(parts.items()) if "old" in p and p["old"].is_dir()]
