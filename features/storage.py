@@ -159,8 +159,8 @@ def _resolved(path: str | Path) -> Path:
 
 def _foreign(path: Path, layout: Iterable[str]) -> list[str]:
     """Entries of `path` that are neither the marker, our leftovers nor the writer's layout."""
-    patterns = [re.compile(p) for p in (*layout, re.escape(MARKER), r"\..*\.(tmp|old)-[0-9a-f-]+",
-                                        r"\..*\.lock")]  # fmt: skip
+    ours = (re.escape(MARKER), r"\..*\.(tmp|old)-[0-9a-f-]+", r"\..*\.lock")
+    patterns = [re.compile(p) for p in (*layout, *ours)]
     return sorted(
         e.name + ("/" if e.is_dir() else "")
         for e in path.iterdir()

@@ -99,9 +99,8 @@ def write_scores(
             storage.cleanup(con.close, "close the scores database")
         # committed: from here the new Parquet partition must win, also after a kill
         storage.swap_dir(staging, final, point="scores")
-
-    if sql_url:
-        _write_sql(scores, sql_url, as_of)
+        if sql_url:  # under the same lock: two runs never interleave their SQL writes
+            _write_sql(scores, sql_url, as_of)
     log.info("wrote %d scores for %s to %s", len(scores), as_of, final)
     return final
 
