@@ -542,3 +542,29 @@ def test_lock_is_reentrant_within_a_process(tmp_path):
             pass
         assert lock.exists()
     assert not lock.exists()
+
+
+def test_second_feature_writer_waits_then_names_the_holder(tmp_path):
+    out = tmp_path / "features"
+    write_feature_table(_features(), out)
+    with storage.StoreLock(storage.lock_path(out), what="features", timeout=0):
+        held = storage._HELD.copy()
+        storage._HELD.clear()  # as if another process held it
+        try:
+            with pytest.raises(storage.LockHeldError, match=rf"pid {os.getpid()} on "):
+                write_feature_table(_features(days=("2025-05-01",)), out, lock_timeout=0.2)
+        finally:
+            storage._HELD.update(held)
+    assert len(read_feature_table(out)) == 6
+
+
+def test_read_only_quarantine_is_one_clear_error(small_world, read_only_dir):
+    from features.sources import open_source
+    from features.validate import validate
+
+    src = open_source(small_world)
+    with pytest.raises(storage.NotWritableError, match="not writable"):
+        validate(src, now=src.data_end, quarantine_dir=read_only_dir / "q")
+    with pytest.raises(storage.NotWritableError, match="not writable"):
+        validate(src, now=src.data_end, quarantine_dir=read_only_dir)
+    src.con.close()
