@@ -93,6 +93,7 @@ __all__ = [
     "check_writable",
     "claim_dir",
     "cleanup",
+    "ensure_outside",
     "new_id",
     "pause_point",
     "readable_dir",
@@ -204,16 +205,7 @@ def claim_dir(
         When `path` overlaps a source, is a file, is marked as another kind or holds
         files nrrcast did not write.
     """
-    target = _resolved(path)
-    for src in keep_clear_of:
-        if src is None:
-            continue
-        src_path = _resolved(src)
-        if _overlaps(target, src_path):
-            raise UnsafePathError(
-                f"{target} overlaps the source {src_path}: nrrcast never writes into its input",
-                hint="choose an output directory outside the source",
-            )
+    target = ensure_outside(path, keep_clear_of)
     if target.exists() and not target.is_dir():
         raise UnsafePathError(f"{target} is a file, not a directory", hint="choose a directory")
     if not target.exists():
@@ -245,6 +237,22 @@ def claim_dir(
                 f"{kind} directory {target} is not writable ({exc.strerror or exc})",
                 hint="fix its permissions or choose another directory",
             ) from None
+    return target
+
+
+def ensure_outside(path: str | Path, sources: Iterable[str | Path | None]) -> Path:
+    """Refuse an output location that overlaps a source (either contains the other);
+    returns `path` resolved."""
+    target = _resolved(path)
+    for src in sources:
+        if src is None:
+            continue
+        src_path = _resolved(src)
+        if _overlaps(target, src_path):
+            raise UnsafePathError(
+                f"{target} overlaps the source {src_path}: nrrcast never writes into its input",
+                hint="choose an output directory outside the source",
+            )
     return target
 
 

@@ -153,12 +153,14 @@ def _summary(scores: pd.DataFrame, drift: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _check_outputs(cfg: Config) -> None:
-    """Every place scoring writes to can be written (and is nrrcast's), before the work."""
-    from features.storage import check_writable
+def _check_outputs(cfg: Config, source: Path) -> None:
+    """Every place scoring writes to is outside the source, nrrcast's and writable, before
+    the work."""
+    from features.storage import check_writable, ensure_outside
 
-    scores_store.check_store(cfg.paths.scores)
+    scores_store.check_store(cfg.paths.scores, source=source)
     if cfg.scoring.report:
+        ensure_outside(cfg.paths.reports, [source])
         check_writable(cfg.paths.reports, "report directory")
 
 
@@ -172,7 +174,7 @@ def score_flow(
     from features.catalog import CATALOG
 
     cfg = load_config(config_path)
-    _check_outputs(cfg)  # a read-only or foreign output dir fails now, not after the work
+    _check_outputs(cfg, Path(source or cfg.paths.raw))  # fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
     loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine))

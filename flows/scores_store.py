@@ -35,13 +35,14 @@ def _partition(out_dir: Path, as_of: date) -> Path:
     return out_dir / f"as_of={pd.Timestamp(as_of).date().isoformat()}"
 
 
-def check_store(out_dir: str | Path) -> Path:
+def check_store(out_dir: str | Path, *, source: str | Path | None = None) -> Path:
     """Create (or accept) the scores directory and check it can be written, before any
-    scoring work: refused when it holds files nrrcast did not write."""
+    scoring work: refused when it overlaps `source` or holds files nrrcast did not write."""
     out = storage.claim_dir(
         out_dir,
         "scores",
         layout=SCORES_LAYOUT,
+        keep_clear_of=[source],
         adopt=lambda d: (d / DB_FILE).is_file(),
     )
     storage.check_writable(out, "scores directory")

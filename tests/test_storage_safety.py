@@ -568,3 +568,26 @@ def test_read_only_quarantine_is_one_clear_error(small_world, read_only_dir):
     with pytest.raises(storage.NotWritableError, match="not writable"):
         validate(src, now=src.data_end, quarantine_dir=read_only_dir)
     src.con.close()
+
+
+def test_score_refuses_outputs_inside_the_source_before_the_work(
+    small_world, tmp_path, monkeypatch
+):
+    import flows.score as score
+
+    def too_late(*a, **k):
+        raise AssertionError("the scoring work started before the outputs were checked")
+
+    monkeypatch.setattr(score, "load_champions", too_late)
+    raw = tmp_path / "raw"
+    shutil.copytree(small_world, raw)
+    before = _tree(raw)
+    cfg = tmp_path / "cfg.yaml"
+    for paths in (
+        {"scores": raw / "scores", "reports": tmp_path / "r"},
+        {"scores": tmp_path / "s", "reports": raw},
+    ):
+        cfg.write_text("paths:\n" + "".join(f"  {k}: {v}\n" for k, v in paths.items()))
+        with pytest.raises(storage.UnsafePathError, match="overlaps the source"):
+            score.score_flow.fn(config_path=str(cfg), source=str(raw))
+    assert _tree(raw) == before
