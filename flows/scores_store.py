@@ -28,7 +28,12 @@ CHUNK_ROWS = 100_000
 TABLE = "scores"
 WRITES = "_nrrcast_writes"  # as_of -> id of the write that committed it (swap recovery)
 LOCK_FILE = ".nrrcast.lock"
-SCORES_LAYOUT = (r"as_of=[0-9-]+", r"scores\.duckdb(\.wal)?")
+SCORES_LAYOUT = (
+    r"as_of=[0-9-]+",
+    r"scores\.duckdb(\.wal)?",
+    r"\.staging-\w+",  # leftovers of versions before crash-safe swaps: hidden, never read
+    r"\.old-as_of=[0-9-]+",
+)
 
 
 def _partition(out_dir: Path, as_of: date) -> Path:

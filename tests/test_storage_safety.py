@@ -591,3 +591,12 @@ def test_score_refuses_outputs_inside_the_source_before_the_work(
         with pytest.raises(storage.UnsafePathError, match="overlaps the source"):
             score.score_flow.fn(config_path=str(cfg), source=str(raw))
     assert _tree(raw) == before
+
+
+def test_scores_store_of_an_earlier_version_is_adopted(tmp_path):
+    out = tmp_path / "scores"
+    scores_store.write_scores(_scores("2026-01-05"), out, date(2026, 1, 5))
+    (out / storage.MARKER).unlink()
+    (out / ".staging-abc123").mkdir()  # what a crash of an earlier version left
+    scores_store.write_scores(_scores("2026-01-12"), out, date(2026, 1, 12))
+    assert len(scores_store.read_scores(out)) == 10
