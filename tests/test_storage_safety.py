@@ -375,6 +375,7 @@ def _state(root: Path, names: dict[str, str]) -> Path:
         ({".t.old-1-ab": "old"}, "old"),  # staging lost: back
         ({".t.tmp-1-ab": "new"}, None),  # first write, not committed: nothing
     ],
+    ids=["killed-staging", "between-renames", "before-removing-old", "staging-lost", "first-write"],
 )
 def test_recover_is_deterministic(tmp_path, names, expected):
     final = _state(tmp_path, names)
