@@ -136,8 +136,8 @@ def _check_out(out: Path) -> Path:
         storage.check_replaceable(out, "simulated world", WORLD_LAYOUT)
     except storage.UnsafePathError as exc:
         raise ForeignDirectoryError(
-            f"{exc}; only a world written by the simulator (nrrcast marker or its "
-            "manifest.json) is replaced",
+            f"{getattr(exc, 'message', exc)}; only a world written by the simulator "
+            "(nrrcast marker or its manifest.json) is replaced",
             hint="choose an empty or new directory",
         ) from None
     return out
