@@ -471,7 +471,12 @@ def write_feature_table(
 
 
 def read_feature_table(out_dir: str | Path) -> pd.DataFrame:
-    """Read a table written by `write_feature_table` (as_of back as datetime64[us])."""
+    """Read a table written by `write_feature_table` (as_of back as datetime64[us]); a
+    swap by a concurrent writer during the read makes it read again."""
+    return storage.read_retrying(lambda: _read_feature_table(out_dir))
+
+
+def _read_feature_table(out_dir: str | Path) -> pd.DataFrame:
     root = storage.readable_dir(Path(out_dir).expanduser().resolve())
     if root is None:
         raise FileNotFoundError(f"feature table directory not found: {out_dir}")

@@ -44,8 +44,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("nrrcast.storage")
+T = TypeVar("T")
 
 MARKER = ".nrrcast"
 PAUSE_ENV = "NRRCAST_TEST_PAUSE_AT"
@@ -96,6 +98,7 @@ __all__ = [
     "ensure_outside",
     "new_id",
     "pause_point",
+    "read_retrying",
     "readable_dir",
     "recover",
     "staging_dir",
@@ -498,6 +501,19 @@ def readable_dir(final: Path) -> Path | None:
         return final
     olds = [p["old"] for _, p in sorted(parts.items()) if "old" in p and p["old"].is_dir()]
     return olds[-1] if olds else None
+
+
+def read_retrying(read: Callable[[], T], attempts: int = 3) -> T:
+    """Run a read again when a concurrent swap moved its files away mid-read (the second
+    attempt finds the new version); other errors and the last failure propagate."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def lock_path(final: Path) -> Path:

@@ -220,8 +220,12 @@ def _write_sql(scores: pd.DataFrame, url: str, as_of: date) -> None:
 
 
 def read_scores(out_dir: str | Path, as_of: date | None = None) -> pd.DataFrame:
-    """All scores (or one date's) from the Parquet partitions; empty frame when none exist."""
-    out_dir = Path(out_dir)
+    """All scores (or one date's) from the Parquet partitions; empty frame when none exist.
+    A partition swapped by a concurrent writer during the read makes it read again."""
+    return storage.read_retrying(lambda: _read_scores(Path(out_dir), as_of))
+
+
+def _read_scores(out_dir: Path, as_of: date | None) -> pd.DataFrame:
     if _leftover_partitions(out_dir):
         _recover_if_idle(out_dir)
     parts = sorted(out_dir.glob("as_of=*/part-*.parquet"))

@@ -601,3 +601,20 @@ def test_scores_store_of_an_earlier_version_is_adopted(tmp_path):
     (out / ".staging-abc123").mkdir()  # what a crash of an earlier version left
     scores_store.write_scores(_scores("2026-01-12"), out, date(2026, 1, 12))
     assert len(scores_store.read_scores(out)) == 10
+
+
+def test_a_read_racing_a_swap_reads_again(tmp_path, monkeypatch):
+    out = tmp_path / "scores"
+    scores_store.write_scores(_scores("2026-01-05"), out, date(2026, 1, 5))
+    real = pd.read_parquet
+    calls = []
+
+    def moved_away_once(path, *a, **k):
+        calls.append(path)
+        if len(calls) == 1:  # the partition was swapped between listing and reading
+            raise FileNotFoundError(path)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(pd, "read_parquet", moved_away_once)
+    assert len(scores_store.read_scores(out, date(2026, 1, 5))) == 5
+    assert len(calls) == 2
