@@ -321,7 +321,8 @@ def _is_quarantine(directory: Path) -> bool:
 
 def claim_quarantine_dir(quarantine_dir: str | Path, source: object = None) -> Path:
     """The quarantine directory, created and marked as nrrcast's; refused when it overlaps
-    the source or holds files nrrcast did not write (its stale files are removed)."""
+    the source or holds files nrrcast did not write, so that replacing or removing a
+    stale ``<table>.parquet`` only ever touches nrrcast's own files."""
     return storage.claim_dir(
         quarantine_dir,
         "quarantine",
