@@ -31,6 +31,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from evaluation.report_territories import add_territories
+from features.storage import atomic_write
 
 ASSETS_DIR = Path(__file__).with_name("report_assets")
 
@@ -300,10 +301,7 @@ def write_report(inputs: ReportInputs, path: str | Path) -> Path:
     path = Path(path)
     html = render_report(inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, html, point="report.write")
 
 
 # --------------------------------------------------------------------------- input checks

@@ -44,6 +44,7 @@ import yaml
 from evaluation.config import ThresholdConfig
 from evaluation.metrics import expected_calibration_error
 from features.errors import NrrcastError
+from features.storage import atomic_write
 from models.calibrate import ProbabilityCalibrator
 
 WEEK_ANCHOR = pd.Timestamp("1970-01-05")  # a Monday: scoring weeks run Monday-Sunday
@@ -585,10 +586,7 @@ def thresholds_to_yaml(result: ThresholdCalibration | Mapping[str, Any], path: s
     if path.is_dir() or path.suffix == "":
         path = path / f"{data['quarter']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(path)
-    return path
+    return atomic_write(path, yaml.safe_dump(data, sort_keys=False), point="thresholds.write")
 
 
 def load_thresholds(path: str | Path) -> dict[str, Any]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -31,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from features import activity, commercial, support
+from features import activity, commercial, storage, support
 from features.catalog import CATALOG, feature_names
 from features.config import FeatureConfig
 from features.labels import LABEL_COLUMNS, finish_labels, infer_data_end, label_sql
@@ -400,56 +398,88 @@ def _finish(raw: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- storage
 
 
-def write_feature_table(df: pd.DataFrame, out_dir: str | Path) -> Path:
+FEATURE_LAYOUT = (r"as_of=[0-9-]+", r"features\.duckdb(\.wal)?", r"catalog\.json")
+
+
+def check_feature_out(out_dir: str | Path, *, source: str | Path | None = None) -> Path:
+    """Refuse, before any work, an output directory `write_feature_table` must not replace:
+    one that overlaps `source`, is another kind of nrrcast output, or holds files nrrcast
+    did not write. Returns the resolved directory (not created)."""
+    out = storage.claim_dir(
+        out_dir,
+        "features",
+        layout=FEATURE_LAYOUT,
+        keep_clear_of=[source],
+        adopt=lambda d: (d / "features.duckdb").is_file(),
+        create=False,
+    )
+    storage.check_replaceable(out, "feature table", FEATURE_LAYOUT)
+    storage.check_writable(out.parent, "feature table directory")
+    return out
+
+
+def write_feature_table(
+    df: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    lock_timeout: float = storage.DEFAULT_LOCK_TIMEOUT_S,
+) -> Path:
     """Write the table as Parquet partitioned by as_of plus ``features.duckdb`` (table
-    ``features``) and ``catalog.json``; replaces `out_dir` atomically.
+    ``features``) and ``catalog.json``; replaces `out_dir` as a whole, crash-safely.
 
     Layout: ``<out_dir>/as_of=YYYY-MM-DD/part-0.parquet`` (the as_of column lives in the
-    directory name), ``<out_dir>/features.duckdb``, ``<out_dir>/catalog.json``.
+    directory name), ``<out_dir>/features.duckdb``, ``<out_dir>/catalog.json`` and the
+    ``.nrrcast`` marker. A directory holding anything else is refused (see
+    `check_feature_out`); one writer at a time (the others wait up to `lock_timeout` s),
+    and a swap a kill interrupted is finished or undone first (`features.storage`).
 
     Returns
     -------
-    Path of `out_dir`.
+    Path of `out_dir` (resolved).
     """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        day = pc.strftime(table["as_of"], format="%Y-%m-%d")
-        body = table.drop_columns(["as_of"])
-        for value in sorted(set(day.to_pylist())):
-            part = tmp / f"as_of={value}"
-            part.mkdir()
-            mask = pc.equal(day, value)
-            pq.write_table(body.filter(mask), part / "part-0.parquet")
-        with duckdb.connect(str(tmp / "features.duckdb")) as db:
-            db.register("_feature_frame", table)
-            db.execute("CREATE TABLE features AS SELECT * FROM _feature_frame")
-            db.unregister("_feature_frame")
-        catalog = [
-            {"name": s.name, "group": s.group, "unit": s.unit, "description": s.description}
-            for s in CATALOG.values()
-        ]
-        (tmp / "catalog.json").write_text(json.dumps(catalog, indent=1))
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out = Path(out_dir).expanduser().resolve()
+    storage.check_writable(out.parent, "feature table directory")
+    lock = storage.lock_path(out)
+    with storage.StoreLock(lock, what=f"feature table {out}", timeout=lock_timeout):
+        storage.recover(out)
+        check_feature_out(out)
+        tmp = storage.staging_dir(out, kind="features")
+        try:
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            day = pc.strftime(table["as_of"], format="%Y-%m-%d")
+            body = table.drop_columns(["as_of"])
+            for value in sorted(set(day.to_pylist())):
+                part = tmp / f"as_of={value}"
+                part.mkdir()
+                mask = pc.equal(day, value)
+                pq.write_table(body.filter(mask), part / "part-0.parquet")
+            with duckdb.connect(str(tmp / "features.duckdb")) as db:
+                db.register("_feature_frame", table)
+                db.execute("CREATE TABLE features AS SELECT * FROM _feature_frame")
+                db.unregister("_feature_frame")
+            catalog = [
+                {"name": s.name, "group": s.group, "unit": s.unit, "description": s.description}
+                for s in CATALOG.values()
+            ]
+            (tmp / "catalog.json").write_text(json.dumps(catalog, indent=1))
+            storage.swap_dir(tmp, out, point="features")
+        except BaseException:
+            if tmp.exists():
+                storage.cleanup(lambda: shutil.rmtree(tmp), f"remove {tmp.name}")
+            raise
     return out
 
 
 def read_feature_table(out_dir: str | Path) -> pd.DataFrame:
-    """Read a table written by `write_feature_table` (as_of back as datetime64[us])."""
-    root = Path(out_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"feature table directory not found: {root}")
+    """Read a table written by `write_feature_table` (as_of back as datetime64[us]); a
+    swap by a concurrent writer during the read makes it read again."""
+    return storage.read_retrying(lambda: _read_feature_table(out_dir))
+
+
+def _read_feature_table(out_dir: str | Path) -> pd.DataFrame:
+    root = storage.readable_dir(Path(out_dir).expanduser().resolve())
+    if root is None:
+        raise FileNotFoundError(f"feature table directory not found: {out_dir}")
     files = sorted(str(p) for p in root.glob("as_of=*/*.parquet"))
     if not files:
         raise FileNotFoundError(f"no as_of=*/ Parquet partitions under {root}")

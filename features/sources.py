@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from features import storage
 from features.contract import TABLES
 from features.data_end import manifest_data_end, manifest_path, read_manifest
 from features.errors import InputError, LockHeldError, PathNotFoundError
@@ -216,6 +217,8 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
             "offline. Export the tables to Parquet, CSV or a DuckDB file."
         )
     path = Path(source).expanduser().resolve()
+    if not path.exists():  # a simulated world whose swap a kill interrupted is repaired
+        path = storage.readable_dir(path) or path
     if not path.exists():
         raise PathNotFoundError(
             f"source not found: {path}",

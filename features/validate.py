@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from features import storage
 from features.contract import CONTRACT_VERSION, TABLES
 from features.contract_checks import (
     BadKeys,
@@ -279,8 +280,10 @@ def _examples(con: duckdb.DuckDBPyConnection, check: Check, stage: str) -> str:
 def _write_quarantine(
     con: duckdb.DuckDBPyConnection, plan: TablePlan, q_rel: str, out_dir: Path, rows: int
 ) -> Path | None:
-    """Write the set-aside rows (original columns + `reason`); remove a stale file."""
+    """Write the set-aside rows (original columns + `reason`); remove a stale file. The
+    directory is nrrcast's own (`claim_quarantine_dir`); the file is replaced atomically."""
     path = out_dir / f"{plan.spec.name}.parquet"
+    storage.remove_stale_files(out_dir, path.name)
     if not rows:
         path.unlink(missing_ok=True)
         return None
@@ -288,13 +291,45 @@ def _write_quarantine(
         f"{qi(c)} AS {qi('reason_in_source')}" if c.lower() == "reason" else qi(c)
         for c in plan.raw_cols
     ]
-    tmp = path.with_name(path.name + ".tmp")
-    con.execute(
-        f"COPY (SELECT {', '.join(cols)}, {reason_sql(plan)} AS reason FROM {q_rel} "
-        f"WHERE {Q}) TO {sql_str(tmp)} (FORMAT parquet)"
-    )
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp-{storage.new_id()}")
+    try:
+        con.execute(
+            f"COPY (SELECT {', '.join(cols)}, {reason_sql(plan)} AS reason FROM {q_rel} "
+            f"WHERE {Q}) TO {sql_str(tmp)} (FORMAT parquet)"
+        )
+        storage.pause_point("quarantine.write")
+        os.replace(tmp, path)
+    except BaseException:
+        storage.cleanup(lambda: tmp.unlink(missing_ok=True), f"remove {tmp.name}")
+        raise
     return path
+
+
+QUARANTINE_LAYOUT = tuple(rf"{name}\.parquet" for name in TABLES)
+
+
+def _is_quarantine(directory: Path) -> bool:
+    """An unmarked directory counts as a quarantine written by nrrcast (before markers
+    existed) only if every file in it has the `reason` column nrrcast adds."""
+    import pyarrow.parquet as pq
+
+    try:
+        return all("reason" in pq.read_schema(p).names for p in directory.iterdir() if p.is_file())
+    except Exception:  # noqa: BLE001 - unreadable means: not ours
+        return False
+
+
+def claim_quarantine_dir(quarantine_dir: str | Path, source: object = None) -> Path:
+    """The quarantine directory, created and marked as nrrcast's; refused when it overlaps
+    the source or holds files nrrcast did not write, so that replacing or removing a
+    stale ``<table>.parquet`` only ever touches nrrcast's own files."""
+    return storage.claim_dir(
+        quarantine_dir,
+        "quarantine",
+        layout=QUARANTINE_LAYOUT,
+        keep_clear_of=[source if isinstance(source, Path) else None],
+        adopt=_is_quarantine,
+    )
 
 
 def _view_sql(con: duckdb.DuckDBPyConnection, plan: TablePlan, q_rel: str) -> str:
@@ -392,8 +427,7 @@ def validate(
     now_dt = _as_naive_utc(now)
     now_sql = ts_literal(now_dt)
     if quarantine_dir is not None:
-        quarantine_dir = Path(quarantine_dir)
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
+        quarantine_dir = claim_quarantine_dir(quarantine_dir, source.path)
 
     problems: list[Problem] = []
     counts: dict[str, TableCounts] = {}
@@ -422,9 +456,9 @@ def validate(
             log.info(
                 "%s: %d read, %d quarantined, %d clean", spec.name, c.read, c.quarantined, c.clean
             )
-    finally:
+    finally:  # a failing clean-up must not hide the error that stopped the loop
         for name in temp:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
+            storage.cleanup(lambda n=name: con.execute(f"DROP TABLE IF EXISTS {n}"), f"drop {name}")
 
     if source.data_end is not None:
         data_end, data_end_from = source.data_end, "manifest"

@@ -91,8 +91,10 @@ def calibrate_flow(
         load_latest_thresholds,
         thresholds_to_yaml,
     )
+    from features.storage import check_writable
 
     cfg = load_config(config_path)
+    check_writable(cfg.paths.thresholds_dir, "thresholds directory")  # before the work
     models, versions, runs = load_champions(cfg)
     loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
     quarter = quarter or default_quarter(loaded.data_end)

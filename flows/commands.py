@@ -87,19 +87,20 @@ def run_features(
     data_end: date | str | None = None,
 ) -> Path:
     """Validate a source and write its whole snapshot panel (labelled and not) to `out`."""
-    from features.build import build_feature_table, write_feature_table
+    from features.build import build_feature_table, check_feature_out, write_feature_table
     from flows.tasks import open_validated
     from flows.train import panel_dates
 
     cfg = _config(config)
     src_path = Path(source or cfg.paths.raw)
+    out_path = check_feature_out(out or cfg.paths.features, source=src_path)  # before the work
     loaded = open_validated(src_path, Path(cfg.paths.quarantine), data_end)
     with loaded.source:
         dates = panel_dates(cfg, loaded, include_unlabelled=True)
         table = build_feature_table(
             loaded.source.con, dates, cfg.features, data_end=loaded.data_end
         )
-        path = write_feature_table(table, Path(out or cfg.paths.features))
+        path = write_feature_table(table, out_path)
     labelled = int(table["label_known"].sum())
     print(
         f"{len(table):,} rows ({labelled:,} labelled) x {table.shape[1]} columns over "

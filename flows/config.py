@@ -53,6 +53,9 @@ class ScoringConfig(BaseModel):
         0.25, ge=0, le=1, description="used only until a quarterly thresholds file exists"
     )
     sql_url: str | None = Field(None, description="also write scores to this SQL database")
+    lock_timeout_s: float = Field(
+        60.0, ge=0, description="seconds to wait for another run writing the same scores store"
+    )
     report: bool = True
 
 

@@ -168,6 +168,17 @@ def _rebalance(cfg: Config, loaded: LoadedSource, scores: pd.DataFrame, day: dat
     return done
 
 
+def _check_outputs(cfg: Config, source: Path) -> None:
+    """Every place scoring writes to is outside the source, nrrcast's and writable, before
+    the work."""
+    from features.storage import check_writable, ensure_outside
+
+    scores_store.check_store(cfg.paths.scores, source=source)
+    if cfg.scoring.report:
+        ensure_outside(cfg.paths.reports, [source])
+        check_writable(cfg.paths.reports, "report directory")
+
+
 @flow(name="nrrcast-score", log_prints=True)
 def score_flow(
     as_of: str | None = None,
@@ -181,6 +192,7 @@ def score_flow(
     from features.catalog import CATALOG
 
     cfg = load_config(config_path)
+    _check_outputs(cfg, Path(source or cfg.paths.raw))  # fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
     day = parse_day(as_of, "--as-of") if as_of else None
@@ -214,7 +226,11 @@ def score_flow(
         flags = drift_flags(drift) if not drift.empty else []
         history = scores_store.read_scores(cfg.paths.scores)
         partition = scores_store.write_scores(
-            scores, cfg.paths.scores, day, sql_url=cfg.scoring.sql_url
+            scores,
+            cfg.paths.scores,
+            day,
+            sql_url=cfg.scoring.sql_url,
+            lock_timeout=cfg.scoring.lock_timeout_s,
         )
         summary = _summary(scores, drift)
         tracking.log_metrics(summary)

@@ -220,9 +220,10 @@ def train_flow(
     config_path: str | None = None, source: str | None = None, data_end: str | None = None
 ) -> dict[str, Any]:
     """Train churn and expansion models on a source and register them in MLflow."""
-    from features.build import write_feature_table
+    from features.build import check_feature_out, write_feature_table
 
     cfg = load_config(config_path)
+    check_feature_out(cfg.paths.features, source=Path(source or cfg.paths.raw))  # before the work
     loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_features(loaded, dates, cfg.features)

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features import storage
 from simulator import catalog as C
 from simulator.accounts import (
     Accounts,
@@ -110,6 +111,38 @@ def _write(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
+WORLD_LAYOUT = (r"[a-z_]+\.parquet", "events", r"manifest\.json")
+
+
+class ForeignDirectoryError(storage.UnsafePathError, FileExistsError):
+    """The output directory holds something other than a world this simulator wrote."""
+
+
+def _is_simulated_world(path: Path) -> bool:
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("generator") == "nrrcast.simulator"
+
+
+def _check_out(out: Path) -> Path:
+    """Refuse to replace a directory that is not a world written here (a company's export
+    with its own manifest.json, notes added to a world, ...)."""
+    try:
+        out = storage.claim_dir(
+            out, "world", layout=WORLD_LAYOUT, adopt=_is_simulated_world, create=False
+        )
+        storage.check_replaceable(out, "simulated world", WORLD_LAYOUT)
+    except storage.UnsafePathError as exc:
+        raise ForeignDirectoryError(
+            f"{getattr(exc, 'message', exc)}; only a world written by the simulator "
+            "(nrrcast marker or its manifest.json) is replaced",
+            hint="choose an empty or new directory",
+        ) from None
+    return out
+
+
 def simulate(cfg: SimConfig, out: Path, *, progress: bool = True) -> SimSummary:
     """Generate a synthetic B2B SaaS book with known ground truth and write it to `out`.
 
@@ -136,32 +169,22 @@ def simulate(cfg: SimConfig, out: Path, *, progress: bool = True) -> SimSummary:
     >>> s.accounts
     100
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
-        raise FileExistsError(
-            f"{out} is not empty and holds no simulated world (no manifest.json); "
-            "choose an empty or new directory"
-        )
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "events").mkdir(parents=True)
-    t0 = time.perf_counter()
-    try:
-        with _PeakRss() as rss:
-            counts = _build(cfg, tmp, progress=progress)
-        wall = time.perf_counter() - t0
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    out = _check_out(Path(out))
+    with storage.StoreLock(storage.lock_path(out), what=f"world {out}"):
+        storage.recover(out)
+        _check_out(out)
+        tmp = storage.staging_dir(out, kind="world")
+        (tmp / "events").mkdir()
+        t0 = time.perf_counter()
+        try:
+            with _PeakRss() as rss:
+                counts = _build(cfg, tmp, progress=progress)
+            wall = time.perf_counter() - t0
+            storage.swap_dir(tmp, out, point="world")
+        except BaseException:
+            if tmp.exists():
+                storage.cleanup(lambda: shutil.rmtree(tmp), f"remove {tmp.name}")
+            raise
     figures = summarize(out)
     # sampled peak of this run; the process-lifetime high-water mark only if sampling failed
     peak = rss.mb if rss.peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -21,7 +21,7 @@ import pytest
 
 from features.contract import TABLES
 from features.sources import open_source
-from features.validate import ContractError, ValidationReport, validate
+from features.validate import ContractError, ValidationReport, claim_quarantine_dir, validate
 
 NOW = datetime(2026, 1, 1)
 DATA_END = date(2026, 1, 1)
@@ -734,7 +734,7 @@ def test_quarantine_keeps_original_columns_and_joins_reasons(tmp_path):
 
 def test_stale_quarantine_file_is_removed_and_none_dir_writes_nothing(tmp_path):
     qdir = tmp_path / "q"
-    qdir.mkdir()
+    claim_quarantine_dir(qdir)  # a quarantine nrrcast wrote before (marked as its own)
     (qdir / "events.parquet").write_bytes(b"stale")
     src = open_source(write_source(world(), tmp_path / "src"))
     report = validate(src, now=NOW, quarantine_dir=qdir)
