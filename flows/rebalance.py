@@ -228,6 +228,7 @@ def rebalance_step(
 
 def run_rebalance(config_path: str | None, *, as_of: str | None, source: str | None) -> dict:
     """``nrrcast rebalance``: the stored scores of `as_of` -> plan beside them, in an MLflow run."""
+    from features.errors import InputError, StateError
     from features.renewals import days_to_renewal
     from flows import scores_store, tracking
     from flows.config import load_config
@@ -238,13 +239,17 @@ def run_rebalance(config_path: str | None, *, as_of: str | None, source: str | N
     src_path = Path(source or cfg.paths.raw)
     stored = scores_store.read_scores(cfg.paths.scores)
     if stored.empty:
-        raise ValueError(f"no scores in {cfg.paths.scores}: run `nrrcast score` first")
+        raise StateError(f"no scores in {cfg.paths.scores}", hint="run `nrrcast score` first")
     dates = sorted(pd.to_datetime(stored["as_of"]).dt.date.unique())
-    day = date.fromisoformat(as_of) if as_of else dates[-1]
+    try:
+        day = date.fromisoformat(as_of) if as_of else dates[-1]
+    except ValueError:
+        raise InputError(f"--as-of {as_of!r} is not a date", hint="use YYYY-MM-DD") from None
     if day not in dates:
-        raise ValueError(
+        raise StateError(
             f"no scores for {day} in {cfg.paths.scores} (scored dates: "
-            f"{', '.join(map(str, dates[-5:]))}); score that date first"
+            f"{', '.join(map(str, dates[-5:]))})",
+            hint=f"run `nrrcast score --as-of {day}` first",
         )
     scores = stored[pd.to_datetime(stored["as_of"]).dt.date == day].reset_index(drop=True)
     loaded = open_validated(src_path, Path(cfg.paths.quarantine))

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.errors import InputError
 from models.segment import COVERAGE_LEVELS, LoadConfig
 from models.territory_solvers import (
     Problem,
@@ -152,14 +153,14 @@ def check_roster(csms: pd.DataFrame | None) -> pd.DataFrame | None:
     if csms is None or len(csms) == 0:
         return None
     if "csm_id" not in csms.columns:
-        raise ValueError(f"csms: column csm_id is missing ({len(csms)} rows)")
+        raise InputError(f"csms: column csm_id is missing ({len(csms)} rows)")
     ids = csms["csm_id"]
     if ids.isna().any():
-        raise ValueError(f"csms.csm_id: {int(ids.isna().sum())} rows have no csm_id")
+        raise InputError(f"csms.csm_id: {int(ids.isna().sum())} rows have no csm_id")
     ids = ids.astype("str")
     dup = ids.duplicated()
     if dup.any():
-        raise ValueError(f"csms.csm_id: {int(dup.sum())} duplicate rows, e.g. {ids[dup].iloc[0]!r}")
+        raise InputError(f"csms.csm_id: {int(dup.sum())} duplicate rows, e.g. {ids[dup].iloc[0]!r}")
     out = pd.DataFrame({"csm_id": ids.to_numpy(dtype=object)})
     for col in ("name", "email"):
         out[col] = csms[col].astype(object).to_numpy() if col in csms.columns else None
@@ -167,7 +168,7 @@ def check_roster(csms: pd.DataFrame | None) -> pd.DataFrame | None:
         cap = pd.to_numeric(csms["capacity"], errors="coerce").to_numpy(np.float64)
         bad = (np.isnan(cap) & csms["capacity"].notna().to_numpy()) | (cap < 0)
         if bad.any():
-            raise ValueError(f"csms.capacity: {int(bad.sum())} rows are negative or not a number")
+            raise InputError(f"csms.capacity: {int(bad.sum())} rows are negative or not a number")
         out["capacity"] = cap
     else:
         out["capacity"] = np.nan
@@ -349,9 +350,10 @@ def rebalance(
     fixed = after_in & frozen
     free = after_in & ~frozen
     if free.any() and not pool:
-        raise ValueError(
+        raise InputError(
             f"{int(free.sum())} accounts need a CSM but there is no CSM to assign them to "
-            "(no csms table and no account has a CSM today)"
+            "(no csms table and no account has a CSM today)",
+            hint="add a csms table (csm_id, name, email, capacity) to the source",
         )
     total = float(weight_after[after_in & (fixed & (owner >= 0) | free)].sum())
     target_load = total / len(pool) if pool else 0.0

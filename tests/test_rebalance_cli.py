@@ -90,6 +90,13 @@ def test_rebalance_command_writes_the_plan(world, tmp_path, mlflow_store):
     text = (out / "assignment.csv").read_text()
     assert "'=HYPERLINK" in text and '\n"=HYPERLINK' not in text and ",=HYPERLINK" not in text
     assert (out / "announcement.md").read_text().startswith("# Customer Success territories")
+    # a date that is not one, or not scored: one line each, no traceback
+    base = ["rebalance", "--source", str(world), "-c", str(cfg), "--as-of"]
+    bad = CliRunner().invoke(app, [*base, "June"])
+    assert bad.exit_code == 2 and "'June' is not a date" in bad.output
+    unscored = CliRunner().invoke(app, [*base, "2020-01-01"])
+    assert unscored.exit_code == 1 and "nrrcast score --as-of 2020-01-01" in unscored.output
+    assert "Traceback" not in bad.output + unscored.output
     # logged with the run
     import mlflow
 
@@ -106,8 +113,8 @@ def test_unknown_date_is_one_clear_line(world, tmp_path, mlflow_store):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({"paths": {"scores": str(tmp_path / "none")}}))
     res = CliRunner().invoke(app, ["rebalance", "--source", str(world), "-c", str(cfg)])
-    assert res.exit_code != 0
-    assert "run `nrrcast score` first" in str(res.exception)
+    assert res.exit_code == 1
+    assert "run `nrrcast score` first" in res.output and "Traceback" not in res.output
 
 
 def test_csv_escaping_leaves_numbers_alone():
