@@ -252,3 +252,21 @@ def test_empty_events_is_a_clear_error_in_validate_and_features(world, tmp_path)
         run_validate(cfg, source=src)
     with pytest.raises(InputError, match="table events has no usable rows"):
         run_features(cfg, source=src)
+
+
+def test_only_one_module_parses_manifest_json():
+    """The rule lives in features/data_end.py; a second parser would drift from it.
+
+    The simulator reads back the manifest it wrote itself (start, months, decisions) and
+    does not depend on the libraries, so it is left out.
+    """
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for folder in ("features", "flows", "models", "evaluation", "bench"):
+        for path in (root / folder).rglob("*.py"):
+            if path.name == "data_end.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                if "json.load" in line and "manifest" in line:
+                    offenders.append(f"{path.relative_to(root)}:{number}")
+    assert offenders == []
