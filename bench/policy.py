@@ -92,9 +92,10 @@ def feature_table(world_dir: Path, cfg: SimConfig) -> pd.DataFrame:
     if cache.exists() and cache.stat().st_mtime >= (world_dir / "manifest.json").stat().st_mtime:
         table = pd.read_parquet(cache)
     else:
-        data_end = cfg.start_date.replace(day=1)
-        manifest = json.loads((world_dir / "manifest.json").read_text())
-        data_end = pd.Timestamp(manifest["data_end"]).date()
+        from features.data_end import manifest_data_end, read_manifest
+
+        where = world_dir / "manifest.json"
+        data_end = manifest_data_end(read_manifest(where), where)
         src = open_source(world_dir)
         with tempfile.TemporaryDirectory() as q:
             validate(src, now=data_end, quarantine_dir=Path(q)).raise_if_failed()

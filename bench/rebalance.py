@@ -33,7 +33,6 @@ import json
 import os
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -72,8 +71,9 @@ def ensure_world(path: Path, accounts: int) -> Path:
 
 def scored_book(world: Path, csms: int, seats: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(book with segment output, renewal days and redrawn owners; the csms roster)."""
-    manifest = json.loads((world / "manifest.json").read_text())
-    data_end = date.fromisoformat(manifest["data_end"])
+    from features.data_end import manifest_data_end, read_manifest
+
+    data_end = manifest_data_end(read_manifest(world / "manifest.json"), world / "manifest.json")
     truth = pd.read_parquet(world / "truth.parquet")
     truth["month_start"] = pd.to_datetime(truth["month_start"])
     day = truth.loc[truth["month_start"] < pd.Timestamp(data_end), "month_start"].max()
