@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["uplift_curve", "uplift_summary", "observed_save_rate"]
+__all__ = ["observed_save_rate", "save_rate_of_holdout", "uplift_curve", "uplift_summary"]
 
 
 def uplift_curve(true_effect: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -83,3 +83,26 @@ def observed_save_rate(
         "save_rate_low": round(diff - z * se, 4),
         "save_rate_high": round(diff + z * se, 4),
     }
+
+
+def save_rate_of_holdout(scores) -> dict[str, float | int] | None:
+    """Observed save rate of the issued at-risk flags whose outcome matured.
+
+    Parameters
+    ----------
+    scores : DataFrame of issued scores with ``at_risk``, ``holdout`` (the randomised
+        holdout of the scoring flow) and ``label_churn`` (NaN = not matured).
+
+    Returns
+    -------
+    `observed_save_rate` of worked vs held-out at-risk account-weeks, or None when the
+    window holds no held-out or no worked at-risk account with a matured outcome.
+    """
+    need = {"at_risk", "holdout", "label_churn"}
+    if not need <= set(scores.columns):
+        return None
+    rows = scores[scores["at_risk"].fillna(False).astype(bool) & scores["label_churn"].notna()]
+    held = rows["holdout"].fillna(False).astype(bool).to_numpy()
+    if held.all() or not held.any():
+        return None
+    return observed_save_rate(rows["label_churn"].to_numpy(float) == 1.0, ~held)

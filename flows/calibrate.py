@@ -18,6 +18,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from evaluation.uplift import save_rate_of_holdout
 from features.errors import StateError
 from flows import scores_store, tracking
 from flows.config import Config, load_config
@@ -66,7 +67,9 @@ def window_scores(
     issued = scores_store.read_scores(cfg.paths.scores)
     backfilled = len(out)
     if not issued.empty:
-        issued = issued[["account_id", "as_of", "p_churn", "p_expand"]].assign(
+        keep = ["account_id", "as_of", "p_churn", "p_expand"]
+        keep += [c for c in ("at_risk", "holdout") if c in issued.columns]
+        issued = issued[keep].assign(
             as_of=lambda d: pd.to_datetime(d["as_of"]).astype("datetime64[us]")
         )
         merged = out.merge(issued, on=["account_id", "as_of"], how="left", suffixes=("", "_issued"))
@@ -123,6 +126,7 @@ def calibrate_flow(
     data = result.as_dict()
     data["model_versions"] = versions
     data["window"] = {**data.get("window", {}), "backfilled_account_weeks": backfilled}
+    save = save_rate_of_holdout(scores)
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     with tracking.run(
@@ -141,6 +145,10 @@ def calibrate_flow(
         )
         tracking.log_metrics(data.get("metrics", {}), "window.")
         tracking.log_metrics({"account_weeks": len(scores), "backfilled": backfilled})
+        if save is not None:
+            tracking.log_metrics(
+                {k: v for k, v in save.items() if isinstance(v, int | float)}, "save_rate."
+            )
         from flows.score import drift_against_training
 
         drift = drift_against_training(cfg, runs, table, scores)
@@ -157,4 +165,12 @@ def calibrate_flow(
         f"{quarter}: churn threshold {data['churn_threshold']:.3f}, expansion threshold "
         f"{data['expand_threshold']:.3f} -> {path}"
     )
+    if save is not None:
+        print(
+            f"plays: {save['churn_rate_touched']:.1%} of {save['touched']} worked at-risk "
+            f"account-weeks churned vs {save['churn_rate_held_out']:.1%} of {save['held_out']} "
+            f"held out: save rate {save['save_rate']:+.1%} "
+            f"(95% interval {save['save_rate_low']:+.1%} to {save['save_rate_high']:+.1%})"
+        )
+        data["save_rate"] = save
     return {"quarter": quarter, "path": str(path), "run_id": active.info.run_id, **data}

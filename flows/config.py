@@ -57,6 +57,14 @@ class ScoringConfig(BaseModel):
         60.0, ge=0, description="seconds to wait for another run writing the same scores store"
     )
     report: bool = True
+    holdout_share: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of flagged accounts held out at random each week (no outreach), "
+        "so the quarterly calibration can measure whether the plays work; 0 = off",
+    )
+    holdout_seed: int = Field(0, description="seed of the holdout draw")
 
 
 class Config(BaseModel):

@@ -168,6 +168,29 @@ def _rebalance(cfg: Config, loaded: LoadedSource, scores: pd.DataFrame, day: dat
     return done
 
 
+HELD_OUT_PLAY = "Held out this week (randomised holdout: no outreach)"
+
+
+def _hold_out(scores: pd.DataFrame, cfg: Config, day: date) -> pd.DataFrame:
+    """Mark a random share of flagged accounts as held out (``scoring.holdout_share``).
+
+    Held-out accounts keep their flags and probabilities (the calibration flow compares
+    their outcomes with the worked ones) but their play says not to reach out.
+    """
+    from models.holdout import assign_holdout
+
+    flagged = scores["at_risk"].to_numpy(bool) | scores["expansion_ready"].to_numpy(bool)
+    held = assign_holdout(
+        scores["account_id"], flagged, day, share=cfg.scoring.holdout_share,
+        seed=cfg.scoring.holdout_seed,
+    )  # fmt: skip
+    out = scores.assign(holdout=held)
+    if held.any():
+        out.loc[held, "playbook"] = HELD_OUT_PLAY
+        log.info("%d of %d flagged accounts held out (no outreach)", held.sum(), flagged.sum())
+    return out
+
+
 def _check_outputs(cfg: Config, source: Path) -> None:
     """Every place scoring writes to is outside the source, nrrcast's and writable, before
     the work."""
@@ -209,7 +232,7 @@ def score_flow(
         raise InputError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
     table = table.merge(_account_names(loaded), on="account_id", how="left")
     book = score_task(table, models, versions, thresholds, calibrators, cfg)
-    scores = book.scores
+    scores = _hold_out(book.scores, cfg, day)
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     with tracking.run(

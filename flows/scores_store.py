@@ -136,6 +136,8 @@ def _stage_and_commit(
             writer.write_table(chunk)
             con.register("new_scores", chunk)
             if exists:
+                if start == 0:
+                    _add_new_columns(con)
                 con.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM new_scores")
             else:
                 con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM new_scores")
@@ -152,6 +154,15 @@ def _stage_and_commit(
     con.execute(f"DELETE FROM {WRITES} WHERE as_of = ?", [day])
     con.execute(f"INSERT INTO {WRITES} VALUES (?, ?, now()::TIMESTAMP)", [day, write_id])
     con.execute("COMMIT")
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Columns a newer version adds to the scores (NULL in the dates written before)."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {TABLE}").fetchall()}
+    for name, dtype, *_ in con.execute("DESCRIBE new_scores").fetchall():
+        if name not in have:
+            ident = '"' + name.replace('"', '""') + '"'
+            con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {ident} {dtype}")
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -1,4 +1,5 @@
-"""Touch effects and policy roll-outs of the simulator; uplift judging against true effects."""
+"""Decision value: touch effects and policy roll-outs in the simulator, uplift judged against
+true effects, the randomised holdout of the scoring flow and its save rate."""
 
 from __future__ import annotations
 
@@ -210,3 +211,59 @@ def test_holdout_is_a_stable_random_subset_of_the_flagged():
     assert not assign_holdout(ids, flagged, "2026-11-02", share=0.0).any()
     with pytest.raises(ValueError, match="holdout share"):
         assign_holdout(ids, flagged, "2026-11-02", share=1.0)
+
+
+def test_save_rate_of_holdout_reads_issued_flags_and_matured_outcomes():
+    from evaluation.uplift import save_rate_of_holdout
+
+    scores = pd.DataFrame(
+        {
+            "at_risk": [True] * 8 + [False] * 2,
+            "holdout": [False] * 4 + [True] * 4 + [True, False],
+            "label_churn": [0, 0, 1, np.nan, 1, 1, 0, 0, 1, 1],
+        }
+    )
+    out = save_rate_of_holdout(scores)
+    assert out["touched"] == 3 and out["held_out"] == 4
+    assert out["churn_rate_touched"] == pytest.approx(1 / 3, abs=1e-4)
+    assert out["churn_rate_held_out"] == 0.5
+    assert save_rate_of_holdout(scores.drop(columns="holdout")) is None
+    assert save_rate_of_holdout(scores.assign(holdout=False)) is None
+
+
+def test_scoring_marks_held_out_accounts_and_keeps_their_flags():
+    from flows.config import Config
+    from flows.score import HELD_OUT_PLAY, _hold_out
+
+    n = 4000
+    scores = pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(n)],
+            "at_risk": np.arange(n) % 4 == 0,
+            "expansion_ready": np.arange(n) % 4 == 1,
+            "playbook": "Adoption plan",
+        }
+    )
+    cfg = Config.model_validate({"scoring": {"holdout_share": 0.3}})
+    out = _hold_out(scores, cfg, pd.Timestamp("2026-11-02").date())
+    flagged = scores["at_risk"] | scores["expansion_ready"]
+    assert not out.loc[~flagged, "holdout"].any()
+    assert 0.25 < out.loc[flagged, "holdout"].mean() < 0.35
+    assert (out.loc[out["holdout"], "playbook"] == HELD_OUT_PLAY).all()
+    assert out["at_risk"].equals(scores["at_risk"])
+    off = _hold_out(scores, Config(), pd.Timestamp("2026-11-02").date())
+    assert not off["holdout"].any() and (off["playbook"] == "Adoption plan").all()
+
+
+def test_scores_store_takes_a_column_that_earlier_dates_lack(tmp_path):
+    import datetime as dt
+
+    from flows import scores_store
+
+    old = pd.DataFrame({"account_id": ["A1", "A2"], "as_of": [dt.date(2026, 11, 2)] * 2,
+                        "p_churn": [0.1, 0.2]})  # fmt: skip
+    new = old.assign(as_of=dt.date(2026, 11, 9), holdout=[True, False])
+    scores_store.write_scores(old, tmp_path / "scores", dt.date(2026, 11, 2))
+    scores_store.write_scores(new, tmp_path / "scores", dt.date(2026, 11, 9))
+    back = scores_store.read_scores(tmp_path / "scores")
+    assert len(back) == 4 and "holdout" in back.columns
