@@ -24,9 +24,9 @@ class ThresholdConfig(BaseModel):
     # What to do when no threshold meets the band / target: take the nearest one and say
     # so in the result ("nearest"), or raise ThresholdError ("raise").
     on_unmet: Literal["nearest", "raise"] = "nearest"
-    # Passed to models.calibrate.ProbabilityCalibrator ("auto": isotonic or sigmoid, the
-    # better by Brier on the latest dates of the window).
-    calibration_method: Literal["auto", "isotonic", "sigmoid"] = "auto"
+    # Passed to models.calibrate.ProbabilityCalibrator ("auto": pchip, beta or sigmoid,
+    # the best by log loss on the latest dates of the window; all keep the ranking).
+    calibration_method: Literal["auto", "pchip", "beta", "sigmoid", "isotonic"] = "auto"
 
     @model_validator(mode="after")
     def _band_ordered(self) -> ThresholdConfig:

@@ -45,7 +45,7 @@ from evaluation.config import ThresholdConfig
 from evaluation.metrics import expected_calibration_error
 from features.errors import NrrcastError
 from features.storage import atomic_write
-from models.calibrate import ProbabilityCalibrator
+from models.calibrate import ProbabilityCalibrator, apply_params
 
 WEEK_ANCHOR = pd.Timestamp("1970-01-05")  # a Monday: scoring weeks run Monday-Sunday
 TARGETS: dict[str, tuple[str, str]] = {
@@ -126,7 +126,11 @@ def join_outcomes(scores: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 def fit_calibrator(
     p_raw: np.ndarray, y: np.ndarray, method: str = "auto", *, groups: np.ndarray | None = None
 ) -> ProbabilityCalibrator:
-    """Fit ``models.calibrate.ProbabilityCalibrator`` on 1-D scores (``groups``: as_of)."""
+    """Fit ``models.calibrate.ProbabilityCalibrator`` on 1-D scores (``groups``: as_of).
+
+    The same estimator the training flow fits, so a quarterly refit chooses among the same
+    ranking-preserving methods.
+    """
     return ProbabilityCalibrator(method).fit(p_raw, y, groups=groups)
 
 
@@ -138,33 +142,27 @@ def calibrate(calibrator: Any, p_raw: np.ndarray) -> np.ndarray:
 def calibration_params(calibrator: Any, p_raw: np.ndarray) -> dict[str, Any]:
     """Portable parameters of a fitted calibrator, evaluated by :func:`apply_calibration`.
 
-    * sigmoid (Platt on the logit): ``{"method": "sigmoid", "a": .., "b": ..}``,
-      ``p = sigmoid(a * logit(p_raw) + b)``;
-    * isotonic: ``{"method": "isotonic", "x": [..], "y": [..]}``, its breakpoints,
-      linear in between and flat outside (exact);
-    * any other calibrator: a table of its values at the distinct training scores,
-      thinned to at most 512 points (``"method": "table"``).
-
+    A ``models.calibrate.ProbabilityCalibrator`` gives its own numbers (``to_params``:
+    sigmoid ``a, b``; beta ``a, b, c``; pchip logit knots ``x, v`` and ``slope``; isotonic
+    breakpoints ``x, y``). Any other calibrator becomes a table of its values at the
+    distinct training scores, thinned to at most 512 points (``"method": "table"``).
     Outputs are clipped to [1e-6, 1 - 1e-6] as ``ProbabilityCalibrator`` does.
     """
-    method = getattr(calibrator, "method_", None)
-    model = getattr(calibrator, "model_", None)
-    if method == "sigmoid" and isinstance(model, tuple) and len(model) == 2:
-        return {"method": "sigmoid", "a": float(model[0]), "b": float(model[1])}
-    if method == "isotonic" and hasattr(model, "X_thresholds_"):
-        x, y = model.X_thresholds_, model.y_thresholds_
-    else:
-        method = "table"
-        x = np.unique(np.asarray(p_raw, float)[np.isfinite(p_raw)])
-        y = calibrate(calibrator, x)
-        if len(x) > _MAX_TABLE_POINTS:
-            idx = np.unique(np.linspace(0, len(x) - 1, _MAX_TABLE_POINTS).round().astype(int))
-            x, y = x[idx], y[idx]
-    return {"method": method, "x": [float(v) for v in x], "y": [float(v) for v in y]}
+    if hasattr(calibrator, "to_params"):
+        return calibrator.to_params()
+    x = np.unique(np.asarray(p_raw, float)[np.isfinite(p_raw)])
+    y = calibrate(calibrator, x)
+    if len(x) > _MAX_TABLE_POINTS:
+        idx = np.unique(np.linspace(0, len(x) - 1, _MAX_TABLE_POINTS).round().astype(int))
+        x, y = x[idx], y[idx]
+    return {"method": "table", "x": [float(v) for v in x], "y": [float(v) for v in y]}
 
 
 def apply_calibration(params: Mapping[str, Any], p_raw: np.ndarray) -> np.ndarray:
     """Calibrated probabilities from stored parameters (see :func:`calibration_params`).
+
+    The same function (``models.calibrate.apply_params``) that the fitted calibrator uses,
+    so stored and in-memory calibrators agree exactly.
 
     Examples
     --------
@@ -172,14 +170,7 @@ def apply_calibration(params: Mapping[str, Any], p_raw: np.ndarray) -> np.ndarra
     ...                   [0.25, 0.75])
     array([0.1, 0.6])
     """
-    p = np.asarray(p_raw, float)
-    if params.get("method") == "sigmoid":
-        q = np.clip(p, _EPS, 1 - _EPS)
-        s = params["a"] * (np.log(q) - np.log1p(-q)) + params["b"]
-        out = 0.5 * (1.0 + np.tanh(0.5 * s))
-    else:
-        out = np.interp(p, np.asarray(params["x"], float), np.asarray(params["y"], float))
-    return np.clip(out, _EPS, 1 - _EPS)
+    return apply_params(params, p_raw)
 
 
 # --------------------------------------------------------------------------- flag curves

@@ -57,7 +57,7 @@ class LogisticBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
     max_iter : int, default=2000
     log_transform : bool, default=True
         Apply ``sign(x) * log1p(|x|)`` before imputation (heavy-tailed money and counts).
-    calibration : {'auto', 'isotonic', 'sigmoid'}, default='auto'
+    calibration : {'auto', 'pchip', 'beta', 'sigmoid', 'isotonic'}, default='auto'
     random_state : int, optional
 
     Attributes
@@ -136,7 +136,7 @@ class HealthScoreBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
     invert : bool, default=False
         True when the weights describe health and the event is its opposite (churn):
         the raw score is then ``1 - health``.
-    calibration : {'auto', 'isotonic', 'sigmoid'}, default='auto'
+    calibration : {'auto', 'pchip', 'beta', 'sigmoid', 'isotonic'}, default='auto'
     random_state : int, optional
 
     Attributes

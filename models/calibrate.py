@@ -3,23 +3,40 @@
 The calibrator maps one column of raw probabilities (or any score where higher means
 "more likely") to calibrated probabilities. Working on 1-D scores rather than on a
 wrapped model lets evaluation code refit it every quarter on matured outcomes without
-touching the booster. ``method='auto'`` picks isotonic or sigmoid (Platt on the logit)
-by the Brier score on held-out rows of the calibration slice.
+touching the booster.
+
+Issued probabilities must rank accounts exactly as the model does: a step function
+(isotonic) puts hundreds of accounts on the same value and loses PR-AUC, so
+``method='auto'`` chooses among strictly increasing maps only:
+
+- ``sigmoid``: Platt scaling on the logit, ``sigmoid(a * logit(p) + b)``;
+- ``beta``: beta calibration (Kull et al. 2017), ``sigmoid(a ln p - b ln(1 - p) + c)``
+  with ``a, b >= 0``;
+- ``pchip``: smoothed isotonic, a monotone cubic (PCHIP) in logit space through the
+  centres of the isotonic blocks, extended linearly beyond the outer blocks;
+
+by held-out log loss. ``isotonic`` stays available as a fixed choice. Every fitted
+calibrator is a handful of numbers (:meth:`ProbabilityCalibrator.to_params`) that
+:func:`apply_params` evaluates, so it is stored as YAML and never pickled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-METHODS = ("auto", "isotonic", "sigmoid")
+METHODS = ("auto", "pchip", "beta", "sigmoid", "isotonic")
+AUTO_CANDIDATES = ("pchip", "beta", "sigmoid")  # strictly increasing: ranking kept
 _EPS = 1e-6
+_KNOT_CLIP = 1e-4  # block rates of 0 or 1 are pulled in before taking the logit
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -27,8 +44,12 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def _fit_sigmoid(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Platt scaling on logit(p) with Platt's smoothed targets; returns (slope, intercept)."""
+def _sigmoid(s: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * s))
+
+
+def _fit_sigmoid(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Platt scaling on logit(p) with Platt's smoothed targets."""
     z = _logit(p)
     n_pos = float(y.sum())
     n_neg = float(len(y) - n_pos)
@@ -38,26 +59,138 @@ def _fit_sigmoid(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         s = w[0] * z + w[1]
         # log(1 + exp(s)) - t * s, stable; gradient uses sigmoid(s) - t
         val = np.logaddexp(0.0, s) - t * s
-        r = 0.5 * (1.0 + np.tanh(0.5 * s)) - t
+        r = _sigmoid(s) - t
         return float(val.sum()), np.array([float(r @ z), float(r.sum())])
 
     res = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
-    return float(res.x[0]), float(res.x[1])
+    return {"method": "sigmoid", "a": float(res.x[0]), "b": float(res.x[1])}
 
 
-def _apply_sigmoid(p: np.ndarray, coef: tuple[float, float]) -> np.ndarray:
-    s = coef[0] * _logit(p) + coef[1]
-    return 0.5 * (1.0 + np.tanh(0.5 * s))
+def _fit_beta(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Beta calibration: logistic regression on (ln p, -ln(1 - p)) with non-negative slopes."""
+    q = np.clip(p, _EPS, 1.0 - _EPS)
+    f1, f2 = np.log(q), -np.log1p(-q)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = w[0] * f1 + w[1] * f2 + w[2]
+        val = np.logaddexp(0.0, s) - y * s
+        r = _sigmoid(s) - y
+        return float(val.sum()), np.array([float(r @ f1), float(r @ f2), float(r.sum())])
+
+    res = minimize(
+        loss,
+        x0=np.array([1.0, 1.0, 0.0]),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None), (0.0, None), (None, None)],
+    )
+    a, b, c = (float(v) for v in res.x)
+    if a + b <= 1e-9:  # a constant would tie every account: keep a tiny slope
+        a = 1e-9
+    return {"method": "beta", "a": a, "b": b, "c": c}
 
 
-def _fit_method(method: str, p: np.ndarray, y: np.ndarray) -> Any:
+def _fit_pchip(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Smoothed isotonic: knots at the isotonic blocks' centres, in logit space.
+
+    A knot is (mean logit of the block's raw scores, logit of its positive rate shrunk
+    toward the overall rate). Knot rates strictly increase, so the monotone cubic through them strictly increases too;
+    beyond the outer knots the map continues linearly with the mean slope between them.
+    Falls back to Platt scaling when isotonic finds fewer than two blocks.
+    """
+    z = _logit(p)
+    iso = IsotonicRegression(out_of_bounds="clip").fit(z, y)
+    fitted = iso.predict(z)
+    levels, inverse = np.unique(fitted, return_inverse=True)
+    if len(levels) < 2:
+        return _fit_sigmoid(p, y)
+    counts = np.bincount(inverse).astype(np.float64)
+    x = np.bincount(inverse, weights=z) / counts
+    # a block of 0 positives is not a probability of 0: shrink each block's rate toward
+    # the overall rate (weight of 2 rows), then restore monotonicity and merge equal knots
+    rate = (levels * counts + 2.0 * float(y.mean())) / (counts + 2.0)
+    rate = IsotonicRegression().fit(x, rate, sample_weight=counts).predict(x)
+    rate = np.clip(rate, _KNOT_CLIP, 1.0 - _KNOT_CLIP)
+    keep_levels, inv2 = np.unique(rate, return_inverse=True)
+    w = np.bincount(inv2, weights=counts)
+    x = np.bincount(inv2, weights=x * counts) / w
+    if len(keep_levels) < 2:
+        return _fit_sigmoid(p, y)
+    v = _logit(keep_levels)
+    slope = float((v[-1] - v[0]) / (x[-1] - x[0]))
+    return {
+        "method": "pchip",
+        "x": [float(t) for t in x],
+        "v": [float(t) for t in v],
+        "slope": slope,
+    }
+
+
+def _fit_isotonic(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Isotonic step function on the raw scores (breakpoints, linear between them)."""
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
+    return {
+        "method": "isotonic",
+        "x": [float(t) for t in iso.X_thresholds_],
+        "y": [float(t) for t in iso.y_thresholds_],
+    }
+
+
+_FITTERS = {"pchip": _fit_pchip, "beta": _fit_beta, "sigmoid": _fit_sigmoid}
+
+
+def _fit_method(method: str, p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     if method == "isotonic":
-        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
-    return _fit_sigmoid(p, y)
+        return _fit_isotonic(p, y)
+    return _FITTERS[method](p, y)
 
 
-def _apply_method(method: str, model: Any, p: np.ndarray) -> np.ndarray:
-    out = model.predict(p) if method == "isotonic" else _apply_sigmoid(p, model)
+def apply_params(params: Mapping[str, Any], p: Any) -> np.ndarray:
+    """Calibrated probabilities from a calibrator's numbers (see ``to_params``).
+
+    Parameters
+    ----------
+    params : mapping
+        ``{"method": "sigmoid", "a", "b"}``, ``{"method": "beta", "a", "b", "c"}``,
+        ``{"method": "pchip", "x", "v", "slope"}`` (knots in logit space) or
+        ``{"method": "isotonic" | "table", "x", "y"}`` (linear between points, flat outside).
+    p : array-like of shape (n_samples,)
+        Raw scores.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), clipped to [1e-6, 1 - 1e-6].
+
+    Examples
+    --------
+    >>> apply_params({"method": "sigmoid", "a": 1.0, "b": 0.0}, [0.2, 0.7]).round(3)
+    array([0.2, 0.7])
+    """
+    arr = np.asarray(p, dtype=np.float64)
+    method = params.get("method")
+    if method == "sigmoid":
+        out = _sigmoid(params["a"] * _logit(arr) + params["b"])
+    elif method == "beta":
+        q = np.clip(arr, _EPS, 1.0 - _EPS)
+        out = _sigmoid(params["a"] * np.log(q) - params["b"] * np.log1p(-q) + params["c"])
+    elif method == "pchip":
+        x = np.asarray(params["x"], dtype=np.float64)
+        v = np.asarray(params["v"], dtype=np.float64)
+        slope = float(params["slope"])
+        z = _logit(arr)
+        s = np.empty_like(z)
+        lo, hi = z < x[0], z > x[-1]
+        mid = ~(lo | hi)
+        s[mid] = PchipInterpolator(x, v, extrapolate=False)(z[mid])
+        s[lo] = v[0] + slope * (z[lo] - x[0])
+        s[hi] = v[-1] + slope * (z[hi] - x[-1])
+        out = _sigmoid(s)
+    elif method in ("isotonic", "table"):
+        out = np.interp(
+            arr, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], np.float64)
+        )
+    else:
+        raise ValueError(f"calibration method {method!r} is not one of {METHODS[1:]}")
     return np.clip(out, _EPS, 1.0 - _EPS)
 
 
@@ -85,10 +218,12 @@ class ProbabilityCalibrator(BaseEstimator):
 
     Parameters
     ----------
-    method : {'auto', 'isotonic', 'sigmoid'}, default='auto'
+    method : {'auto', 'pchip', 'beta', 'sigmoid', 'isotonic'}, default='auto'
         'sigmoid' fits ``sigmoid(a * logit(p) + b)`` (Platt scaling on the logit);
-        'isotonic' fits a monotone step function; 'auto' fits both on part of the data,
-        scores them by Brier on the rest, and keeps the better one refitted on all rows.
+        'beta' fits ``sigmoid(a ln p - b ln(1 - p) + c)``; 'pchip' a smoothed isotonic
+        (monotone cubic through the isotonic blocks); 'isotonic' a step function (ties
+        accounts). 'auto' fits pchip, beta and sigmoid on part of the data, scores them
+        by log loss on the rest, and keeps the best one refitted on all rows.
     n_folds : int, default=5
         Stratified folds for the 'auto' comparison when no time order is given.
     time_ordered : bool, default=True
@@ -101,9 +236,12 @@ class ProbabilityCalibrator(BaseEstimator):
     Attributes
     ----------
     method_ : str
-        The method in use ('isotonic' or 'sigmoid').
-    brier_ : dict[str, float]
-        Held-out Brier score of each candidate (empty unless method='auto').
+        The method in use.
+    params_ : dict
+        The fitted map as plain numbers (what :func:`apply_params` evaluates).
+    log_loss_, brier_ : dict[str, float]
+        Held-out log loss (the choice) and Brier score of each candidate (empty unless
+        method='auto').
     selection_ : str
         How candidates were compared: 'time', 'kfold', 'none' (too few positives: sigmoid)
         or 'fixed'.
@@ -166,6 +304,7 @@ class ProbabilityCalibrator(BaseEstimator):
             )
         g = None if groups is None else np.asarray(groups)
         self.brier_: dict[str, float] = {}
+        self.log_loss_: dict[str, float] = {}
         if self.method == "auto":
             self.selection_, splits = _holdout_splits(
                 y_arr,
@@ -174,49 +313,74 @@ class ProbabilityCalibrator(BaseEstimator):
                 time_ordered=self.time_ordered,
                 seed=self.random_state,
             )
-            self.brier_ = _compare_methods(p_arr, y_arr, splits)
-            # ties go to sigmoid: two parameters extrapolate more gently than steps
+            self.log_loss_, self.brier_ = _compare_methods(p_arr, y_arr, splits)
+            # without a comparison, sigmoid: two parameters extrapolate most gently
             self.method_ = (
-                "isotonic"
-                if self.brier_ and self.brier_["isotonic"] < self.brier_["sigmoid"]
+                min(AUTO_CANDIDATES, key=lambda m: self.log_loss_[m])
+                if self.log_loss_
                 else "sigmoid"
             )
         else:
             self.selection_ = "fixed"
             self.method_ = self.method
-        self.model_ = _fit_method(self.method_, p_arr, y_arr)
+        self.params_ = _fit_method(self.method_, p_arr, y_arr)
+        # pchip falls back to sigmoid when isotonic finds a single block
+        self.method_ = self.params_["method"]
         self.n_samples_fit_ = len(p_arr)
         return self
 
     def predict(self, p: Any) -> np.ndarray:
         """Calibrated probabilities of shape (n_samples,), clipped to [1e-6, 1 - 1e-6]."""
-        check_is_fitted(self, "model_")
+        check_is_fitted(self, "params_")
         p_arr = _as_1d(p, "p")
         out = np.full(len(p_arr), np.nan)
         ok = np.isfinite(p_arr)
-        out[ok] = _apply_method(self.method_, self.model_, p_arr[ok])
+        out[ok] = apply_params(self.params_, p_arr[ok])
         return out
 
     transform = predict
 
+    def to_params(self) -> dict[str, Any]:
+        """The fitted map as plain numbers (YAML / JSON ready); see :func:`apply_params`."""
+        check_is_fitted(self, "params_")
+        return dict(self.params_)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ProbabilityCalibrator:
+        """A fitted calibrator from numbers written by :meth:`to_params`."""
+        method = params.get("method")
+        if method not in METHODS[1:] and method != "table":
+            raise ValueError(f"calibration method {method!r} is not one of {METHODS[1:]}")
+        cal = cls(method=method if method in METHODS else "isotonic")
+        cal.params_ = dict(params)
+        cal.method_ = method
+        cal.selection_ = "fixed"
+        cal.brier_, cal.log_loss_ = {}, {}
+        cal.n_samples_fit_ = 0
+        return cal
+
 
 def _compare_methods(
     p: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
-) -> dict[str, float]:
-    """Pooled held-out Brier score of each method over the splits."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Pooled held-out log loss and Brier score of each candidate over the splits."""
     if not splits:
-        return {}
-    out: dict[str, float] = {}
-    for method in ("isotonic", "sigmoid"):
-        sq_err = 0.0
+        return {}, {}
+    log_loss: dict[str, float] = {}
+    brier: dict[str, float] = {}
+    for method in AUTO_CANDIDATES:
+        ll = sq = 0.0
         n = 0
         for fit_idx, held_idx in splits:
-            model = _fit_method(method, p[fit_idx], y[fit_idx])
-            pred = _apply_method(method, model, p[held_idx])
-            sq_err += float(((pred - y[held_idx]) ** 2).sum())
+            params = _fit_method(method, p[fit_idx], y[fit_idx])
+            pred = apply_params(params, p[held_idx])
+            yh = y[held_idx]
+            ll -= float((yh * np.log(pred) + (1.0 - yh) * np.log1p(-pred)).sum())
+            sq += float(((pred - yh) ** 2).sum())
             n += len(held_idx)
-        out[method] = sq_err / n
-    return out
+        log_loss[method] = ll / n
+        brier[method] = sq / n
+    return log_loss, brier
 
 
 def _as_1d(a: Any, name: str) -> np.ndarray:

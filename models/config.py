@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CalibrationMethod = Literal["auto", "isotonic", "sigmoid"]
+CalibrationMethod = Literal["auto", "pchip", "beta", "sigmoid", "isotonic"]
 
 
 class _Section(BaseModel):

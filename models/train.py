@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from evaluation.metrics import binary_metrics, segment_masks, slice_metrics
 from models.baselines import HealthScoreBaseline, LogisticBaseline
-from models.calibrate import CalibratedScoreMixin, check_binary
+from models.calibrate import METHODS, CalibratedScoreMixin, check_binary
 from models.config import LGBMParams, ModelConfig
 from models.predict import feature_matrix
 from models.split import TimeSplit, split_from_config
@@ -118,7 +118,7 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         Maximum boosting rounds.
     early_stopping_rounds : int, default=100
         Patience on the validation log loss.
-    calibration : {'auto', 'isotonic', 'sigmoid'}, default='auto'
+    calibration : {'auto', 'pchip', 'beta', 'sigmoid', 'isotonic'}, default='auto'
     random_state : int, default=42
         Seed of bagging, feature sampling and the calibration folds.
 
@@ -234,7 +234,7 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        if self.calibration not in ("auto", "isotonic", "sigmoid"):
+        if self.calibration not in METHODS:
             raise ValueError(f"calibration={self.calibration!r}")
         if (X_valid is None) != (y_valid is None) or (X_calib is None) != (y_calib is None):
             raise ValueError("give X_valid with y_valid and X_calib with y_calib")
@@ -606,6 +606,7 @@ def _train_target(
             "calibration": cal.method_,
             "calibration_selection": cal.selection_,
             **{f"calibration_brier_{k}": v for k, v in cal.brier_.items()},
+            **{f"calibration_log_loss_{k}": v for k, v in cal.log_loss_.items()},
         },
         importance=model.importance_frame(),
         rows=rows,

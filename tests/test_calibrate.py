@@ -1,4 +1,4 @@
-"""The 1-D probability calibrator: lowers ECE, and 'auto' picks the method by held-out Brier."""
+"""The 1-D probability calibrator: lowers ECE, and 'auto' picks the method by held-out log loss."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _overconfident(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(p), rng.binomial(1, p).astype(float)
 
 
-@pytest.mark.parametrize("method", ["auto", "isotonic", "sigmoid"])
+@pytest.mark.parametrize("method", ["auto", "pchip", "beta", "isotonic", "sigmoid"])
 def test_calibration_lowers_ece_on_fresh_rows(method):
     raw_fit, y_fit = _overconfident(6000, seed=1)
     raw_new, y_new = _overconfident(20000, seed=2)
@@ -33,18 +33,18 @@ def test_calibration_lowers_ece_on_fresh_rows(method):
     assert (np.diff(cal.predict(raw_new)[order]) >= -1e-12).all()
 
 
-def test_auto_picks_isotonic_for_a_step_shaped_truth():
+def test_auto_picks_smoothed_isotonic_for_a_step_shaped_truth():
     rng = np.random.default_rng(3)
     raw = rng.uniform(0.01, 0.99, 8000)
     p = np.where(raw < 0.5, 0.03, 0.5)  # no sigmoid of logit(raw) can follow a step
     y = rng.binomial(1, p).astype(float)
     cal = ProbabilityCalibrator("auto", random_state=0).fit(raw, y)
     assert cal.selection_ == "kfold"
-    assert cal.brier_["isotonic"] < cal.brier_["sigmoid"]
-    assert cal.method_ == "isotonic"
+    assert cal.log_loss_["pchip"] < min(cal.log_loss_["sigmoid"], cal.log_loss_["beta"])
+    assert cal.method_ == "pchip"
 
 
-def test_auto_picks_sigmoid_when_isotonic_overfits_few_rows():
+def test_auto_picks_a_parametric_map_when_isotonic_overfits_few_rows():
     rng = np.random.default_rng(4)
     raw = rng.uniform(0.02, 0.98, 300)
     z = 0.6 * np.log(raw / (1 - raw)) - 1.0
@@ -54,8 +54,8 @@ def test_auto_picks_sigmoid_when_isotonic_overfits_few_rows():
     )
     cal = ProbabilityCalibrator("auto", random_state=0).fit(raw, y, groups=groups)
     assert cal.selection_ == "time"  # fitted on Jan-Feb, compared on March
-    assert cal.brier_["sigmoid"] < cal.brier_["isotonic"]
-    assert cal.method_ == "sigmoid"
+    assert min(cal.log_loss_["sigmoid"], cal.log_loss_["beta"]) < cal.log_loss_["pchip"]
+    assert cal.method_ in ("sigmoid", "beta")
 
 
 def test_fixed_method_and_round_trip():
@@ -74,6 +74,6 @@ def test_unusable_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="NaN"):
         ProbabilityCalibrator().fit([0.1, np.nan], [0, 1])
     with pytest.raises(ValueError, match="method="):
-        ProbabilityCalibrator("beta").fit([0.1, 0.2], [0, 1])
+        ProbabilityCalibrator("spline").fit([0.1, 0.2], [0, 1])
     with pytest.raises(ValueError, match="1-D"):
         ProbabilityCalibrator().fit(np.ones((3, 2)), [0, 1, 0])
