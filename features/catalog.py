@@ -548,3 +548,92 @@ def catalog_frame() -> pd.DataFrame:
         [(s.name, s.group, s.unit, s.description, s.template) for s in CATALOG.values()],
         columns=["name", "group", "unit", "description", "template"],
     )
+
+
+# Which way is healthier for the customer, per feature: +1 higher is better, -1 lower is
+# better, 0 neither (context such as size or the renewal date). A reason is "working well"
+# only when its value is on the healthy side of its comparison (0 for changes, else the
+# median of the account's segment).
+HEALTHIER: dict[str, int] = {
+    **{f"{k}_{w}d": 1 for k in ("active_days", "events", "active_users") for w in (7, 30, 90)},
+    "events_trend_30d": 1,
+    "active_users_trend_30d": 1,
+    "login_decay": 1,
+    "days_since_last_activity": -1,
+    "users": 0,
+    "active_user_share_30d": 1,
+    "features_used_7d": 1,
+    "features_used_30d": 1,
+    "features_used_90d": 1,
+    "feature_share_30d": 1,
+    "features_used_change_30d": 1,
+    "depth_30d": 1,
+    "depth_breadth_ratio_30d": 0,
+    "power_users_30d": 1,
+    "power_user_share_30d": 1,
+    "champion_depth_30d": 1,
+    "admins_active_30d": 1,
+    "admin_engagement_30d": 1,
+    "ai_feature_share_30d": 1,
+    "seats": 0,
+    "seat_utilization_30d": 1,
+    "months_high_seat_util": 1,
+    "seats_vs_plan_limit": 0,
+    "usage_30d": 1,
+    "usage_vs_limit_30d": 0,
+    "agent_runs_30d": 1,
+    "agent_runs_trend_30d": 1,
+    "agent_success_rate_30d": 1,
+    "agent_share_30d": 0,
+    "tickets_30d": -1,
+    "tickets_90d": -1,
+    "tickets_trend_30d": -1,
+    "high_priority_tickets_90d": -1,
+    "open_tickets": -1,
+    "open_ticket_max_age_days": -1,
+    "csat_90d": 1,
+    "tenure_days": 0,
+    "contract_age_days": 0,
+    "days_to_renewal": 0,
+    "arr": 0,
+    "arr_change_90d": 1,
+    "arr_expansions_12m": 1,
+    "arr_contractions_12m": -1,
+    "tam_usd": 0,
+    "whitespace": 0,
+    "penetration": 0,
+    "maturity_level": 1,
+}
+"""Healthy direction of every catalogue feature (+1 higher, -1 lower, 0 neither)."""
+
+_GAP_BY_GROUP = {
+    "support": "No support tickets recorded",
+    "agents": "No agent runs recorded",
+    "opportunity": "No TAM estimate",
+    "seats_usage": "No seat or plan-limit data",
+}
+_GAP_BY_FEATURE = {
+    "csat_90d": "No CSAT recorded in the last 90 days",
+    "high_priority_tickets_90d": "No ticket priorities recorded",
+    "ai_feature_share_30d": "No AI feature use recorded",
+    "usage_vs_limit_30d": "No plan usage limit recorded",
+    "seats_vs_plan_limit": "No plan seat limit recorded",
+    "days_since_last_activity": "No activity recorded yet",
+}
+
+
+def gap_text(name: str) -> str:
+    """What a missing value of `name` means, for the "data gaps" list ("No CSAT recorded").
+
+    Examples
+    --------
+    >>> gap_text("csat_90d")
+    'No CSAT recorded in the last 90 days'
+    """
+    if name in _GAP_BY_FEATURE:
+        return _GAP_BY_FEATURE[name]
+    spec = CATALOG.get(name)
+    if spec is not None and spec.group in _GAP_BY_GROUP:
+        return _GAP_BY_GROUP[spec.group]
+    label = spec.description.split(":")[0].rstrip(".") if spec else name.replace("_", " ")
+    return f"No data for {label[:1].lower() + label[1:]}"

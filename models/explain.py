@@ -440,7 +440,12 @@ def _account_ids(X: Any, ids: Sequence[Any] | None, n: int) -> np.ndarray:
 def _long_part(
     target: str, values: np.ndarray, data: np.ndarray, names: list[str], top_k: int
 ) -> dict[str, Any]:
-    """Top-k indices, contributions and values of one target, shape (n, 2, k)."""
+    """Top-k indices, contributions and values of one target, shape (n, 2, k).
+
+    A feature without a value (NaN) is never a driver: "CSAT: not available" tells a CSM
+    nothing to act on; missing data is listed as a data gap instead (`models.reason_context`).
+    """
+    values = np.where(np.isnan(data), 0.0, values)
     up, down = top_drivers(values, top_k)
     idx = np.stack([up, down], axis=1)  # (n, 2, k)
     rows = np.arange(len(values))[:, None, None]
@@ -566,14 +571,22 @@ def _reasons_json(frame: pd.DataFrame, position: np.ndarray, n: int) -> pd.Serie
     (t_code, t_names), (d_code, d_names), (f_code, f_names) = (
         _factorize(frame[c]) for c in ("target", "direction", "feature")
     )
-    nd, nf = len(d_names), len(f_names)
+    # optional "state" (good / bad / neutral, from models.reason_context) joins the head
+    if "state" in frame.columns:
+        s_code, s_names = _factorize(frame["state"])
+        states = [f',"state":{json.dumps(x)}' for x in s_names]
+    else:
+        s_code, states = np.zeros(len(frame), dtype=np.int64), [""]
+    nd, nf, ns = len(d_names), len(f_names), len(states)
     heads = [
-        f'{{"target":{json.dumps(t)},"direction":{json.dumps(d)},"feature":{json.dumps(f)},"value":'
+        f'{{"target":{json.dumps(t)},"direction":{json.dumps(d)},"feature":{json.dumps(f)}'
+        f'{st},"value":'
         for t in t_names
         for d in d_names
         for f in f_names
+        for st in states
     ]
-    head_code = (t_code * nd + d_code) * nf + f_code
+    head_code = ((t_code * nd + d_code) * nf + f_code) * ns + s_code
     head_off, head_buf = _utf8_table(heads)
     sentences = frame["sentence"]
     if isinstance(sentences.dtype, pd.CategoricalDtype):  # escape each distinct text once

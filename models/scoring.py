@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from models.explain import explain
+from models.explain import explain, reasons_json
+from models.reason_context import add_context, data_gaps, probability_points
 from models.segment import SegmentConfig, segment
 
 log = logging.getLogger("nrrcast.scoring")
@@ -79,7 +80,22 @@ def _predict_partition(
             calibrate(raw) if calibrate is not None else model.calibrator_.predict(raw)
         )
     codes = explain(dict(models), part, top_k=top_k, ids=part["account_id"].to_numpy())
-    return out, codes.frame
+    frame = codes.frame
+    # contributions in probability points of the issued probability (log-odds kept aside)
+    frame["contribution_log_odds"] = frame["contribution"].to_numpy(dtype=np.float64)
+    points = np.zeros(len(frame))
+    target_of = frame["target"].astype(str).to_numpy()
+    for target, model in models.items():
+        rows = np.flatnonzero(target_of == target)
+        if len(rows) == 0:
+            continue
+        calibrate = calibrators.get(target) or model.calibrator_.predict
+        raw = out[f"p_{target}_raw"].to_numpy(dtype=np.float64)[codes.rows[rows]]
+        points[rows] = probability_points(
+            frame["contribution_log_odds"].to_numpy()[rows], raw, calibrate
+        )
+    frame["contribution"] = points
+    return out, frame
 
 
 def score_snapshot(
@@ -94,6 +110,7 @@ def score_snapshot(
     top_k: int = 3,
     partition_rows: int = 100_000,
     progress: bool = True,
+    previous: pd.DataFrame | None = None,
 ) -> ScoredBook:
     """The scores table for one as_of.
 
@@ -110,6 +127,13 @@ def score_snapshot(
     segment_config : segmenter settings.
     top_k : reason codes kept per target and direction.
     partition_rows : accounts per partition for prediction and explanation.
+    previous : feature rows of the same accounts four weeks earlier (optional): reasons
+        then compare each value with the account's own previous period.
+
+    Reasons carry ``contribution`` in probability points of the issued probability
+    (fraction; ``contribution_log_odds`` keeps the SHAP value), a ``state`` (good / bad /
+    neutral) and a comparison with the previous period and the segment median in the
+    sentence; missing values are never drivers but listed in the ``data_gaps`` column.
     """
     if table.empty:
         raise ValueError("no accounts to score: the snapshot is empty")
@@ -154,4 +178,11 @@ def score_snapshot(
     )
     for target in ("churn", "expand"):
         scores[f"p_{target}_raw"] = predictions[f"p_{target}_raw"].to_numpy()
+    seg_of_row = scores.set_index("account_id")["segment"].reindex(frame["account_id"])
+    reason_frame = add_context(reason_frame, frame, seg_of_row.to_numpy(), previous=previous)
+    scores["reasons_json"] = reasons_json(reason_frame, scores["account_id"]).array
+    gaps = data_gaps(frame, check_features(models, frame))
+    scores["data_gaps"] = (
+        pd.Series(gaps.to_numpy(), index=frame["account_id"]).reindex(scores["account_id"]).array
+    )
     return ScoredBook(scores=scores, reasons=reason_frame)

@@ -1,0 +1,270 @@
+"""Context that turns a SHAP driver into a reason a CSM can repeat to a customer.
+
+`models.explain` ranks drivers in log-odds; a CSM needs more: how much the driver moves
+the issued probability (points), what the number compares with (the account's own value
+four weeks earlier and the median of its segment), whether the state is healthy (only
+healthy states are "working well"), which data is missing (a gap, never a driver) and,
+for accounts whose probability moved, which drivers moved it since the last run.
+Everything here is vectorised over the long reason frame (no loop over accounts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+Calibrate = Callable[[np.ndarray], np.ndarray]
+STATES = ("good", "bad", "neutral")
+PREVIOUS_DAYS = 28
+"""The "previous period" of a comparison: the same feature four weeks (same weekday) earlier."""
+_EPS = 1e-12
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(q) - np.log1p(-q)
+
+
+def probability_points(
+    contribution: np.ndarray, raw: np.ndarray, calibrate: Calibrate
+) -> np.ndarray:
+    """What each driver adds to the issued probability, as a fraction (0.042 = 4.2 points).
+
+    Parameters
+    ----------
+    contribution : ndarray of shape (n_reasons,)
+        SHAP contribution in log-odds of each reason.
+    raw : ndarray of shape (n_reasons,)
+        The model's raw probability for the reason's account (same target).
+    calibrate : raw -> issued probability (monotone).
+
+    Returns
+    -------
+    ndarray of shape (n_reasons,): issued(raw) - issued(raw without this driver). The sign
+    is the contribution's, and within an account larger contributions give more points.
+    """
+    contribution = np.asarray(contribution, dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float64)
+    without = 1.0 / (1.0 + np.exp(-(_logit(raw) - contribution)))
+    return np.asarray(calibrate(raw), dtype=np.float64) - np.asarray(
+        calibrate(without), dtype=np.float64
+    )
+
+
+def reason_state(
+    features: Sequence[str], values: np.ndarray, reference: np.ndarray, catalog: Any = None
+) -> np.ndarray:
+    """'good', 'bad' or 'neutral' per reason: its value against its comparison.
+
+    Changes (units ``pct_change`` / ``delta_*``) compare with 0, other values with
+    `reference` (the segment median). Features with no healthy direction are neutral.
+    """
+    from features.catalog import CATALOG, HEALTHIER
+
+    catalog = CATALOG if catalog is None else catalog
+    feats = pd.Series(np.asarray(features, dtype=object))
+    sign = feats.map(HEALTHIER).fillna(0).to_numpy(dtype=np.float64)
+    unit = feats.map(lambda f: getattr(catalog.get(f), "unit", "")).to_numpy(dtype=object)
+    is_change = np.array([u == "pct_change" or str(u).startswith("delta_") for u in unit])
+    ref = np.where(is_change, 0.0, np.asarray(reference, dtype=np.float64))
+    diff = sign * (np.asarray(values, dtype=np.float64) - ref)
+    out = np.full(len(feats), "neutral", dtype=object)
+    ok = np.isfinite(diff)
+    out[ok & (diff > _EPS)] = "good"
+    out[ok & (diff < -_EPS)] = "bad"
+    return out
+
+
+def segment_medians(table: pd.DataFrame, segments: pd.Series, features: Sequence[str]) -> Any:
+    """Median of each feature per segment (rows: segment, columns: feature)."""
+    cols = [f for f in dict.fromkeys(features) if f in table.columns]
+    frame = table[cols].apply(pd.to_numeric, errors="coerce").astype("float64")
+    return frame.groupby(np.asarray(segments, dtype=object)).median()
+
+
+def add_context(
+    reasons: pd.DataFrame,
+    table: pd.DataFrame,
+    segments: pd.Series,
+    *,
+    previous: pd.DataFrame | None = None,
+    catalog: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Reasons with comparisons in the sentence and a ``state`` column.
+
+    Parameters
+    ----------
+    reasons : long reason frame (``account_id, target, direction, rank, feature, value,
+        contribution, sentence``).
+    table : the scored feature rows (``account_id`` plus features).
+    segments : segment of each row of `table` (aligned with it).
+    previous : feature rows of the same accounts `PREVIOUS_DAYS` earlier (optional).
+    catalog : feature catalogue (default `features.catalog.CATALOG`).
+
+    Returns
+    -------
+    A copy of `reasons` with ``sentence`` ending in "(4 weeks earlier: ...; segment
+    median: ...)", and ``state``, ``value_previous``, ``segment_median`` columns.
+    """
+    from features.catalog import CATALOG
+
+    catalog = CATALOG if catalog is None else catalog
+    out = reasons.copy()
+    if out.empty:
+        for col in ("value_previous", "segment_median"):
+            out[col] = pd.Series(dtype="float64")
+        out["state"] = pd.Series(dtype="str")
+        return out
+    feats = out["feature"].astype(str).to_numpy(dtype=object)
+    pos = pd.Index(table["account_id"]).get_indexer(out["account_id"])
+    seg_of_reason = np.asarray(segments, dtype=object)[pos]
+    med = segment_medians(table, segments, np.unique(feats))
+    stacked = med.stack()
+    key = pd.MultiIndex.from_arrays([seg_of_reason, feats])
+    median = stacked.reindex(key).to_numpy(dtype=np.float64)
+    prev = np.full(len(out), np.nan)
+    if previous is not None and len(previous):
+        prev_tab = previous.drop_duplicates("account_id").set_index("account_id")
+        ppos = prev_tab.index.get_indexer(out["account_id"])
+        for f in np.unique(feats):
+            if f not in prev_tab.columns:
+                continue
+            rows = np.flatnonzero((feats == f) & (ppos >= 0))
+            col = pd.to_numeric(prev_tab[f], errors="coerce").to_numpy(dtype=np.float64)
+            prev[rows] = col[ppos[rows]]
+    values = out["value"].to_numpy(dtype=np.float64)
+    out["value_previous"] = prev
+    out["segment_median"] = median
+    out["state"] = pd.array(reason_state(feats, values, median, catalog), dtype="str")
+    out["sentence"] = pd.array(
+        _with_comparison(out["sentence"].astype(str).to_numpy(), feats, prev, median, catalog),
+        dtype="str",
+    )
+    return out
+
+
+def _with_comparison(
+    sentences: np.ndarray,
+    feats: np.ndarray,
+    prev: np.ndarray,
+    median: np.ndarray,
+    catalog: Mapping[str, Any],
+) -> list[str]:
+    """Append "(4 weeks earlier: X; segment median: Y)"; distinct triples rendered once."""
+    # NaN never equals itself as a dict key: missing comparisons become +inf (not finite)
+    prev = np.where(np.isnan(prev), np.inf, prev)
+    median = np.where(np.isnan(median), np.inf, median)
+    frame = pd.DataFrame({"s": sentences, "f": feats, "p": prev, "m": median})
+    uniq = frame.drop_duplicates()
+    rendered = {}
+    for s, f, p, m in uniq.itertuples(index=False):  # distinct texts, not rows
+        spec = catalog.get(f)
+        fmt = spec.format_value if spec is not None else (lambda x: f"{x:g}")
+        parts = []
+        if np.isfinite(p):
+            parts.append(f"4 weeks earlier: {fmt(p)}")
+        if np.isfinite(m):
+            parts.append(f"segment median: {fmt(m)}")
+        rendered[(s, f, p, m)] = f"{s} ({'; '.join(parts)})" if parts else s
+    return [
+        rendered[(s, f, p, m)] for s, f, p, m in zip(sentences, feats, prev, median, strict=True)
+    ]
+
+
+def data_gaps(
+    table: pd.DataFrame, features: Sequence[str], catalog: Mapping[str, Any] | None = None
+) -> pd.Series:
+    """Per account, the missing data the models would use, in words ("No CSAT recorded ...").
+
+    Returns a str Series aligned with `table`: distinct gap texts joined by "; " (empty
+    when nothing is missing).
+    """
+    from features.catalog import gap_text
+
+    cols = [f for f in dict.fromkeys(features) if f in table.columns]
+    if not cols:
+        return pd.Series([""] * len(table), index=table.index, dtype="str")
+    missing = table[cols].isna().to_numpy()
+    texts = [gap_text(c) for c in cols]
+    uniq = list(dict.fromkeys(texts))
+    code = np.array([uniq.index(t) for t in texts])
+    flags = np.zeros((len(table), len(uniq)), dtype=bool)
+    for j, c in enumerate(code):
+        flags[:, c] |= missing[:, j]
+    # one string per distinct combination of gaps
+    combo, inverse = np.unique(flags, axis=0, return_inverse=True)
+    labels = ["; ".join(u for u, on in zip(uniq, row, strict=True) if on) for row in combo]
+    return pd.Series(np.asarray(labels, dtype=object)[inverse.ravel()], index=table.index).astype(
+        "str"
+    )
+
+
+def changes_since(
+    scores: pd.DataFrame,
+    previous: pd.DataFrame,
+    *,
+    min_points: float = 0.10,
+    max_drivers: int = 3,
+) -> pd.DataFrame:
+    """ "What changed since last run" for accounts whose probability moved at least `min_points`.
+
+    Parameters
+    ----------
+    scores, previous : scores tables of this run and the previous one (``account_id``,
+        ``p_churn``, ``p_expand``, ``reasons_json``).
+    min_points : move (fraction, 0.10 = 10 points) from which an account is listed.
+    max_drivers : drivers named per account and target.
+
+    Returns
+    -------
+    DataFrame ``account_id, target, p_before, p_now, move, drivers`` where ``drivers`` is
+    a sentence naming the drivers whose contribution changed most (points, from the
+    reasons of both runs; a driver listed in only one run counts as 0 in the other).
+    """
+    cols = ["account_id", "target", "p_before", "p_now", "move", "drivers"]
+    if previous is None or previous.empty or scores.empty:
+        return pd.DataFrame(columns=cols)
+    prev = previous.drop_duplicates("account_id", keep="last").set_index("account_id")
+    rows = []
+    for target in ("churn", "expand"):
+        col = f"p_{target}"
+        before = prev[col].reindex(scores["account_id"]).to_numpy(dtype=np.float64)
+        now = scores[col].to_numpy(dtype=np.float64)
+        move = now - before
+        hit = np.flatnonzero(np.isfinite(move) & (np.abs(move) >= min_points))
+        for i in hit:  # only the movers, a handful per week
+            aid = scores["account_id"].iloc[i]
+            cur = _contribs(scores["reasons_json"].iloc[i], target)
+            old = _contribs(prev.at[aid, "reasons_json"], target)
+            delta = {f: cur.get(f, (0.0, ""))[0] - old.get(f, (0.0, ""))[0] for f in {*cur, *old}}
+            top = sorted(delta, key=lambda f: -abs(delta[f]))[:max_drivers]
+            named = [
+                f"{(cur.get(f) or old.get(f))[1]} ({'+' if delta[f] >= 0 else '-'}"
+                f"{abs(delta[f]) * 100:.1f} pts)"
+                for f in top
+                if abs(delta[f]) > 0
+            ]
+            rows.append(
+                (aid, target, before[i], now[i], move[i], "; ".join(named) or "no listed driver")
+            )
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _contribs(text: Any, target: str) -> dict[str, tuple[float, str]]:
+    """feature -> (points, label) of one target from a reasons_json text."""
+    from features.catalog import CATALOG
+
+    if not isinstance(text, str) or not text:
+        return {}
+    out = {}
+    for r in json.loads(text):
+        if r.get("target") == target and r.get("contribution") is not None:
+            f = r["feature"]
+            spec = CATALOG.get(f)
+            label = spec.description.split(":")[0].rstrip(".") if spec else f.replace("_", " ")
+            out[f] = (float(r["contribution"]), label)
+    return out
