@@ -47,6 +47,10 @@ class DriftConfig(BaseModel):
     alert: float = Field(0.25, ge=0)
     # Floor on a bin's share so that an empty bin gives a large but finite PSI.
     epsilon: float = Field(1e-4, gt=0, lt=0.01)
+    # Bins of the reference holding less than this share are merged into a neighbour:
+    # discrete features (counts, streaks) tie on a few values and their thin tail bins
+    # would otherwise turn sampling noise into PSI.
+    min_bin_share: float = Field(0.05, ge=0, lt=0.5)
 
     @model_validator(mode="after")
     def _limits_ordered(self) -> DriftConfig:

@@ -8,6 +8,9 @@ for missing values, so a feature that starts arriving null drifts visibly:
   values (inverse of the empirical CDF, so no bin of the reference is empty); bins are
   ``(-inf, c1], (c1, c2], ..., (ck, +inf)`` plus a NaN bin. Heavy ties (a feature that is
   0 for 70% of accounts) merge bins rather than create empty ones.
+* bins of the reference holding less than ``min_bin_share`` (default 5%) are merged into
+  their smaller neighbour: a discrete feature (a count, a streak) ties on a few values,
+  and a thin tail bin turns sampling noise into PSI.
 * a reference with a single distinct value ``v`` gets bins ``< v``, ``== v``, ``> v``
   (and NaN): any movement away from the constant shows.
 * string / categorical columns: one bin per reference category, one for unseen
@@ -43,7 +46,11 @@ REPORT_COLUMNS = (
 
 
 def bin_shares(
-    reference: pd.Series | np.ndarray, current: pd.Series | np.ndarray, *, bins: int = 10
+    reference: pd.Series | np.ndarray,
+    current: pd.Series | np.ndarray,
+    *,
+    bins: int = 10,
+    min_bin_share: float = 0.05,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Bin shares of ``reference`` and ``current`` on bins learnt from ``reference``.
 
@@ -65,9 +72,29 @@ def bin_shares(
         cuts, kind, side = np.array([finite[0], finite[0]]), "constant", "left"
     else:
         qs = np.quantile(finite, np.arange(1, bins) / bins, method="inverted_cdf")
-        cuts, kind, side = np.unique(qs), "numeric", "left"
+        cuts, kind, side = _merge_thin(np.unique(qs), finite, min_bin_share), "numeric", "left"
     n_bins = len(cuts) + 2  # value bins + NaN bin
     return _shares(r, cuts, side, n_bins, kind), _shares(c, cuts, side, n_bins, kind), kind
+
+
+def _merge_thin(cuts: np.ndarray, finite: np.ndarray, min_share: float) -> np.ndarray:
+    """Drop cut points until every value bin holds at least `min_share` of the reference."""
+    cuts = np.asarray(cuts, dtype=np.float64)
+    while len(cuts) > 1:
+        share = np.bincount(
+            np.searchsorted(cuts, finite, side="left"), minlength=len(cuts) + 1
+        ) / len(finite)
+        j = int(np.argmin(share))
+        if share[j] >= min_share:
+            break
+        if j == 0:
+            drop = 0
+        elif j == len(cuts):
+            drop = j - 1
+        else:
+            drop = j - 1 if share[j - 1] <= share[j + 1] else j
+        cuts = np.delete(cuts, drop)
+    return cuts
 
 
 def _shares(x: np.ndarray, cuts: np.ndarray, side: str, n_bins: int, kind: str) -> np.ndarray:
@@ -126,6 +153,7 @@ def psi(
     *,
     bins: int = 10,
     epsilon: float = 1e-4,
+    min_bin_share: float = 0.05,
 ) -> float:
     """Population stability index of one column (see the module docstring for the bins).
 
@@ -143,7 +171,7 @@ def psi(
     >>> round(psi(np.arange(100.0), np.arange(100.0)), 6)
     0.0
     """
-    ref_share, cur_share, _ = bin_shares(reference, current, bins=bins)
+    ref_share, cur_share, _ = bin_shares(reference, current, bins=bins, min_bin_share=min_bin_share)
     return psi_from_shares(ref_share, cur_share, epsilon)
 
 
@@ -195,7 +223,9 @@ def drift_report(
         )
     rows = []
     for col in columns:
-        ref_share, cur_share, kind = bin_shares(reference[col], current[col], bins=cfg.bins)
+        ref_share, cur_share, kind = bin_shares(
+            reference[col], current[col], bins=cfg.bins, min_bin_share=cfg.min_bin_share
+        )
         value = psi_from_shares(ref_share, cur_share, cfg.epsilon)
         rows.append(
             {

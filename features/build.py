@@ -105,6 +105,32 @@ def _z(col: str) -> str:
     return f"COALESCE({col}, 0)"
 
 
+NO_ACTIVITY_WORKING_DAYS = 64
+"""days_since_last_activity of an account with no activity in the 90-day window (~90 days)."""
+
+
+def _working_days_since(last: str, as_of: str) -> str:
+    """Weekdays strictly between the last active day and as_of (weekends not counted).
+
+    Calendar days since the last activity swing with the weekday of the snapshot (a
+    Monday sees Friday's activity 3 days back, a Wednesday sees Tuesday's 1 day back);
+    counting working days makes a steady book look the same on every weekday. Portable
+    SQL: n days strictly between, 5 per full week, and the weekdays of the remainder
+    (weekday 1..7 of the first of them, from a known Monday, 2001-01-01).
+    """
+    n = f"(DATE_DIFF('day', {last}, {as_of}) - 1)"
+    r = f"({n} % 7)"
+    w = f"((DATE_DIFF('day', DATE '2001-01-01', {last}) + 1) % 7 + 1)"
+    end = f"({w} + {r} - 1)"
+    weekend = (
+        f"(CASE WHEN {w} <= 6 AND {end} >= 6 THEN 1 ELSE 0 END"
+        f" + CASE WHEN {end} >= 7 THEN 1 ELSE 0 END"
+        f" + CASE WHEN {end} >= 13 THEN 1 ELSE 0 END)"
+    )
+    days = f"(5 * CAST(({n} - {r}) / 7 AS INTEGER) + {r} - {weekend})"
+    return f"COALESCE({days}, {NO_ACTIVITY_WORKING_DAYS})"
+
+
 def feature_expressions() -> dict[str, str]:
     """SQL expression of every catalogue feature over the final join (aliases in `final_sql`)."""
     e: dict[str, str] = {}
@@ -115,7 +141,7 @@ def feature_expressions() -> dict[str, str]:
     e["events_trend_30d"] = _div(_z("w.events_30d"), "w.events_p30") + " - 1"
     e["active_users_trend_30d"] = _div(_z("u.active_users_30d"), "u.active_users_p30") + " - 1"
     e["login_decay"] = _div(_z("w.logins_30d"), "w.logins_p60 / 2.0") + " - 1"
-    e["days_since_last_activity"] = "COALESCE(DATE_DIFF('day', w.last_active, s.as_of), 90)"
+    e["days_since_last_activity"] = _working_days_since("w.last_active", "s.as_of")
     e["users"] = _z("k.users")
     e["active_user_share_30d"] = _div(_z("u.active_users_30d"), "k.users")
     for w in (7, 30, 90):

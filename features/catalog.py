@@ -219,9 +219,10 @@ _SPECS += [
         "days_since_last_activity",
         "activity",
         "days",
-        "Days since last activity: days since the last day with an event by a person, "
-        "capped at 90.",
-        "Last activity by a person was {value} ago",
+        "Days since last activity: working days (Monday to Friday) between the last day "
+        "with an event by a person and the snapshot, 64 when none in 90 days. Weekends are "
+        "not counted, so the value does not depend on the weekday of the snapshot.",
+        "Last activity by a person was {value} ago (working days)",
     ),
     _f(
         "users",
@@ -344,7 +345,7 @@ _SPECS += [
         "months",
         "High seat utilization streak: consecutive complete calendar months before the "
         "snapshot with monthly active users / seats at or above 80% (threshold in the config, "
-        "capped at 12 months).",
+        "capped at 3 months: more history is not observable at every snapshot).",
         "Seat utilization has been at or above 80% for {value} in a row",
     ),
     _f(

@@ -63,7 +63,14 @@ class FeatureConfig(BaseModel):
     power_user_days_per_week: float = Field(5.0, gt=0.0, le=7.0)
     power_user_min_features: int = Field(4, ge=1)
     seat_util_threshold: float = Field(0.8, gt=0.0)
-    seat_util_lookback_months: int = Field(12, ge=1, le=60)
+    seat_util_lookback_months: int = Field(
+        3,
+        ge=1,
+        le=60,
+        description="cap of the high seat utilization streak: keep it at most the complete "
+        "months observable at the first snapshot (3 with the 90-day warm-up), else the "
+        "streak grows with the history that happens to be observable and drifts",
+    )
     arr_history_steps: int = Field(
         12, ge=3, le=36, description="30-day steps of ARR history for past expansions/contractions"
     )

@@ -158,7 +158,7 @@ EXPECTED_A = {
     "events_trend_30d": 52 / 2 - 1,
     "active_users_trend_30d": 3 / 1 - 1,
     "login_decay": 25 / (2 / 2) - 1,
-    "days_since_last_activity": 1,
+    "days_since_last_activity": 0,  # Monday, snapshot on Tuesday: no working day between
     "users": 3,
     "active_user_share_30d": 1.0,
     "features_used_7d": 5,
@@ -217,7 +217,7 @@ EXPECTED_B = {
     "events_trend_30d": NAN,
     "active_users_trend_30d": NAN,
     "login_decay": NAN,
-    "days_since_last_activity": 11,
+    "days_since_last_activity": 6,  # Friday 21 March: 6 working days before Tuesday 1 April
     "users": 1,
     "active_user_share_30d": 1.0,
     "features_used_7d": 0,
