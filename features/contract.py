@@ -127,6 +127,25 @@ TABLES: dict[str, TableSpec] = {
             description="plan limits (seats, monthly usage quantity)",
         ),
         TableSpec(
+            "csms",
+            (
+                _c("csm_id", "VARCHAR", key=True, **_ID),
+                _c("name", "VARCHAR", description="shown wherever the CSM appears"),
+                _c("email", "VARCHAR", **_OPT),
+                _c(
+                    "capacity",
+                    "BIGINT",
+                    **_OPT,
+                    min_value=0,
+                    on_range="nullify",
+                    description="accounts this CSM can cover high touch",
+                ),
+            ),
+            required=False,
+            dedupe_by=("csm_id", "name", "email"),
+            description="customer success managers (names, e-mail, high-touch capacity)",
+        ),
+        TableSpec(
             "accounts",
             (
                 _c("account_id", "VARCHAR", key=True, **_ID),

@@ -76,6 +76,12 @@ DESIGN_V1 = {
         ("play", "VARCHAR", True),
         ("holdout", "BOOLEAN", False),
     ],
+    "csms": [
+        ("csm_id", "VARCHAR", True),
+        ("name", "VARCHAR", True),
+        ("email", "VARCHAR", False),
+        ("capacity", "BIGINT", False),
+    ],
 }
 
 
@@ -87,7 +93,7 @@ def test_tables_match_the_design_contract():
     for name, columns in DESIGN_V1.items():
         spec = TABLES[name]
         assert [(c.name, c.dtype, c.required) for c in spec.columns] == columns, name
-    assert [t for t, s in TABLES.items() if not s.required] == ["plans", "actions"]
+    assert [t for t, s in TABLES.items() if not s.required] == ["plans", "csms", "actions"]
 
 
 def test_keys_references_and_defaults_are_consistent():

@@ -1,0 +1,35 @@
+"""The optional csms table is validated like every other table of the contract."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tests.test_validate import _problem, _validate, world
+
+
+def _csms() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "csm_id": ["csm-1", "csm-2", "csm-2", None],
+            "name": ["Ada Lovelace", '=HYPERLINK("x")', "Grace Hopper", "Nobody"],
+            "email": ["ada@example.com", None, "grace@example.com", None],
+            "capacity": pd.array([25, -3, 30, 10], dtype="Int64"),
+        }
+    )
+
+
+def test_csms_rows_are_checked_and_kept_as_text(tmp_path):
+    tables = {**world(), "csms": _csms()}
+    src, report = _validate(tables, tmp_path)
+    assert _problem(report, "csms", "csm_id", "null").rows == 1
+    assert _problem(report, "csms", "capacity", "").action == "warning"  # set to NULL, row kept
+    dup = [p for p in report.problems if p.table == "csms" and "duplicate" in p.problem]
+    assert dup and dup[0].rows == 1
+    rows = src.con.execute("SELECT csm_id, name, capacity FROM csms ORDER BY csm_id").fetchall()
+    assert [r[0] for r in rows] == ["csm-1", "csm-2"]
+    assert rows[0] == ("csm-1", "Ada Lovelace", 25)
+
+
+def test_a_source_without_csms_is_fine(tmp_path):
+    src, report = _validate(world(), tmp_path)
+    assert not [p for p in report.problems if p.table == "csms" and p.action != "info"]
