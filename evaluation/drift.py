@@ -296,3 +296,43 @@ def drift_flags(report: pd.DataFrame) -> list[str]:
         f"{r.mean_current:.3g}, missing {r.null_share_reference:.0%} -> {r.null_share_current:.0%}"
         for r in flagged.itertuples()
     ]
+
+
+def drift_sentences(report: pd.DataFrame, labels: dict[str, str] | None = None) -> list[str]:
+    """Drift alerts in words for CS readers: what moved and whose scores to double-check.
+
+    One sentence per column with status "alert" (PSI stays in the technical section),
+    e.g. "Active users in the last 30 days: higher than in the training data (mean 12 ->
+    18); scores of accounts where this drives the prediction deserve a second look."
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"column": ["tickets_30d"], "status": ["alert"], "psi": [0.4],
+    ...                   "mean_reference": [1.0], "mean_current": [2.0],
+    ...                   "null_share_reference": [0.0], "null_share_current": [0.0]})
+    >>> drift_sentences(r)[0][:44]
+    'tickets 30d: higher than in the training dat'
+    """
+    labels = labels or {}
+    out = []
+    for r in report[report["status"] == "alert"].itertuples():
+        label = str(labels.get(r.column, r.column.replace("_", " "))).split(":")[0].rstrip(".")
+        nulls = r.null_share_current - r.null_share_reference
+        if abs(nulls) >= 0.1:
+            what = (
+                f"missing for {r.null_share_current:.0%} of accounts now "
+                f"(was {r.null_share_reference:.0%})"
+            )
+        elif np.isfinite(r.mean_reference) and np.isfinite(r.mean_current):
+            word = "higher" if r.mean_current > r.mean_reference else "lower"
+            what = (
+                f"{word} than in the training data (mean {r.mean_reference:.3g} -> "
+                f"{r.mean_current:.3g})"
+            )
+        else:
+            what = "distributed differently than in the training data"
+        out.append(
+            f"{label}: {what}; scores of accounts where this drives the prediction deserve "
+            "a second look"
+        )
+    return out

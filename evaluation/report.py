@@ -87,6 +87,8 @@ OPTIONAL_SCORE_COLUMNS: dict[str, str] = {
     "playbook": "str",
     "playbook_reason": "str",
     "reasons_json": "str",
+    "csm_name": "str",
+    "data_gaps": "str",
 }
 """Columns of the scores table the report shows when present (missing ones show as unknown)."""
 
@@ -203,6 +205,15 @@ class ReportInputs:
         name with underscores as spaces).
     options : ReportOptions
         Sizes and limits.
+    actions : DataFrame, optional
+        ``evaluation.actions.action_table`` of the run: CSM names, play steps, owner, due
+        date, success measure and what changed, shown on account pages and offered as
+        the account-list CSV.
+    flags : DataFrame, optional
+        ``evaluation.actions.weekly_flags`` of the run, offered as the weekly-flags CSV.
+    drift : DataFrame, optional
+        ``evaluation.drift.drift_report`` of the run: in words on the portfolio, with PSI
+        in the Technical section.
     """
 
     scores: pd.DataFrame
@@ -212,6 +223,9 @@ class ReportInputs:
     feature_labels: Mapping[str, str] | None = None
     options: ReportOptions = field(default_factory=ReportOptions)
     territories: Any = None  # a rebalancing (evaluation.report_territories); None: no section
+    actions: pd.DataFrame | None = None
+    flags: pd.DataFrame | None = None
+    drift: pd.DataFrame | None = None
 
 
 # --------------------------------------------------------------------------- public API
@@ -244,7 +258,7 @@ def render_report(inputs: ReportInputs) -> str:
     """
     meta = inputs.meta if isinstance(inputs.meta, ReportMeta) else ReportMeta(**inputs.meta)
     opts = inputs.options
-    scores = _prepare_scores(inputs.scores)
+    scores = _join_actions(_prepare_scores(inputs.scores), inputs.actions)
     as_of = pd.Timestamp(scores["as_of"].iloc[0]) if len(scores) else _meta_as_of(meta)
     history = _prepare_history(inputs.history, scores, as_of, opts.history_runs)
     nrr = _prepare_nrr(inputs.nrr)
@@ -252,6 +266,8 @@ def render_report(inputs: ReportInputs) -> str:
 
     payload = _payload(scores, history, as_of, prev_as_of, meta, inputs.feature_labels, opts)
     territories_html = add_territories(inputs.territories, payload)
+    labels = dict(inputs.feature_labels or {})
+    at_risk_rows = _top(scores[scores["at_risk"]], "arr_at_risk", opts.top_n)
     data_text, encoding = _embed_json(payload, opts.compress_over_bytes)
     script = (ASSETS_DIR / "report.js").read_text(encoding="utf-8")
     script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
@@ -265,7 +281,11 @@ def render_report(inputs: ReportInputs) -> str:
         "segments": _segment_table(scores),
         "grid": _tam_maturity_grid(scores),
         "csms": _csm_table(scores),
-        "at_risk": _rows(_top(scores[scores["at_risk"]], "arr_at_risk", opts.top_n)),
+        "at_risk": _rows(at_risk_rows),
+        "at_risk_total": float(at_risk_rows["arr_at_risk"].sum()),
+        "drift_words": _drift_words(inputs.drift, labels),
+        "drift_rows": _drift_rows(inputs.drift, labels),
+        "exports": _exports(inputs.actions, inputs.flags),
         "coverage": _coverage_section(scores, opts.list_limit),
         "movers": _movers_section(scores, prev_as_of, opts.top_n),
         "nrr": _nrr_section(nrr),
@@ -369,7 +389,90 @@ def _prepare_scores(scores: pd.DataFrame) -> pd.DataFrame:
         [diff > 0, diff < 0, diff == 0], ["upgrade", "downgrade", "aligned"], default="unknown"
     )
     out["name"] = out["name"].fillna(out["account_id"])
+    # CSMs by name where the csms table gave one, else by id
+    out["csm_label"] = out["csm_name"].fillna(out["csm_id"])
     return out.reset_index(drop=True)
+
+
+ACTION_COLUMNS: tuple[str, ...] = (
+    "owner",
+    "due_date",
+    "steps",
+    "success_measure",
+    "what_changed",
+    "csm_email",
+)
+
+
+def _join_actions(scores: pd.DataFrame, actions: pd.DataFrame | None) -> pd.DataFrame:
+    """Scores with the action table's people and play columns (by account_id)."""
+    out = scores.copy()
+    if actions is not None and len(actions):
+        a = actions.drop_duplicates("account_id").set_index("account_id")
+        ids = out["account_id"].astype(str)
+        for col in ACTION_COLUMNS:
+            if col in a.columns:
+                out[col] = ids.map(a[col]).astype("string")
+        if "csm" in a.columns:
+            named = ids.map(a["csm"]).astype("string")
+            out["csm_label"] = named.where(out["csm_id"].notna(), pd.NA)
+        if "data_gaps" in a.columns and out["data_gaps"].isna().all():
+            out["data_gaps"] = ids.map(a["data_gaps"]).astype("string")
+    for col in ACTION_COLUMNS:
+        if col not in out.columns:
+            out[col] = pd.Series(pd.NA, index=out.index, dtype="string")
+    out[list(ACTION_COLUMNS)] = out[list(ACTION_COLUMNS)].replace("", pd.NA)
+    out["data_gaps"] = out["data_gaps"].replace("", pd.NA)
+    return out
+
+
+def _drift_words(drift: pd.DataFrame | None, labels: Mapping[str, str]) -> list[str]:
+    """Drift alerts in words: which accounts deserve a second look, no PSI."""
+    from evaluation.drift import drift_sentences
+
+    return [] if drift is None or drift.empty else drift_sentences(drift, labels)
+
+
+def _drift_rows(drift: pd.DataFrame | None, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The flagged (else the top 10) drift rows for the Technical section."""
+    if drift is None or drift.empty:
+        return []
+    shown = drift[drift["status"] != "ok"]
+    if shown.empty:
+        shown = drift.head(10)
+    rows = _rows(shown[["column", "psi", "status", "mean_reference", "mean_current"]])
+    for r in rows:
+        r["label"] = _short_label(labels.get(r["column"], r["column"]))
+    return rows
+
+
+def _short_label(text: str) -> str:
+    return str(text).split(":")[0].rstrip(".")
+
+
+def _exports(actions: pd.DataFrame | None, flags: pd.DataFrame | None) -> list[dict[str, str]]:
+    """Download links (data: URLs, no network) of the account-list and weekly-flags CSV."""
+    from evaluation.actions import ACCOUNT_LIST_COLUMNS, FLAG_COLUMNS
+    from evaluation.csv_safe import escape_frame
+
+    out = []
+    for key, label, frame, cols in (
+        ("accounts", "Account list (CSV)", actions, ACCOUNT_LIST_COLUMNS),
+        ("flags", "Weekly flags (CSV)", flags, FLAG_COLUMNS),
+    ):
+        if frame is None:
+            continue
+        text = escape_frame(frame[[c for c in cols if c in frame.columns]]).to_csv(index=False)
+        b64 = base64.b64encode(("\ufeff" + text).encode("utf-8")).decode("ascii")
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "filename": "account_list.csv" if key == "accounts" else "weekly_flags.csv",
+                "href": "data:text/csv;charset=utf-8;base64," + b64,
+            }
+        )
+    return out
 
 
 def _prepare_history(
@@ -466,8 +569,10 @@ def _kpis(scores: pd.DataFrame, nrr: pd.DataFrame) -> dict[str, Any]:
         "at_risk_n": int(at_risk.sum()),
         "at_risk_arr": float(scores.loc[at_risk, "arr"].sum()),
         "expected_at_risk": float(scores["arr_at_risk"].sum()),
+        "expected_at_risk_flagged": float(scores.loc[at_risk, "arr_at_risk"].sum()),
         "ready_n": int(ready.sum()),
         "to_gain": float(scores["arr_to_gain"].sum()),
+        "to_gain_ready": float(scores.loc[ready, "arr_to_gain"].sum()),
         "upgrade_n": int((change == "upgrade").sum()),
         "downgrade_n": int((change == "downgrade").sum()),
         "nrr": None,
@@ -493,8 +598,8 @@ def _segment_table(scores: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _csm_table(scores: pd.DataFrame) -> list[dict[str, Any]]:
-    s = scores.assign(csm_id=scores["csm_id"].fillna("(unassigned)"))
-    g = _group_summary(s, "csm_id")
+    s = scores.assign(csm_label=scores["csm_label"].fillna("(unassigned)"))
+    g = _group_summary(s, "csm_label")
     return _rows(g.sort_values(["expected_at_risk", "arr"], ascending=False))
 
 
@@ -829,6 +934,7 @@ def _environment() -> Environment:
         segment=lambda v: _label(v, SEGMENT_LABELS),
         coverage=lambda v: _label(v, COVERAGE_LABELS),
         num=lambda v: f"{int(v):,}" if v is not None else "—",
+        num2=lambda v: f"{float(v):,.2f}" if v is not None and math.isfinite(float(v)) else "—",
     )
     return env
 
@@ -866,6 +972,7 @@ _REASON_SCHEMA = json.dumps(
             "value": "JSON",
             "contribution": "DOUBLE",
             "sentence": "VARCHAR",
+            "state": "VARCHAR",
         }
     ]
 )
@@ -899,7 +1006,8 @@ def _reasons(scores: pd.DataFrame) -> pd.DataFrame:
                    CASE WHEN json_type(x.value) IN ('VARCHAR', 'BOOLEAN')
                         THEN x.value ->> '$' END AS value_str,
                    coalesce(x.contribution, 0.0) AS contribution,
-                   coalesce(x.sentence, '') AS sentence
+                   coalesce(x.sentence, '') AS sentence,
+                   coalesce(x.state, '') AS state
             FROM parsed
             WHERE x.target IN ('churn', 'expand')
             ORDER BY i, t, abs(x.contribution) DESC, x.feature
@@ -932,7 +1040,13 @@ def _payload(
         "name": _strings(scores["name"]),
     }
     for key, col in (
-        ("csm", "csm_id"),
+        ("csm", "csm_label"),
+        ("gap", "data_gaps"),
+        ("wc", "what_changed"),
+        ("own", "owner"),
+        ("due", "due_date"),
+        ("stp", "steps"),
+        ("suc", "success_measure"),
         ("seg", "segment"),
         ("mat", "maturity_stage"),
         ("pb", "playbook"),
@@ -969,6 +1083,7 @@ def _payload(
     reasons = _reasons(scores)
     f_codes, f_values = _codes(reasons["feature"])
     s_codes, s_values = _codes(reasons["sentence"])
+    g_codes, g_values = _codes(reasons["state"].replace("", None))
     value = np.where(
         reasons["value_num"].notna().to_numpy(),
         np.asarray(_nums(reasons["value_num"], 4), dtype=object),
@@ -982,6 +1097,7 @@ def _payload(
         "v": value.tolist(),
         "c": _nums(reasons["contribution"], 3),
         "s": s_codes,
+        "g": g_codes,
     }
 
     # History: a dense (account x run date) grid, row-major, in per-mille (0.1 point steps
@@ -1015,7 +1131,7 @@ def _payload(
             "cov": COVERAGE_LABELS,
             "feature": {f: labels.get(f, f.replace("_", " ")) for f in f_values},
         },
-        "dict": {**dicts, "feature": f_values, "sentence": s_values},
+        "dict": {**dicts, "feature": f_values, "sentence": s_values, "state": g_values},
         "acc": acc,
         "reasons": rs,
         "hist": hist,

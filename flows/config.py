@@ -65,6 +65,19 @@ class ScoringConfig(BaseModel):
         "so the quarterly calibration can measure whether the plays work; 0 = off",
     )
     holdout_seed: int = Field(0, description="seed of the holdout draw")
+    change_min_points: float = Field(
+        0.10,
+        gt=0,
+        le=1,
+        description="'what changed since the last run' lists accounts whose probability "
+        "moved at least this much (0.10 = 10 points)",
+    )
+    digest_max_flags: int = Field(
+        20, ge=1, le=200, description="flags per CSM in the weekly digest and flags CSV"
+    )
+    exports: bool = Field(
+        True, description="write account_list.csv / weekly_flags.csv and per-CSM digests"
+    )
 
 
 class Config(BaseModel):

@@ -7,7 +7,7 @@ MLflow run with a summary (counts per segment, ARR at risk, drift).
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,44 @@ def _account_names(loaded: LoadedSource) -> pd.DataFrame:
     return loaded.source.con.execute("SELECT account_id, name FROM accounts").df()
 
 
+def _csms(loaded: LoadedSource) -> pd.DataFrame | None:
+    """The optional csms table (None when the source has none)."""
+    try:
+        frame = loaded.source.con.execute("SELECT * FROM csms").df()
+    except Exception:  # noqa: BLE001  (an optional table may be absent from the source)
+        return None
+    return frame if len(frame) else None
+
+
+def _features_now_and_before(
+    loaded: LoadedSource, day: date, cfg: Config
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Features as of `day` and four weeks earlier (reasons compare with the latter)."""
+    from models.reason_context import PREVIOUS_DAYS
+
+    before = day - timedelta(days=PREVIOUS_DAYS)
+    try:
+        both = build_features(loaded, [before, day], cfg.features)
+    except ValueError as exc:  # e.g. `before` precedes the data: compare with the segment only
+        log.warning("no features %d days before %s (%s)", PREVIOUS_DAYS, day, exc)
+        return build_features(loaded, [day], cfg.features), None
+    as_of = pd.to_datetime(both["as_of"])
+    now = both[as_of == pd.Timestamp(day)].reset_index(drop=True)
+    prev = both[as_of == pd.Timestamp(before)].reset_index(drop=True)
+    return now, (prev if len(prev) else None)
+
+
+def _previous_run(history: pd.DataFrame, day: date) -> pd.DataFrame:
+    """Scores of the latest run before `day` (empty when none)."""
+    if history.empty:
+        return history
+    as_of = pd.to_datetime(history["as_of"])
+    earlier = as_of < pd.Timestamp(day)
+    if not earlier.any():
+        return history.iloc[0:0]
+    return history[as_of == as_of[earlier].max()]
+
+
 @task(name="score-snapshot", cache_policy=NO_CACHE)
 def score_task(
     table: pd.DataFrame,
@@ -84,6 +122,7 @@ def score_task(
     thresholds: dict,
     calibrators: dict,
     cfg: Config,
+    previous: pd.DataFrame | None = None,
 ) -> Any:
     from models.scoring import score_snapshot
 
@@ -97,6 +136,7 @@ def score_task(
         segment_config=cfg.segment,
         top_k=cfg.scoring.top_k_reasons,
         partition_rows=cfg.scoring.partition_rows,
+        previous=previous,
     )
 
 
@@ -202,6 +242,30 @@ def _check_outputs(cfg: Config, source: Path) -> None:
         check_writable(cfg.paths.reports, "report directory")
 
 
+def _actions(
+    cfg: Config, scores: pd.DataFrame, history: pd.DataFrame, csms: Any, day: date
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Account list and weekly flags (people, plays, what changed); CSV files beside the scores."""
+    from evaluation.actions import action_table, weekly_flags, write_exports
+    from models.reason_context import changes_since
+
+    changes = changes_since(
+        scores, _previous_run(history, day), min_points=cfg.scoring.change_min_points
+    )
+    actions = action_table(
+        scores,
+        csms=csms,
+        playbook_details=cfg.segment.playbook_details,
+        changes=changes,
+        as_of=day,
+    )
+    flags = weekly_flags(actions, max_per_csm=cfg.scoring.digest_max_flags)
+    exports = {}
+    if cfg.scoring.exports:
+        exports = write_exports(actions, flags, Path(cfg.paths.scores) / "exports" / str(day))
+    return actions, flags, exports
+
+
 @flow(name="nrrcast-score", log_prints=True)
 def score_flow(
     as_of: str | None = None,
@@ -227,12 +291,16 @@ def score_flow(
             f"{loaded.data_end_from}): nothing is known then",
             hint="score as of the data's end or earlier",
         )
-    table = build_features(loaded, [day], cfg.features)
+    table, previous = _features_now_and_before(loaded, day, cfg)
     if table.empty:
         raise InputError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
     table = table.merge(_account_names(loaded), on="account_id", how="left")
-    book = score_task(table, models, versions, thresholds, calibrators, cfg)
+    book = score_task(table, models, versions, thresholds, calibrators, cfg, previous)
     scores = _hold_out(book.scores, cfg, day)
+    csms = _csms(loaded)
+    if csms is not None:
+        names = csms.drop_duplicates("csm_id").set_index("csm_id")["name"]
+        scores["csm_name"] = scores["csm_id"].map(names).astype("string")
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     with tracking.run(
@@ -248,6 +316,7 @@ def score_flow(
         drift = drift_against_training(cfg, runs, table, scores)
         flags = drift_flags(drift) if not drift.empty else []
         history = scores_store.read_scores(cfg.paths.scores)
+        actions, weekly, exports = _actions(cfg, scores, history, csms, day)
         partition = scores_store.write_scores(
             scores,
             cfg.paths.scores,
@@ -310,9 +379,24 @@ def score_flow(
                 meta=meta,
                 feature_labels={k: v.description for k, v in CATALOG.items()},
                 territories=territories,
+                actions=actions,
+                flags=weekly,
+                drift=drift if not drift.empty else None,
             )
             report_path = write_report(inputs, Path(cfg.paths.reports) / f"report-{day}.html")
             mlflow.log_artifact(str(report_path), "report")
+        if cfg.scoring.exports:
+            from evaluation.digest import write_digests
+
+            digests = write_digests(
+                weekly,
+                Path(cfg.paths.reports) / f"digests-{day}",
+                day,
+                report=report_path.name if report_path else "",
+            )
+            mlflow.log_artifacts(str(exports["account_list"].parent), "exports")
+            if digests:
+                mlflow.log_artifacts(str(digests[0].parent), "digests")
     loaded.source.con.close()
     print(
         f"scored {len(scores)} accounts as of {day}: {summary['at_risk_accounts']} at risk "

@@ -21,7 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["BAND_ORDER", "FallbackPlay", "PlaybookRule", "choose_playbooks", "decode_labels"]
+__all__ = [
+    "BAND_ORDER",
+    "FallbackPlay",
+    "PlaybookDetail",
+    "PlaybookRule",
+    "choose_playbooks",
+    "decode_labels",
+]
 
 BAND_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
 _TARGET_WORDS = {"churn": "churn risk", "expand": "expansion likelihood"}
@@ -47,6 +54,17 @@ class PlaybookRule(BaseModel):
         if lo is not None and hi is not None and lo >= hi:
             raise ValueError(f"empty value range: value_at_least={lo} >= value_below={hi}")
         return self
+
+
+class PlaybookDetail(BaseModel):
+    """What a play asks of the team: steps, who owns it, when it is due, how success shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[str] = Field(min_length=1, description="actions in order")
+    owner: str = Field(description="role that owns the play, e.g. 'CSM' or 'Support lead'")
+    due_days: int = Field(ge=1, le=365, description="due this many days after the scoring date")
+    success: str = Field(description="the measure that says the play worked")
 
 
 class FallbackPlay(BaseModel):

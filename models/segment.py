@@ -31,7 +31,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.playbooks import FallbackPlay, PlaybookRule, choose_playbooks, decode_labels
+from models.playbooks import (
+    FallbackPlay,
+    PlaybookDetail,
+    PlaybookRule,
+    choose_playbooks,
+    decode_labels,
+)
 
 log = logging.getLogger("nrrcast.segment")
 
@@ -172,7 +178,7 @@ def _default_rules() -> list[PlaybookRule]:
           features=["login_decay", "active_users_trend_30d", "events_trend_30d"],
           value_below=0.0, why="falling activity"),
         r(play="Re-engagement", target="churn",
-          features=["days_since_last_activity"], value_at_least=14.0, why="inactivity"),
+          features=["days_since_last_activity"], value_at_least=10.0, why="inactivity"),
         r(play="Executive sponsor", target="churn",
           features=["champion_depth_30d", "admin_engagement_30d", "admins_active_30d"],
           why="thin champion coverage"),
@@ -217,6 +223,149 @@ def _default_fallback() -> dict[Segment, FallbackPlay]:
     }
 
 
+def _default_details() -> dict[str, PlaybookDetail]:
+    """Steps, owner, due days and success measure of every default play."""
+    raw: dict[str, dict[str, object]] = {
+        "Support escalation": {
+            "steps": [
+                "Review open and high-priority tickets with the support lead",
+                "Agree a fix plan and dates with the customer",
+                "Confirm closure with the customer contact",
+            ],
+            "owner": "CSM with the support lead",
+            "due_days": 7,
+            "success": "no ticket open longer than 14 days and CSAT at 4 or above",
+        },
+        "Workflow review": {
+            "steps": [
+                "Pull the failing agent runs and their errors",
+                "Review the workflows with the customer builder",
+                "Ship fixes or a workaround",
+            ],
+            "owner": "CSM with a solutions engineer",
+            "due_days": 14,
+            "success": "agent success rate at 90% or above for 2 weeks",
+        },
+        "Adoption plan": {
+            "steps": [
+                "Show the account which features peers in its segment use",
+                "Agree 2 features to roll out with the champion",
+                "Run a training session",
+            ],
+            "owner": "CSM",
+            "due_days": 21,
+            "success": "features used in 30 days back at the segment median",
+        },
+        "Re-engagement": {
+            "steps": [
+                "Call the champion to learn what changed",
+                "Offer an office hour or training",
+                "Check activity one week later",
+            ],
+            "owner": "CSM",
+            "due_days": 7,
+            "success": "active users in 30 days back to the level 4 weeks earlier",
+        },
+        "Executive sponsor": {
+            "steps": [
+                "Map decision makers and admins",
+                "Ask the champion for an introduction",
+                "Hold an executive check-in",
+            ],
+            "owner": "CSM with the account executive",
+            "due_days": 30,
+            "success": "an executive sponsor named and 2 or more departments active",
+        },
+        "Renewal plan": {
+            "steps": [
+                "Confirm the renewal date and decision makers",
+                "Share a value summary",
+                "Agree the renewal terms",
+            ],
+            "owner": "Account executive with the CSM",
+            "due_days": 14,
+            "success": "renewal signed or a renewal meeting booked",
+        },
+        "Seat expansion": {
+            "steps": ["Share seat usage with the admin", "Propose a seat bundle", "Send the quote"],
+            "owner": "Account executive",
+            "due_days": 14,
+            "success": "seat quote sent and answered",
+        },
+        "Plan upgrade": {
+            "steps": [
+                "Show usage against the plan limit",
+                "Propose the next plan",
+                "Send the quote",
+            ],
+            "owner": "Account executive",
+            "due_days": 14,
+            "success": "upgrade quote sent and answered",
+        },
+        "AI add-on expansion": {
+            "steps": [
+                "Review agent and AI feature use with the builder",
+                "Demo the AI add-on on their workflows",
+                "Offer a trial",
+            ],
+            "owner": "CSM with the account executive",
+            "due_days": 21,
+            "success": "AI add-on trial started",
+        },
+        "Cross-team expansion": {
+            "steps": [
+                "Ask the champion which teams could use the product",
+                "Run a demo for one new team",
+                "Propose a team plan",
+            ],
+            "owner": "CSM",
+            "due_days": 30,
+            "success": "a new department active within 30 days",
+        },
+        "Accelerate adoption": {
+            "steps": [
+                "Agree a success plan with production goals",
+                "Schedule a monthly review",
+                "Track the goals",
+            ],
+            "owner": "CSM",
+            "due_days": 30,
+            "success": "success plan agreed with dated goals",
+        },
+        "Strategic partnership": {
+            "steps": [
+                "Prepare an executive business review",
+                "Share the roadmap",
+                "Agree joint goals for the next quarter",
+            ],
+            "owner": "CSM with the account executive",
+            "due_days": 45,
+            "success": "executive business review held and joint goals written down",
+        },
+        "Efficient expansion and advocacy": {
+            "steps": [
+                "Invite to the customer community",
+                "Ask for a reference or case study",
+                "Point to self-serve upgrades",
+            ],
+            "owner": "Digital CS",
+            "due_days": 30,
+            "success": "reference agreed or self-serve upgrade made",
+        },
+        "Prove value in 90 days": {
+            "steps": [
+                "Send the 90-day value plan",
+                "Check the first milestone at day 30",
+                "Share results at day 90",
+            ],
+            "owner": "Digital CS",
+            "due_days": 30,
+            "success": "first value milestone reached",
+        },
+    }
+    return {k: PlaybookDetail.model_validate(v) for k, v in raw.items()}
+
+
 class SegmentConfig(_Section):
     """Settings of the segmenter (section ``segment:`` of configs/default.yaml).
 
@@ -250,6 +399,10 @@ class SegmentConfig(_Section):
     playbook_max_rank: int = Field(3, ge=1, description="drivers considered per direction")
     playbooks: list[PlaybookRule] = Field(default_factory=_default_rules)
     fallback: dict[Segment, FallbackPlay] = Field(default_factory=_default_fallback)
+    playbook_details: dict[str, PlaybookDetail] = Field(
+        default_factory=_default_details,
+        description="per play name: steps, owner, due in N days, success measure",
+    )
     coverage: CoverageConfig = CoverageConfig()
     load: LoadConfig = LoadConfig()
 
@@ -258,6 +411,13 @@ class SegmentConfig(_Section):
         missing = sorted(set(SEGMENTS) - set(self.fallback))
         if missing:
             raise ValueError(f"fallback lacks plays for segments {missing}")
+        plays = {r.play for r in self.playbooks} | {f.play for f in self.fallback.values()}
+        unknown = sorted(set(self.playbook_details) - plays)
+        if unknown:
+            raise ValueError(
+                f"playbook_details names plays no rule or fallback uses: {unknown}; "
+                f"plays are {sorted(plays)}"
+            )
         return self
 
 

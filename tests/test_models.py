@@ -25,6 +25,7 @@ SMALL = {
         "early_stopping_rounds": 30,
         "min_child_samples": 50,
     },
+    "refit_on_valid": False,  # the early-stopped booster itself (refit has its own test)
 }
 
 

@@ -108,7 +108,8 @@ def test_account_page_shows_reasons_history_and_summary(page, inputs):
     reasons = json.loads(acc["reasons_json"])
     churn = [r for r in reasons if r["target"] == "churn"]
     shown = page.evaluate(
-        "[...document.querySelectorAll('#reasons-churn li')].map(li => li.textContent)"
+        "[...document.querySelectorAll('#reasons-churn li > span:first-child')]"
+        ".map(li => li.textContent)"
     )
     assert sorted(shown) == sorted(r["sentence"] for r in churn)
     assert shown[0] == max(churn, key=lambda r: abs(r["contribution"]))["sentence"]

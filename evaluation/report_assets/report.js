@@ -101,6 +101,8 @@
         pc: a.pc[i], pe: a.pe[i], dpc: a.dpc[i], dpe: a.dpe[i],
         arr: a.arr[i], tam: a.tam[i], ws: a.ws[i], pri: a.pri[i], risk: a.risk[i], gain: a.gain[i],
         pb: dec(d.pb, a.pb[i]), pbr: dec(d.pbr, a.pbr[i]),
+        gap: dec(d.gap, a.gap[i]), wc: dec(d.wc, a.wc[i]), own: dec(d.own, a.own[i]),
+        due: dec(d.due, a.due[i]), stp: dec(d.stp, a.stp[i]), suc: dec(d.suc, a.suc[i]),
       };
       acc.key = (String(acc.name) + ' ' + String(acc.id)).toLowerCase();
       A[i] = acc;
@@ -114,6 +116,7 @@
       out.push({
         target: r.t[k] === 0 ? 'churn' : 'expand', feature: dec(D.dict.feature, r.f[k]),
         value: r.v[k], c: r.c[k], sentence: dec(D.dict.sentence, r.s[k]) || '',
+        state: r.g ? dec(D.dict.state, r.g[k]) : null,
       });
     }
     return out;
@@ -131,7 +134,7 @@
 
   // ------------------------------------------------------------------ routing
   function show(view) {
-    for (const v of ['portfolio', 'accounts', 'account']) {
+    for (const v of ['portfolio', 'accounts', 'account', 'technical']) {
       $('view-' + v).hidden = v !== view;
       const tab = $('tab-' + v);
       if (tab) tab.classList.toggle('active', v === view);
@@ -153,6 +156,8 @@
       $('tab-accounts').setAttribute('href', lastListHash);
       show('accounts');
       renderList();
+    } else if (raw === 'technical') {
+      show('technical');
     } else {
       show('portfolio');
     }
@@ -357,8 +362,10 @@
     return svg;
   }
 
+  function ptsText(v) { const p = (v || 0) * 100; return (p > 0 ? '+' : p < 0 ? '−' : '') + Math.abs(p).toFixed(1) + ' pts'; }
+
   function waterfall(items, target) {
-    const rowH = 26, L = 210, R = 70, T = 8, W = 560;
+    const rowH = 34, L = 290, R = 84, T = 8, W = 640;
     const rows = items.length + 1;
     const H = T + rows * rowH + 26;
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', class: 'waterfall', 'data-target': target,
@@ -373,20 +380,25 @@
       const yy = T + k * rowH;
       const bad = target === 'churn' ? it.c > 0 : it.c < 0;
       const name = featLabel(it.feature);
-      const short = name.length > 30 ? name.slice(0, 29) + '…' : name;
+      // the full label, on two lines when long (never cut)
+      const cut = name.length > 40 ? (name.lastIndexOf(' ', 40) > 10 ? name.lastIndexOf(' ', 40) : 40) : name.length;
+      const lines = [name.slice(0, cut), name.slice(cut).trim()].filter(Boolean);
+      const label = s('text', { x: L - 8, y: yy + (lines.length > 1 ? 13 : 21), 'text-anchor': 'end', class: 'wf-label' },
+        s('title', { text: name + (it.value !== null ? ' = ' + fmtValue(it.value) : '') }));
+      lines.forEach((t, j) => label.append(s('tspan', { x: L - 8, dy: j ? 14 : 0, text: t })));
       svg.append(
-        s('text', { x: L - 8, y: yy + 17, 'text-anchor': 'end', text: short }, s('title', { text: name + (it.value !== null ? ' = ' + fmtValue(it.value) : '') })),
+        label,
         s('rect', { class: 'wf ' + (bad ? 'bad' : 'good'), x: Math.min(x(a), x(b)), y: yy + 5, width: Math.max(1.5, Math.abs(x(b) - x(a))), height: rowH - 10, rx: 2 },
           s('title', { text: it.sentence })),
-        s('text', { class: 'val', x: Math.max(x(a), x(b)) + 5, y: yy + 17, text: (it.c > 0 ? '+' : '') + (it.c || 0).toFixed(2) }));
+        s('text', { class: 'val', x: Math.max(x(a), x(b)) + 5, y: yy + 21, text: ptsText(it.c) }));
       if (k < items.length - 1) svg.append(s('line', { class: 'wf-link', x1: x(b), x2: x(b), y1: yy + rowH - 5, y2: yy + rowH + 5 }));
     });
     const yy = T + items.length * rowH;
     svg.append(
       s('text', { x: L - 8, y: yy + 17, 'text-anchor': 'end', text: 'Net of listed drivers' }),
       s('rect', { class: 'wf total', x: Math.min(x(0), x(acc)), y: yy + 5, width: Math.max(1.5, Math.abs(x(acc) - x(0))), height: rowH - 10, rx: 2 }),
-      s('text', { class: 'val', x: Math.max(x(0), x(acc)) + 5, y: yy + 17, text: (acc > 0 ? '+' : '') + acc.toFixed(2) }),
-      s('text', { x: L, y: H - 6, text: 'SHAP contribution; right of the line raises ' + (target === 'churn' ? 'churn risk' : 'expansion likelihood') }));
+      s('text', { class: 'val', x: Math.max(x(0), x(acc)) + 5, y: yy + 21, text: ptsText(acc) }),
+      s('text', { x: 8, y: H - 6, text: 'Probability points each driver adds to the ' + (target === 'churn' ? 'chance of churn' : 'chance of expansion') + ' (right of the line: adds)' }));
     return svg;
   }
 
@@ -418,8 +430,9 @@
     if (isNum(a.dpc) && Math.abs(a.dpc) >= 0.005) p2 += ', ' + (a.dpc > 0 ? 'up ' : 'down ') + (Math.abs(a.dpc) * 100).toFixed(0) + ' points since ' + D.prev_as_of;
     p2 += ', and the chance of expanding at ' + pct(a.pe, 0) + (a.eb ? ' (' + a.eb + ')' : '') + '.';
     out.push(p2);
-    const risks = reasons.filter((r) => r.target === 'churn' && r.c > 0).slice(0, 3).map((r) => r.sentence);
-    const strengths = reasons.filter((r) => (r.target === 'churn' && r.c < 0) || (r.target === 'expand' && r.c > 0)).slice(0, 3).map((r) => r.sentence);
+    // "working well" lists only healthy states; a risk driver is never called a strength
+    const risks = reasons.filter((r) => r.target === 'churn' && r.c > 0 && r.state !== 'good').slice(0, 3).map((r) => r.sentence);
+    const strengths = reasons.filter((r) => r.state === 'good' && ((r.target === 'churn' && r.c < 0) || (r.target === 'expand' && r.c > 0))).slice(0, 3).map((r) => r.sentence);
     if (risks.length) out.push('Watch-outs: ' + listText(risks) + '.');
     if (strengths.length) out.push('Working well: ' + listText(strengths) + '.');
     let p5 = '';
@@ -439,7 +452,8 @@
     if (!items.length) { card.append(h('div', { class: 'empty', text: 'No drivers recorded for this account.' })); return card; }
     card.append(h('ul', { class: 'reasons' }, items.map((r) => {
       const bad = target === 'churn' ? r.c > 0 : r.c < 0;
-      return h('li', { class: (bad ? 'bad ' : 'good ') + (r.c > 0 ? 'raises' : 'lowers'), text: r.sentence || featLabel(r.feature) });
+      return h('li', { class: (bad ? 'bad ' : 'good ') + (r.c > 0 ? 'raises' : 'lowers') },
+        h('span', { text: r.sentence || featLabel(r.feature) }), h('span', { class: 'pts', text: ' ' + ptsText(r.c) }));
     })));
     card.append(waterfall(items, target));
     return card;
@@ -465,7 +479,7 @@
     ];
     const head = h('div', { class: 'acct-head' },
       h('h1', { id: 'account-name', text: a.name }),
-      h('div', { class: 'ids', text: a.id + ' · CSM ' + (a.csm === null ? 'unassigned' : a.csm) }),
+      h('div', { class: 'ids', id: 'account-csm', text: a.id + ' · CSM ' + (a.csm === null ? 'unassigned' : a.csm) }),
       h('div', { class: 'chips' }, chips));
     const facts = h('div', { class: 'facts card' },
         fact('ARR', money(a.arr)), fact('TAM', money(a.tam)), fact('Whitespace', money(a.ws)),
@@ -497,9 +511,13 @@
       else selectNode(qbr);
     });
 
+    const steps = a.stp ? a.stp.split(' / ').map((t) => t.replace(/^\d+\.\s*/, '')) : [];
     const playbook = h('div', { class: 'card playbook', id: 'playbook' }, h('h3', { text: 'Playbook' }),
       h('div', { class: 'name', text: a.pb || 'No playbook assigned' }),
       a.pbr ? h('p', { text: a.pbr }) : null,
+      steps.length ? h('ol', { class: 'steps' }, steps.map((t) => h('li', { text: t }))) : null,
+      (a.own || a.due) ? h('p', { class: 'play-meta', text: [a.own ? 'Owner: ' + a.own : '', a.due ? 'due ' + a.due : ''].filter(Boolean).join(' · ') }) : null,
+      a.suc ? h('p', { text: 'Success: ' + a.suc }) : null,
       h('p', { class: 'muted', text: 'Expected ARR at risk ' + money(a.risk) + ' · expected ARR to gain ' + money(a.gain) + '.' }));
 
     root.replaceChildren(back, head, facts,
@@ -509,8 +527,13 @@
         playbook),
       h('div', { class: 'grid g2 mt' }, qbr, histCard),
       territoryCard(a.id),
+      a.wc ? h('div', { class: 'card mt', id: 'what-changed' }, h('h3', { text: 'What changed since the last run' }),
+        h('ul', null, a.wc.split('; ').map((t) => h('li', { text: t })))) : null,
       h('h2', { text: 'Reasons' }),
-      h('div', { class: 'grid g2' }, reasonCard('churn', reasons), reasonCard('expand', reasons)));
+      h('div', { class: 'grid g2' }, reasonCard('churn', reasons), reasonCard('expand', reasons)),
+      h('div', { class: 'card mt', id: 'data-gaps' }, h('h3', { text: 'Data gaps' }),
+        a.gap ? h('ul', null, a.gap.split('; ').map((t) => h('li', { text: t })))
+          : h('div', { class: 'empty', text: 'No missing data among what the models use.' })));
   }
 
   function territoryCard(id) {  // the account's move from a rebalancing (report_territories.py)
