@@ -520,7 +520,7 @@
       a.suc ? h('p', { text: 'Success: ' + a.suc }) : null,
       h('p', { class: 'muted', text: 'Expected ARR at risk ' + money(a.risk) + ' · expected ARR to gain ' + money(a.gain) + '.' }));
 
-    root.replaceChildren(back, head, facts,
+    root.replaceChildren(...[back, head, facts,
       h('div', { class: 'grid g3 mt' },
         prob('Chance of churn', a.pc, a.cb, a.dpc, 'churn', false),
         prob('Chance of expansion', a.pe, a.eb, a.dpe, 'expand', true),
@@ -533,7 +533,7 @@
       h('div', { class: 'grid g2' }, reasonCard('churn', reasons), reasonCard('expand', reasons)),
       h('div', { class: 'card mt', id: 'data-gaps' }, h('h3', { text: 'Data gaps' }),
         a.gap ? h('ul', null, a.gap.split('; ').map((t) => h('li', { text: t })))
-          : h('div', { class: 'empty', text: 'No missing data among what the models use.' })));
+          : h('div', { class: 'empty', text: 'No missing data among what the models use.' }))].filter(Boolean));
   }
 
   function territoryCard(id) {  // the account's move from a rebalancing (report_territories.py)
