@@ -42,6 +42,8 @@ def _h(text: object) -> str:
 def _money(x: float) -> str:
     if x is None or pd.isna(x):
         return "unknown"
+    if abs(x) >= 1e6:
+        return f"${x / 1e6:,.1f}M"
     return f"${x / 1000:,.0f}k" if abs(x) >= 10_000 else f"${x:,.0f}"
 
 

@@ -3,7 +3,7 @@
 Layout written to `out`::
 
     accounts.parquet  subscriptions.parquet  users.parquet  tickets.parquet
-    plans.parquet     truth.parquet          manifest.json
+    plans.parquet     truth.parquet          manifest.json     csms.parquet
     events/part-YYYY-MM.parquet              (one file per calendar month)
 
 The world is first assembled in a sibling temporary directory and moved into
@@ -300,6 +300,7 @@ def _build(cfg: SimConfig, out: Path, *, progress: bool) -> dict:
     account_ids = _ids("A", acc.n, 6)
     user_ids = _ids("U", users.acct.shape[0], 8)
     _write_accounts(acc, coverage, csm, account_ids, tl, out)
+    n_csms = _write_csms(csm, out)
     _write_subscriptions(hist, account_ids, tl, out)
     _write_users(users, account_ids, user_ids, out)
     _write_tickets(tickets, account_ids, tl, out)
@@ -343,6 +344,7 @@ def _build(cfg: SimConfig, out: Path, *, progress: bool) -> dict:
             "events": n_events,
             "truth": int(hist.truth["acct"].shape[0]),
             **({"actions": int(hist.actions["acct"].shape[0])} if hist.actions else {}),
+            "csms": n_csms,
         },
         "decisions": hist.decisions,
         "config": cfg.model_dump(mode="json"),
@@ -367,6 +369,32 @@ def _write_accounts(acc, coverage, csm, account_ids, tl: Timeline, out: Path) ->
         }
     )
     _write(table, out / "accounts.parquet")
+
+
+_CSM_FIRST = ("Ada", "Bilal", "Chen", "Dana", "Emeka", "Farah", "Gustav", "Hana", "Ines", "Jonas")
+_CSM_LAST = ("Okafor", "Lindqvist", "Moreau", "Tanaka", "Silva", "Novak", "Haddad", "Kowalski")
+
+
+def _write_csms(csm: np.ndarray, out: Path) -> int:
+    """The optional csms table: a name, e-mail and capacity for every csm_id (no RNG draw)."""
+    n = int(csm.max()) + 1
+    names = [
+        f"{_CSM_FIRST[i % len(_CSM_FIRST)]} {_CSM_LAST[(i // len(_CSM_FIRST)) % len(_CSM_LAST)]}"
+        + (f" {i // (len(_CSM_FIRST) * len(_CSM_LAST)) + 1}" if i >= 80 else "")
+        for i in range(n)
+    ]
+    table = pa.table(
+        {
+            "csm_id": pa.array(_ids("csm_", n, 4), pa.string()),
+            "name": pa.array(names, pa.string()),
+            "email": pa.array(
+                [nm.lower().replace(" ", ".") + "@example.com" for nm in names], pa.string()
+            ),
+            "capacity": pa.array(np.full(n, 25), pa.int64()),
+        }
+    )
+    _write(table, out / "csms.parquet")
+    return n
 
 
 def _write_subscriptions(hist, account_ids, tl: Timeline, out: Path) -> None:
