@@ -68,8 +68,13 @@ def reason_state(
     catalog = CATALOG if catalog is None else catalog
     feats = pd.Series(np.asarray(features, dtype=object))
     sign = feats.map(HEALTHIER).fillna(0).to_numpy(dtype=np.float64)
-    unit = feats.map(lambda f: getattr(catalog.get(f), "unit", "")).to_numpy(dtype=object)
-    is_change = np.array([u == "pct_change" or str(u).startswith("delta_") for u in unit])
+    change_units = {
+        f: (lambda u: u == "pct_change" or u.startswith("delta_"))(
+            str(getattr(catalog.get(f), "unit", ""))
+        )
+        for f in feats.unique()
+    }
+    is_change = feats.map(change_units).to_numpy(dtype=bool)
     ref = np.where(is_change, 0.0, np.asarray(reference, dtype=np.float64))
     diff = sign * (np.asarray(values, dtype=np.float64) - ref)
     out = np.full(len(feats), "neutral", dtype=object)
@@ -140,9 +145,8 @@ def add_context(
     out["value_previous"] = prev
     out["segment_median"] = median
     out["state"] = pd.array(reason_state(feats, values, median, catalog), dtype="str")
-    out["sentence"] = pd.array(
-        _with_comparison(out["sentence"].astype(str).to_numpy(), feats, prev, median, catalog),
-        dtype="str",
+    out["sentence"] = _with_comparison(
+        out["sentence"].astype(str).to_numpy(), feats, prev, median, catalog
     )
     return out
 
@@ -153,26 +157,39 @@ def _with_comparison(
     prev: np.ndarray,
     median: np.ndarray,
     catalog: Mapping[str, Any],
-) -> list[str]:
-    """Append "(4 weeks earlier: X; segment median: Y)"; distinct triples rendered once."""
-    # NaN never equals itself as a dict key: missing comparisons become +inf (not finite)
-    prev = np.where(np.isnan(prev), np.inf, prev)
-    median = np.where(np.isnan(median), np.inf, median)
-    frame = pd.DataFrame({"s": sentences, "f": feats, "p": prev, "m": median})
-    uniq = frame.drop_duplicates()
-    rendered = {}
-    for s, f, p, m in uniq.itertuples(index=False):  # distinct texts, not rows
+) -> Any:
+    """Append "(4 weeks earlier: X; segment median: Y)"; each (feature, value) formatted once."""
+    p_txt = _formatted(feats, prev, catalog)
+    m_txt = _formatted(feats, median, catalog)
+    has_p, has_m = np.isfinite(prev), np.isfinite(median)
+    s = pd.Series(sentences, dtype="str")
+    p_part = pd.Series(np.where(has_p, "4 weeks earlier: ", ""), dtype="str") + pd.Series(
+        p_txt, dtype="str"
+    )
+    m_part = pd.Series(np.where(has_m, "segment median: ", ""), dtype="str") + pd.Series(
+        m_txt, dtype="str"
+    )
+    sep = pd.Series(np.where(has_p & has_m, "; ", ""), dtype="str")
+    body = p_part + sep + m_part
+    any_part = has_p | has_m
+    return (s + pd.Series(np.where(any_part, " (", ""), dtype="str") + body
+            + pd.Series(np.where(any_part, ")", ""), dtype="str")).array  # fmt: skip
+
+
+def _formatted(feats: np.ndarray, values: np.ndarray, catalog: Mapping[str, Any]) -> np.ndarray:
+    """Each value in words for its feature's unit ("" where missing), per distinct pair."""
+    out = np.full(len(feats), "", dtype=object)
+    ok = np.isfinite(values)
+    if not ok.any():
+        return out
+    pairs = pd.MultiIndex.from_arrays([feats[ok], values[ok]])
+    codes, uniques = pd.factorize(pairs)
+    texts = []
+    for f, v in uniques:  # distinct (feature, value) pairs, not rows
         spec = catalog.get(f)
-        fmt = spec.format_value if spec is not None else (lambda x: f"{x:g}")
-        parts = []
-        if np.isfinite(p):
-            parts.append(f"4 weeks earlier: {fmt(p)}")
-        if np.isfinite(m):
-            parts.append(f"segment median: {fmt(m)}")
-        rendered[(s, f, p, m)] = f"{s} ({'; '.join(parts)})" if parts else s
-    return [
-        rendered[(s, f, p, m)] for s, f, p, m in zip(sentences, feats, prev, median, strict=True)
-    ]
+        texts.append(spec.format_value(float(v)) if spec is not None else f"{float(v):g}")
+    out[ok] = np.asarray(texts, dtype=object)[codes]
+    return out
 
 
 def data_gaps(

@@ -152,3 +152,19 @@ def test_score_without_champion_is_a_clear_error(tmp_path, world, mlflow_store, 
     config = _config(tmp_path, world, mlflow_store)
     with pytest.raises(LookupError, match="no 'champion' version"):
         score_flow(config_path=str(config))
+
+
+def test_scoring_writes_exports_and_a_digest_per_csm(pipeline):
+    day = pipeline["score"]["as_of"]
+    exports = Path(pipeline["tmp"]) / "scores" / "exports" / day
+    accounts = pd.read_csv(exports / "account_list.csv", encoding="utf-8-sig")
+    flags = pd.read_csv(exports / "weekly_flags.csv", encoding="utf-8-sig")
+    scores = pd.read_parquet(next((Path(pipeline["tmp"]) / "scores").glob("as_of=*/*.parquet")))
+    assert len(accounts) == len(scores)
+    # the simulated world has a csms table: CSMs appear by name, not by id
+    assert not accounts["csm"].astype(str).str.startswith("csm_").any()
+    assert flags.groupby("csm").size().max() <= 20
+    digests = sorted((Path(pipeline["tmp"]) / "reports" / f"digests-{day}").glob("digest-*"))
+    assert len(digests) == 2 * flags["csm"].nunique() > 0
+    html = Path(pipeline["score"]["report"]).read_text()
+    assert 'id="view-technical"' in html and 'id="export-accounts"' in html
