@@ -138,3 +138,10 @@ def test_digest_opens_cleanly_and_shows_the_hostile_name_as_text(browser, built)
         p.close()
     md = path.with_suffix(".md").read_text()
     assert json.dumps(HOSTILE_CSM) not in md and "\\<script\\>" in md
+
+
+def test_list_totals_agree_with_the_portfolio_money(page):
+    flagged = page.evaluate("document.getElementById('kpi-flagged-loss').textContent")
+    page.set_hash("#accounts?flag=risk")
+    totals = page.evaluate("document.getElementById('list-totals').textContent")
+    assert totals.endswith("expected loss on them " + flagged), (totals, flagged)

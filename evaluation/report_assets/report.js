@@ -258,9 +258,14 @@
     $('list-more').hidden = rows.length <= state.shown;
     $('list-count').textContent = rows.length.toLocaleString('en-US') + ' of ' + A.length.toLocaleString('en-US') +
       ' accounts' + (rows.length > shown.length ? ' · showing ' + shown.length.toLocaleString('en-US') : '');
-    let arr = 0, risk = 0, nRisk = 0;
-    for (const a of rows) { arr += a.arr || 0; risk += a.risk || 0; nRisk += a.atRisk ? 1 : 0; }
-    $('list-totals').textContent = 'ARR ' + money(arr) + ' · ' + nRisk + ' at risk · expected loss ' + money(risk);
+    let arr = 0, risk = 0, nRisk = 0, riskFlagged = 0;
+    for (const a of rows) {
+      arr += a.arr || 0; risk += a.risk || 0; nRisk += a.atRisk ? 1 : 0;
+      riskFlagged += a.atRisk ? (a.risk || 0) : 0;
+    }
+    const n = rows.length.toLocaleString('en-US');
+    $('list-totals').textContent = 'These ' + n + ': ARR ' + money(arr) + ' · expected loss ' + money(risk) +
+      ' · ' + nRisk + ' at risk, expected loss on them ' + money(riskFlagged);
     for (const th of document.querySelectorAll('#account-table th.sortable')) {
       const on = th.getAttribute('data-sort') === state.sort;
       th.classList.toggle('sorted', on);
