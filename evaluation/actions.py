@@ -114,6 +114,7 @@ def _reasons_text(reasons_json: pd.Series) -> pd.DataFrame:
                 if r.get("target") == "expand" and (r.get("contribution") or 0) > 0
             )
         )
+    good = ["; ".join(dict.fromkeys(g.split("; "))) if g else g for g in good]  # no repeats
     return pd.DataFrame({"risk_reasons": risk, "strengths": good, "expansion_reasons": grow})
 
 

@@ -56,12 +56,20 @@ def probability_points(
 
 
 def reason_state(
-    features: Sequence[str], values: np.ndarray, reference: np.ndarray, catalog: Any = None
+    features: Sequence[str],
+    values: np.ndarray,
+    reference: np.ndarray,
+    catalog: Any = None,
+    previous: np.ndarray | None = None,
 ) -> np.ndarray:
-    """'good', 'bad' or 'neutral' per reason: its value against its comparison.
+    """'good', 'bad' or 'neutral' per reason: its value against its comparisons.
 
-    Changes (units ``pct_change`` / ``delta_*``) compare with 0, other values with
-    `reference` (the segment median). Features with no healthy direction are neutral.
+    Changes (units ``pct_change`` / ``delta_*``) compare with 0; other values with
+    `reference` (the segment median) and, when known, the account's own `previous`
+    value. A state is good only when every available comparison is on the healthy
+    side, bad when every one is on the unhealthy side, else neutral (2,112 events is
+    above the segment median but no strength when it was 2,906 four weeks earlier).
+    Features with no healthy direction are neutral.
     """
     from features.catalog import CATALOG, HEALTHIER
 
@@ -75,12 +83,18 @@ def reason_state(
         for f in feats.unique()
     }
     is_change = feats.map(change_units).to_numpy(dtype=bool)
+    x = np.asarray(values, dtype=np.float64)
     ref = np.where(is_change, 0.0, np.asarray(reference, dtype=np.float64))
-    diff = sign * (np.asarray(values, dtype=np.float64) - ref)
+    prev = np.full(len(x), np.nan) if previous is None else np.asarray(previous, np.float64)
+    prev = np.where(is_change, np.nan, prev)  # a change already compares with the past
+    diffs = np.stack([sign * (x - ref), sign * (x - prev)])
+    known = np.isfinite(diffs)
+    up = (diffs > _EPS) & known
+    down = (diffs < -_EPS) & known
+    n_known = known.sum(axis=0)
     out = np.full(len(feats), "neutral", dtype=object)
-    ok = np.isfinite(diff)
-    out[ok & (diff > _EPS)] = "good"
-    out[ok & (diff < -_EPS)] = "bad"
+    out[(n_known > 0) & (up.sum(axis=0) == n_known)] = "good"
+    out[(n_known > 0) & (down.sum(axis=0) == n_known)] = "bad"
     return out
 
 
@@ -144,7 +158,7 @@ def add_context(
     values = out["value"].to_numpy(dtype=np.float64)
     out["value_previous"] = prev
     out["segment_median"] = median
-    out["state"] = pd.array(reason_state(feats, values, median, catalog), dtype="str")
+    out["state"] = pd.array(reason_state(feats, values, median, catalog, prev), dtype="str")
     out["sentence"] = _with_comparison(
         out["sentence"].astype(str).to_numpy(), feats, prev, median, catalog
     )

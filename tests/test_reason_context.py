@@ -74,6 +74,16 @@ def test_state_is_judged_against_the_healthy_direction(feature, value, median, s
     assert reason_state([feature], np.array([value]), np.array([median]))[0] == state
 
 
+def test_a_value_above_the_median_but_falling_is_no_strength():
+    got = reason_state(
+        ["events_90d"] * 3,
+        np.array([2112.0, 2112.0, 1500.0]),
+        np.array([2014.5, 2014.5, 2014.5]),
+        previous=np.array([2906.0, 2000.0, 2906.0]),
+    )
+    assert got.tolist() == ["neutral", "good", "bad"]
+
+
 def test_comparison_uses_the_accounts_segment():
     reasons = pd.DataFrame(
         {

@@ -384,7 +384,7 @@
       const [a, b] = spans[k];
       const yy = T + k * rowH;
       const bad = target === 'churn' ? it.c > 0 : it.c < 0;
-      const name = featLabel(it.feature);
+      const name = String(featLabel(it.feature)).split(':')[0];  // the name, not the definition
       // the full label, on two lines when long (never cut)
       const cut = name.length > 40 ? (name.lastIndexOf(' ', 40) > 10 ? name.lastIndexOf(' ', 40) : 40) : name.length;
       const lines = [name.slice(0, cut), name.slice(cut).trim()].filter(Boolean);
@@ -437,7 +437,7 @@
     out.push(p2);
     // "working well" lists only healthy states; a risk driver is never called a strength
     const risks = reasons.filter((r) => r.target === 'churn' && r.c > 0 && r.state !== 'good').slice(0, 3).map((r) => r.sentence);
-    const strengths = reasons.filter((r) => r.state === 'good' && ((r.target === 'churn' && r.c < 0) || (r.target === 'expand' && r.c > 0))).slice(0, 3).map((r) => r.sentence);
+    const strengths = [...new Set(reasons.filter((r) => r.state === 'good' && ((r.target === 'churn' && r.c < 0) || (r.target === 'expand' && r.c > 0))).map((r) => r.sentence))].slice(0, 3);
     if (risks.length) out.push('Watch-outs: ' + listText(risks) + '.');
     if (strengths.length) out.push('Working well: ' + listText(strengths) + '.');
     let p5 = '';
