@@ -23,6 +23,8 @@ import pandas as pd
 from evaluation.csv_safe import write_csv
 
 UNASSIGNED = "(unassigned)"
+LIST_SEP = " | "
+"""Separator of the items of a list cell (reasons contain "; " themselves)."""
 SEGMENT_WORDS = {
     "accelerate": "Accelerate",
     "strategic_partnership": "Strategic partnership",
@@ -88,7 +90,7 @@ def _reasons_text(reasons_json: pd.Series) -> pd.DataFrame:
     for text in reasons_json.to_numpy(dtype=object):  # one parse per account
         items = json.loads(text) if isinstance(text, str) and text else []
         risk.append(
-            "; ".join(
+            LIST_SEP.join(
                 r["sentence"]
                 for r in items
                 if r.get("target") == "churn"
@@ -97,7 +99,7 @@ def _reasons_text(reasons_json: pd.Series) -> pd.DataFrame:
             )
         )
         good.append(
-            "; ".join(
+            LIST_SEP.join(
                 r["sentence"]
                 for r in items
                 if r.get("state") == "good"
@@ -108,13 +110,13 @@ def _reasons_text(reasons_json: pd.Series) -> pd.DataFrame:
             )
         )
         grow.append(
-            "; ".join(
+            LIST_SEP.join(
                 r["sentence"]
                 for r in items
                 if r.get("target") == "expand" and (r.get("contribution") or 0) > 0
             )
         )
-    good = ["; ".join(dict.fromkeys(g.split("; "))) if g else g for g in good]  # no repeats
+    good = [LIST_SEP.join(dict.fromkeys(g.split(LIST_SEP))) if g else g for g in good]
     return pd.DataFrame({"risk_reasons": risk, "strengths": good, "expansion_reasons": grow})
 
 
@@ -214,7 +216,7 @@ def action_table(
                 axis=1,
             )
         )
-        joined = lines.groupby("account_id")["line"].agg("; ".join)
+        joined = lines.groupby("account_id")["line"].agg(LIST_SEP.join)
         moved = out["account_id"].map(joined).fillna("")
     out["what_changed"] = moved
     return out

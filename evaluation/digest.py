@@ -13,8 +13,11 @@ import html
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from evaluation.actions import LIST_SEP
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;
@@ -25,7 +28,7 @@ margin:10px 0}.flag{font-weight:600}.risk{color:#b42318}.gain{color:#027a48}
 ol,ul{margin:4px 0 4px 20px;padding:0}table{border-collapse:collapse}
 td{padding:2px 10px 2px 0;vertical-align:top}.k{color:#616e7c;white-space:nowrap}
 """
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~>])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")  # inline markup; no text starts a line
 
 
 def _md(text: object) -> str:
@@ -47,10 +50,36 @@ def _money(x: float) -> str:
     return f"${x / 1000:,.0f}k" if abs(x) >= 10_000 else f"${x:,.0f}"
 
 
-def _split(text: object) -> list[str]:
+def _split(text: object, sep: str = LIST_SEP) -> list[str]:
     if not isinstance(text, str) or not text:
         return []
-    return [t.strip() for t in text.split("; ") if t.strip()]
+    return [t.strip() for t in text.split(sep) if t.strip()]
+
+
+def _sections(r: Any) -> list[tuple[str, list[str]]]:
+    """The lists shown for one flag: risk reasons only when at risk, growth when ready."""
+    return [
+        ("Why at risk", _split(r.risk_reasons) if r.at_risk else []),
+        ("Working well", _split(r.strengths)),
+        ("Why it could expand", _split(r.expansion_reasons) if r.expansion_ready else []),
+        ("Data gaps", _split(r.data_gaps, "; ")),
+        ("What changed since last week", _split(r.what_changed)),
+    ]
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _headline(flags: pd.DataFrame) -> str:
+    """ "N accounts to act on: k at risk (expected loss ... on these k: $X), m ready."""
+    n_risk = int(flags["at_risk"].sum())
+    n_ready = int(flags["expansion_ready"].sum())
+    loss = float(flags.loc[flags["at_risk"], "expected_arr_loss_usd"].sum())
+    risk = f"{n_risk} at risk"
+    if n_risk:
+        risk += f" (expected ARR loss in the next 60 days on these {n_risk}: {_money(loss)})"
+    return f"{_plural(len(flags), 'account')} to act on: {risk}, {n_ready} expansion-ready."
 
 
 def digest_file_stem(csm_id: object, csm: str) -> str:
@@ -68,14 +97,10 @@ def _steps(text: object) -> list[str]:
 
 def digest_markdown(csm: str, flags: pd.DataFrame, as_of: date, *, report: str = "") -> str:
     """The Markdown digest of one CSM (`flags`: their rows of `weekly_flags`)."""
-    n_risk = int(flags["at_risk"].sum())
-    n_ready = int(flags["expansion_ready"].sum())
-    loss = float(flags.loc[flags["at_risk"], "expected_arr_loss_usd"].sum())
     lines = [
         f"# Weekly flags for {_md(csm)}, week of {as_of.isoformat()}",
         "",
-        f"{len(flags)} accounts to act on: {n_risk} at risk (expected ARR loss over the next "
-        f"60 days on these {n_risk} accounts: {_money(loss)}), {n_ready} expansion-ready.",
+        _md(_headline(flags)),
     ]
     if report:
         lines.append(f"Full report: {_md(report)}")
@@ -94,24 +119,14 @@ def digest_markdown(csm: str, flags: pd.DataFrame, as_of: date, *, report: str =
             lines.append("- Steps: " + "; ".join(f"{j}) {_md(s)}" for j, s in enumerate(steps, 1)))
         if isinstance(r.success_measure, str) and r.success_measure:
             lines.append(f"- Success: {_md(r.success_measure)}")
-        for label, col in (
-            ("Why at risk", r.risk_reasons),
-            ("Working well", r.strengths),
-            ("Why it could expand", r.expansion_reasons),
-            ("Data gaps", r.data_gaps),
-            ("What changed since last week", r.what_changed),
-        ):
-            items = _split(col)
+        for label, items in _sections(r):
             if items:
-                lines.append(f"- {label}: " + "; ".join(_md(t) for t in items))
+                lines.append(f"- {label}: " + " / ".join(_md(t) for t in items))
     return "\n".join(lines) + "\n"
 
 
 def digest_html(csm: str, flags: pd.DataFrame, as_of: date, *, report: str = "") -> str:
     """The self-contained HTML digest of one CSM (no script, no network access)."""
-    n_risk = int(flags["at_risk"].sum())
-    n_ready = int(flags["expansion_ready"].sum())
-    loss = float(flags.loc[flags["at_risk"], "expected_arr_loss_usd"].sum())
     cards = []
     for i, r in enumerate(flags.itertuples(index=False), 1):
         cls = "risk" if r.at_risk else "gain"
@@ -132,14 +147,7 @@ def digest_html(csm: str, flags: pd.DataFrame, as_of: date, *, report: str = "")
         lists = ""
         if steps:
             lists += "<b>Steps</b><ol>" + "".join(f"<li>{_h(s)}</li>" for s in steps) + "</ol>"
-        for label, col in (
-            ("Why at risk", r.risk_reasons),
-            ("Working well", r.strengths),
-            ("Why it could expand", r.expansion_reasons),
-            ("Data gaps", r.data_gaps),
-            ("What changed since last week", r.what_changed),
-        ):
-            items = _split(col)
+        for label, items in _sections(r):
             if items:
                 lists += (
                     f"<b>{_h(label)}</b><ul>"
@@ -161,9 +169,7 @@ def digest_html(csm: str, flags: pd.DataFrame, as_of: date, *, report: str = "")
         f"<title>Weekly flags for {_h(csm)} · {as_of.isoformat()}</title>"
         f"<style>{_CSS}</style></head><body>"
         f'<h1 id="digest-title">Weekly flags for {_h(csm)}</h1>'
-        f'<p class="sub">Week of {as_of.isoformat()} · {len(flags)} accounts to act on: '
-        f"{n_risk} at risk (expected ARR loss over the next 60 days on these {n_risk} "
-        f"accounts: {_money(loss)}), {n_ready} expansion-ready.</p>{link}"
+        f'<p class="sub">Week of {as_of.isoformat()} · {_h(_headline(flags))}</p>{link}'
         + "".join(cards)
         + "</body></html>"
     )

@@ -141,3 +141,14 @@ def _money(v: float) -> str:
     from evaluation.report import _money as money
 
     return money(v)
+
+
+def test_digest_lists_keep_sentences_whole_and_show_risk_only_when_at_risk(cs):
+    rows = cs[0].flags.head(2).copy()
+    rows["risk_reasons"] = "Logins fell (4 weeks earlier: 9; segment median: 7) | Renewal is near"
+    rows["at_risk"] = [True, False]
+    rows["expansion_ready"] = [False, True]
+    page = digest_html("Jo", rows, date(2026, 1, 5))
+    first, second = page.split('<section class="card">')[1:3]
+    assert first.count("<li>Logins fell (4 weeks earlier: 9; segment median: 7)</li>") == 1
+    assert "Renewal is near" in first and "Why at risk" not in second

@@ -533,7 +533,7 @@
       h('div', { class: 'grid g2 mt' }, qbr, histCard),
       territoryCard(a.id),
       a.wc ? h('div', { class: 'card mt', id: 'what-changed' }, h('h3', { text: 'What changed since the last run' }),
-        h('ul', null, a.wc.split('; ').map((t) => h('li', { text: t })))) : null,
+        h('ul', null, a.wc.split(' | ').map((t) => h('li', { text: t })))) : null,
       h('h2', { text: 'Reasons' }),
       h('div', { class: 'grid g2' }, reasonCard('churn', reasons), reasonCard('expand', reasons)),
       h('div', { class: 'card mt', id: 'data-gaps' }, h('h3', { text: 'Data gaps' }),
