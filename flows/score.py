@@ -295,9 +295,12 @@ def score_flow(
     if table.empty:
         raise InputError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
     table = table.merge(_account_names(loaded), on="account_id", how="left")
+    csms = _csms(loaded)
+    if csms is not None and "capacity" in csms.columns:
+        capacity = csms.drop_duplicates("csm_id").set_index("csm_id")["capacity"]
+        table["csm_capacity"] = table["csm_id"].map(capacity).astype("Float64")
     book = score_task(table, models, versions, thresholds, calibrators, cfg, previous)
     scores = _hold_out(book.scores, cfg, day)
-    csms = _csms(loaded)
     if csms is not None:
         names = csms.drop_duplicates("csm_id").set_index("csm_id")["name"]
         scores["csm_name"] = scores["csm_id"].map(names).astype("string")

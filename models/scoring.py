@@ -34,6 +34,7 @@ CONTEXT = (
     "whitespace",
     "maturity_stage",
     "maturity_level",
+    "csm_capacity",
 )
 
 

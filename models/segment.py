@@ -576,11 +576,20 @@ def _require(scored: pd.DataFrame) -> None:
 
 
 def high_touch_capacity(scored: pd.DataFrame, cfg: CoverageConfig) -> tuple[int, int]:
-    """(CSMs, high-touch seats): CSMs from the config, else distinct csm_id."""
+    """(CSMs, high-touch seats): CSMs from the config, else distinct csm_id.
+
+    With a ``csm_capacity`` column (each account's CSM capacity, from the optional
+    ``csms`` table), a CSM's seats are their own capacity, ``accounts_per_csm`` where
+    unknown.
+    """
     if cfg.csms is not None:
         csms = int(cfg.csms)
     elif "csm_id" in scored.columns:
         csms = int(scored["csm_id"].dropna().nunique())
+        if "csm_capacity" in scored.columns:
+            per = scored.loc[scored["csm_id"].notna(), ["csm_id", "csm_capacity"]]
+            cap = pd.to_numeric(per.drop_duplicates("csm_id")["csm_capacity"], errors="coerce")
+            return csms, int(cap.fillna(cfg.accounts_per_csm).clip(lower=0).sum())
     else:
         csms = 0
         log.warning("no csm_id column and segment.coverage.csms unset: no high-touch seats")

@@ -33,3 +33,16 @@ def test_csms_rows_are_checked_and_kept_as_text(tmp_path):
 def test_a_source_without_csms_is_fine(tmp_path):
     src, report = _validate(world(), tmp_path)
     assert not [p for p in report.problems if p.table == "csms" and p.action != "info"]
+
+
+def test_csm_capacity_sets_the_high_touch_seats():
+    from models.segment import CoverageConfig, high_touch_capacity
+
+    scored = pd.DataFrame(
+        {
+            "csm_id": ["a", "a", "b", "c", None],
+            "csm_capacity": [10.0, 10.0, None, 50.0, None],
+        }
+    )
+    assert high_touch_capacity(scored, CoverageConfig(accounts_per_csm=25)) == (3, 85)
+    assert high_touch_capacity(scored.drop(columns="csm_capacity"), CoverageConfig()) == (3, 75)
