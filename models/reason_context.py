@@ -128,8 +128,11 @@ def add_context(
     -------
     A copy of `reasons` with ``sentence`` ending in "(4 weeks earlier: ...; segment
     median: ...)", and ``state``, ``value_previous``, ``segment_median`` columns.
+    Work is done on integer codes (feature, account, segment); only distinct
+    (feature, value) pairs are formatted in Python.
     """
     from features.catalog import CATALOG
+    from models.explain import account_positions
 
     catalog = CATALOG if catalog is None else catalog
     out = reasons.copy()
@@ -138,71 +141,133 @@ def add_context(
             out[col] = pd.Series(dtype="float64")
         out["state"] = pd.Series(dtype="str")
         return out
-    feats = out["feature"].astype(str).to_numpy(dtype=object)
-    pos = pd.Index(table["account_id"]).get_indexer(out["account_id"])
-    seg_of_reason = np.asarray(segments, dtype=object)[pos]
-    med = segment_medians(table, segments, np.unique(feats))
-    stacked = med.stack()
-    key = pd.MultiIndex.from_arrays([seg_of_reason, feats])
-    median = stacked.reindex(key).to_numpy(dtype=np.float64)
+    fcode, fnames = pd.factorize(out["feature"].astype("category"), sort=False)
+    fnames = [str(f) for f in fnames]
+    cols = [f for f in fnames if f in table.columns]
+    col_of = np.array([cols.index(f) if f in cols else -1 for f in fnames], dtype=np.int64)
+    pos = account_positions(out["account_id"], table["account_id"])
+    seg_code, seg_names = pd.factorize(pd.Series(np.asarray(segments, dtype=object)))
+    num = table[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    med = pd.DataFrame(num).groupby(seg_code).median().reindex(range(len(seg_names)))
+    med_m = np.column_stack([med.to_numpy(dtype=np.float64), np.full(len(seg_names), np.nan)])
+    c = np.where(col_of[fcode] >= 0, col_of[fcode], len(cols))  # missing column -> NaN
+    median = med_m[seg_code[pos], c]
     prev = np.full(len(out), np.nan)
     if previous is not None and len(previous):
-        prev_tab = previous.drop_duplicates("account_id").set_index("account_id")
-        ppos = prev_tab.index.get_indexer(out["account_id"])
-        for f in np.unique(feats):
-            if f not in prev_tab.columns:
-                continue
-            rows = np.flatnonzero((feats == f) & (ppos >= 0))
-            col = pd.to_numeric(prev_tab[f], errors="coerce").to_numpy(dtype=np.float64)
-            prev[rows] = col[ppos[rows]]
+        p_tab = previous.drop_duplicates("account_id").set_index("account_id")
+        p_tab = p_tab.reindex(pd.Index(table["account_id"]))
+        p_num = np.column_stack(
+            [
+                *(
+                    pd.to_numeric(p_tab[f], errors="coerce").to_numpy(dtype=np.float64)
+                    if f in p_tab.columns
+                    else np.full(len(p_tab), np.nan)
+                    for f in cols
+                ),
+                np.full(len(p_tab), np.nan),
+            ]
+        )
+        prev = p_num[pos, c]
     values = out["value"].to_numpy(dtype=np.float64)
+    feats = np.asarray(fnames, dtype=object)[fcode]
     out["value_previous"] = prev
     out["segment_median"] = median
-    out["state"] = pd.array(reason_state(feats, values, median, catalog, prev), dtype="str")
-    out["sentence"] = _with_comparison(
-        out["sentence"].astype(str).to_numpy(), feats, prev, median, catalog
-    )
+    state_codes = _state_codes(fnames, fcode, values, median, prev, catalog)
+    out["state"] = pd.Categorical.from_codes(state_codes, categories=list(STATES))
+    out["sentence"] = _with_comparison(out["sentence"], fnames, fcode, prev, median, catalog)
+    del feats
+    return out
+
+
+def _state_codes(
+    fnames: list[str],
+    fcode: np.ndarray,
+    values: np.ndarray,
+    median: np.ndarray,
+    prev: np.ndarray,
+    catalog: Mapping[str, Any],
+) -> np.ndarray:
+    """`reason_state` on feature codes: 0 good, 1 bad, 2 neutral (order of `STATES`)."""
+    state = reason_state(fnames, np.zeros(len(fnames)), np.zeros(len(fnames)), catalog)
+    del state  # validates the names; the work below is per row on codes
+    from features.catalog import HEALTHIER
+
+    sign = np.array([HEALTHIER.get(f, 0) for f in fnames], dtype=np.float64)[fcode]
+    is_change = np.array(
+        [
+            (lambda u: u == "pct_change" or u.startswith("delta_"))(
+                str(getattr(catalog.get(f), "unit", ""))
+            )
+            for f in fnames
+        ],
+        dtype=bool,
+    )[fcode]
+    ref = np.where(is_change, 0.0, median)
+    prv = np.where(is_change, np.nan, prev)
+    diffs = np.stack([sign * (values - ref), sign * (values - prv)])
+    known = np.isfinite(diffs)
+    n_known = known.sum(axis=0)
+    up = ((diffs > _EPS) & known).sum(axis=0)
+    down = ((diffs < -_EPS) & known).sum(axis=0)
+    out = np.full(len(values), 2, dtype=np.int8)
+    out[(n_known > 0) & (up == n_known)] = 0
+    out[(n_known > 0) & (down == n_known)] = 1
     return out
 
 
 def _with_comparison(
-    sentences: np.ndarray,
-    feats: np.ndarray,
+    sentences: pd.Series,
+    fnames: list[str],
+    fcode: np.ndarray,
     prev: np.ndarray,
     median: np.ndarray,
     catalog: Mapping[str, Any],
 ) -> Any:
-    """Append "(4 weeks earlier: X; segment median: Y)"; each (feature, value) formatted once."""
-    p_txt = _formatted(feats, prev, catalog)
-    m_txt = _formatted(feats, median, catalog)
+    """Append "(4 weeks earlier: X; segment median: Y)", joined by Arrow kernels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    p_txt = _formatted(fnames, fcode, prev, catalog)
+    m_txt = _formatted(fnames, fcode, median, catalog)
     has_p, has_m = np.isfinite(prev), np.isfinite(median)
-    s = pd.Series(sentences, dtype="str")
-    p_part = pd.Series(np.where(has_p, "4 weeks earlier: ", ""), dtype="str") + pd.Series(
-        p_txt, dtype="str"
-    )
-    m_part = pd.Series(np.where(has_m, "segment median: ", ""), dtype="str") + pd.Series(
-        m_txt, dtype="str"
-    )
-    sep = pd.Series(np.where(has_p & has_m, "; ", ""), dtype="str")
-    body = p_part + sep + m_part
     any_part = has_p | has_m
-    return (s + pd.Series(np.where(any_part, " (", ""), dtype="str") + body
-            + pd.Series(np.where(any_part, ")", ""), dtype="str")).array  # fmt: skip
+
+    def lit(mask: np.ndarray, text: str) -> pa.Array:
+        return pc.if_else(
+            pa.array(mask), pa.scalar(text, pa.large_string()), pa.scalar("", pa.large_string())
+        )
+
+    joined = pc.binary_join_element_wise(
+        pa.array(sentences.astype("str")).cast(pa.large_string()),
+        lit(any_part, " ("),
+        lit(has_p, "4 weeks earlier: "),
+        pa.array(p_txt, pa.large_string()),
+        lit(has_p & has_m, "; "),
+        lit(has_m, "segment median: "),
+        pa.array(m_txt, pa.large_string()),
+        lit(any_part, ")"),
+        pa.scalar("", pa.large_string()),
+    )
+    return pd.array(joined, dtype="str")
 
 
-def _formatted(feats: np.ndarray, values: np.ndarray, catalog: Mapping[str, Any]) -> np.ndarray:
+def _formatted(
+    fnames: list[str], fcode: np.ndarray, values: np.ndarray, catalog: Mapping[str, Any]
+) -> np.ndarray:
     """Each value in words for its feature's unit ("" where missing), per distinct pair."""
-    out = np.full(len(feats), "", dtype=object)
+    out = np.full(len(fcode), "", dtype=object)
     ok = np.isfinite(values)
-    if not ok.any():
-        return out
-    pairs = pd.MultiIndex.from_arrays([feats[ok], values[ok]])
-    codes, uniques = pd.factorize(pairs)
-    texts = []
-    for f, v in uniques:  # distinct (feature, value) pairs, not rows
-        spec = catalog.get(f)
-        texts.append(spec.format_value(float(v)) if spec is not None else f"{float(v):g}")
-    out[ok] = np.asarray(texts, dtype=object)[codes]
+    order = np.argsort(fcode, kind="stable")
+    bounds = np.searchsorted(fcode[order], np.arange(len(fnames) + 1))
+    for j, name in enumerate(fnames):  # a loop over features, not rows
+        rows = order[bounds[j] : bounds[j + 1]]
+        rows = rows[ok[rows]]
+        if len(rows) == 0:
+            continue
+        codes, uniques = pd.factorize(values[rows])
+        spec = catalog.get(name)
+        fmt = spec.format_value if spec is not None else (lambda v: f"{v:g}")
+        out[rows] = np.asarray([fmt(float(v)) for v in uniques], dtype=object)[codes]
     return out
 
 
@@ -226,9 +291,12 @@ def data_gaps(
     flags = np.zeros((len(table), len(uniq)), dtype=bool)
     for j, c in enumerate(code):
         flags[:, c] |= missing[:, j]
-    # one string per distinct combination of gaps
-    combo, inverse = np.unique(flags, axis=0, return_inverse=True)
-    labels = ["; ".join(u for u, on in zip(uniq, row, strict=True) if on) for row in combo]
+    # one string per distinct combination of gaps (bits packed into an integer)
+    packed = np.zeros(len(table), dtype=object if len(uniq) > 62 else np.int64)
+    for j in range(len(uniq)):
+        packed = packed + flags[:, j].astype(np.int64) * (1 << j)
+    combo, inverse = np.unique(packed, return_inverse=True)
+    labels = ["; ".join(u for j, u in enumerate(uniq) if (int(key) >> j) & 1) for key in combo]
     return pd.Series(np.asarray(labels, dtype=object)[inverse.ravel()], index=table.index).astype(
         "str"
     )

@@ -176,6 +176,7 @@ def score_snapshot(
         segment_config,
         churn_threshold=churn_threshold,
         expand_threshold=expand_threshold,
+        reasons_json=False,  # built once below, after the reasons get their context
     )
     for target in ("churn", "expand"):
         scores[f"p_{target}_raw"] = predictions[f"p_{target}_raw"].to_numpy()

@@ -606,6 +606,7 @@ def segment(
     *,
     churn_threshold: float,
     expand_threshold: float,
+    reasons_json: bool = True,
 ) -> pd.DataFrame:
     """Segment, overlays, playbook, priority and coverage for every scored account.
 
@@ -622,6 +623,9 @@ def segment(
     churn_threshold, expand_threshold : float
         This quarter's alert thresholds: ``at_risk = p_churn >= churn_threshold``,
         ``expansion_ready = p_expand >= expand_threshold``.
+    reasons_json : bool, default True
+        Build the ``reasons_json`` column; False leaves "[]" for a caller that adds
+        context to the reasons first and builds it once (`models.scoring`).
 
     Returns
     -------
@@ -721,7 +725,7 @@ def segment(
     )
     current_col = "coverage_current" if "coverage_current" in s.columns else "coverage"
 
-    if has_reasons:
+    if has_reasons and reasons_json:
         from models.explain import _reasons_json
 
         rj = _reasons_json(frame_reasons, positions, n).array
