@@ -66,7 +66,7 @@ def test_rebalance_command_writes_the_plan(world, tmp_path, mlflow_store):
     pd.DataFrame(
         {"csm_id": named, "name": [f"CSM {c}" for c in named],
          "email": [f"{c}@example.com" for c in named], "capacity": 30}
-    ).to_csv(world / "csms.csv", index=False)  # fmt: skip
+    ).to_parquet(world / "csms.parquet", index=False)  # replaces the simulated roster  # fmt: skip
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({
         "paths": {"scores": str(scores_dir), "quarantine": str(tmp_path / "q"),
