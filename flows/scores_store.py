@@ -33,6 +33,7 @@ SCORES_LAYOUT = (
     r"scores\.duckdb(\.wal)?",
     r"\.staging-\w+",  # leftovers of versions before crash-safe swaps: hidden, never read
     r"\.old-as_of=[0-9-]+",
+    r"exports",  # account_list.csv / weekly_flags.csv per scoring date (flows/score.py)
 )
 
 
