@@ -373,7 +373,9 @@ def _contribs(text: Any, target: str) -> dict[str, tuple[float, str]]:
         return {}
     out = {}
     for r in json.loads(text):
-        if r.get("target") == target and r.get("contribution") is not None:
+        # reasons without a "state" come from runs before contributions were in
+        # probability points (log-odds): not comparable, so left out
+        if r.get("target") == target and r.get("contribution") is not None and "state" in r:
             f = r["feature"]
             spec = CATALOG.get(f)
             label = spec.description.split(":")[0].rstrip(".") if spec else f.replace("_", " ")

@@ -120,9 +120,9 @@ def test_changes_since_names_the_drivers_that_moved():
         return json.dumps(
             [
                 {"target": "churn", "direction": "up", "feature": "open_tickets", "value": 3,
-                 "contribution": points, "sentence": "x"},
+                 "contribution": points, "sentence": "x", "state": "bad"},
                 {"target": "churn", "direction": "down", "feature": "events_90d", "value": 50,
-                 "contribution": -0.01, "sentence": "y"},
+                 "contribution": -0.01, "sentence": "y", "state": "good"},
             ]
         )  # fmt: skip
 
@@ -135,3 +135,16 @@ def test_changes_since_names_the_drivers_that_moved():
     assert out["account_id"].tolist() == ["a"]
     assert out["drivers"].iloc[0].startswith("Open tickets")
     assert "+25.0 pts" in out["drivers"].iloc[0]
+
+
+def test_changes_ignore_reasons_from_runs_before_probability_points():
+    old = json.dumps([{"target": "churn", "feature": "open_tickets", "contribution": 1.4}])
+    new = json.dumps(
+        [{"target": "churn", "feature": "open_tickets", "contribution": 0.2, "state": "bad"}]
+    )
+    prev = pd.DataFrame(
+        {"account_id": ["a"], "p_churn": [0.1], "p_expand": [0.2], "reasons_json": [old]}
+    )
+    now = prev.assign(p_churn=[0.4], reasons_json=[new])
+    out = changes_since(now, prev)
+    assert "+20.0 pts" in out["drivers"].iloc[0]  # 0.2 now vs unknown (0) before, not 1.4
