@@ -81,31 +81,28 @@ def window_scores(
     return out, table, backfilled
 
 
-@flow(name="nrrcast-calibrate", log_prints=True)
-def calibrate_flow(
-    quarter: str | None = None,
-    config_path: str | None = None,
-    source: str | None = None,
-    data_end: str | None = None,
-) -> dict[str, Any]:
-    """Refit the probability calibrators and choose the alert thresholds for a quarter."""
-    from evaluation.thresholds import (
-        calibrate_thresholds,
-        load_latest_thresholds,
-        thresholds_to_yaml,
-    )
-    from features.storage import check_writable
+def fit_thresholds(
+    cfg: Config,
+    loaded: LoadedSource,
+    models: dict[str, Any],
+    versions: dict[str, str],
+    quarter: str,
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, int]:
+    """Calibrators and thresholds for `quarter` fitted on the matured outcomes of `models`.
 
-    cfg = load_config(config_path)
-    check_writable(cfg.paths.thresholds_dir, "thresholds directory")  # before the work
-    models, versions, runs = load_champions(cfg)
-    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
-    quarter = quarter or default_quarter(loaded.data_end)
+    Returns
+    -------
+    data : the thresholds file's content (with ``model_versions``),
+    scores : the window's account-weeks with outcomes, table : their features,
+    backfilled : account-weeks that were never scored and were scored now.
+    """
+    from evaluation.thresholds import calibrate_thresholds, load_latest_thresholds
+
     dates = window_dates(quarter, cfg.features.horizon_days, loaded.data_end)
-    scores, table, backfilled = window_scores(loaded, dates, models, cfg)
+    scores, table, backfilled = window_scores.fn(loaded, dates, models, cfg)
     if backfilled:
         log.info(
-            "%d of %d account-weeks were never scored: backfilled with the champion models",
+            "%d of %d account-weeks were never scored: backfilled with the models",
             backfilled,
             len(scores),
         )
@@ -124,8 +121,75 @@ def calibrate_flow(
         config=cfg.evaluation.thresholds,
     )
     data = result.as_dict()
-    data["model_versions"] = versions
+    data["model_versions"] = dict(versions)
     data["window"] = {**data.get("window", {}), "backfilled_account_weeks": backfilled}
+    return data, scores, table, backfilled
+
+
+def current_thresholds(cfg: Config) -> dict[str, Any] | None:
+    """The latest thresholds file, or None before the first calibration."""
+    from evaluation.thresholds import load_latest_thresholds
+
+    return load_latest_thresholds(cfg.paths.thresholds_dir)
+
+
+def refit_for_promotion(
+    cfg: Config,
+    loaded: LoadedSource,
+    models: dict[str, Any],
+    versions: dict[str, str],
+    reason: str,
+    *,
+    write: bool = True,
+) -> tuple[dict[str, Any], Path | None] | None:
+    """Refit the calibrators and thresholds in force for new champions (and write them).
+
+    Scoring applies the quarterly calibrator only to the model versions it was fitted
+    for; without this a new champion would be scored with the old thresholds on its own
+    calibration and the flag volumes would jump. Returns None when no thresholds file is
+    in force yet (nothing to keep in step); raises ValueError or StateError when the
+    matured outcomes do not allow a refit (the caller then keeps the old champion).
+    With ``write=False`` the caller writes the data later (`write_refit`), e.g. once the
+    new versions exist.
+    """
+    if current_thresholds(cfg) is None:
+        return None
+    quarter = default_quarter(loaded.data_end)
+    data, _, _, _ = fit_thresholds(cfg, loaded, models, versions, quarter)
+    data["refit_reason"] = reason
+    return data, write_refit(data, cfg) if write else None
+
+
+def write_refit(data: dict[str, Any], cfg: Config) -> Path:
+    """Write refit thresholds (``configs/thresholds/<quarter>.yaml``) and say so."""
+    from evaluation.thresholds import thresholds_to_yaml
+
+    path = thresholds_to_yaml(data, cfg.paths.thresholds_dir)
+    log.info(
+        "%s: thresholds refit for model versions %s (%s): churn %.3f, expansion %.3f -> %s",
+        data["quarter"], data["model_versions"], data.get("refit_reason"),
+        data["churn_threshold"], data["expand_threshold"], path,
+    )  # fmt: skip
+    return path
+
+
+@flow(name="nrrcast-calibrate", log_prints=True)
+def calibrate_flow(
+    quarter: str | None = None,
+    config_path: str | None = None,
+    source: str | None = None,
+    data_end: str | None = None,
+) -> dict[str, Any]:
+    """Refit the probability calibrators and choose the alert thresholds for a quarter."""
+    from evaluation.thresholds import thresholds_to_yaml
+    from features.storage import check_writable
+
+    cfg = load_config(config_path)
+    check_writable(cfg.paths.thresholds_dir, "thresholds directory")  # before the work
+    models, versions, runs = load_champions(cfg)
+    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
+    quarter = quarter or default_quarter(loaded.data_end)
+    data, scores, table, backfilled = fit_thresholds(cfg, loaded, models, versions, quarter)
     save = save_rate_of_holdout(scores)
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)

@@ -20,6 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from features.errors import InputError, NrrcastError, PathNotFoundError
+from flows.cli_models import register as register_model_commands
 
 _STATE = {"debug": False}
 
@@ -244,6 +245,9 @@ def train(
     source: Annotated[Path | None, typer.Option(help="source to train on")] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
+    force: Annotated[
+        bool, typer.Option(help="promote even if the champion cannot be evaluated")
+    ] = False,
 ) -> None:
     """Train churn and expansion models + baselines; log to MLflow; update the champion."""
     _setup_logging()
@@ -256,6 +260,7 @@ def train(
         config_path=str(config) if config else None,
         source=str(source) if source else None,
         data_end=end,
+        force=force,
     )
 
 
@@ -345,6 +350,8 @@ def serve(
 from flows.cli_rebalance import rebalance as _rebalance  # noqa: E402
 
 app.command(name="rebalance")(_rebalance)
+
+register_model_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

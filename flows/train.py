@@ -8,6 +8,7 @@ as `challenger` with the reason recorded.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from features.errors import InputError
+from features.errors import InputError, StateError
 from flows import tracking
 from flows.config import Config, load_config
 from flows.tasks import LoadedSource, build_features, load_and_validate
@@ -73,48 +74,105 @@ def train_models(table: pd.DataFrame, cfg: Config) -> Any:
 
 def _champion_metrics(
     name: str, result: Any, target: str, table: pd.DataFrame, cfg: Config
-) -> dict | None:
-    """Score the current champion on the candidate's test rows, for a like-for-like comparison."""
+) -> tuple[dict | None, Any, Any]:
+    """The current champion scored on the candidate's test rows (like for like).
+
+    Returns
+    -------
+    (metrics, version, model), all None when there is no champion yet.
+
+    Raises
+    ------
+    ChampionUnavailableError
+        When a champion exists but cannot be loaded or scored on these rows.
+    """
     from evaluation.metrics import binary_metrics
+    from models.registry import ChampionUnavailableError
 
     version = tracking.champion_version(name)
     if version is None:
-        return None
+        return None, None, None
+    where = f"{name} v{version.version} (@{tracking.CHAMPION})"
     try:
-        champion = mlflow.sklearn.load_model(f"models:/{name}@{tracking.CHAMPION}")
-    except Exception as exc:  # an unreadable champion must not block a new one
-        log.warning("could not load %s@champion (%s): comparing against nothing", name, exc)
-        return None
+        champion = tracking.load_version(name, version.version)
+    except Exception as exc:
+        raise ChampionUnavailableError(f"cannot load {where}: {exc}") from exc
     label = cfg.models.targets[target]
     test = table.loc[result.split.mask(table, "test") & table[label].notna()]
-    missing = sorted(set(getattr(champion, "feature_names_in_", [])) - set(test.columns))
+    missing = sorted(set(champion.feature_names_in_) - set(test.columns))
     if missing:
-        log.warning(
-            "champion %s v%s needs features %s the table lacks", name, version.version, missing
+        raise ChampionUnavailableError(
+            f"cannot score {where}: it needs {len(missing)} feature(s) the table lacks: "
+            f"{missing[:10]}"
         )
-        return None
     m = cfg.models.metrics
-    p = champion.predict_proba(test)[:, 1]
-    return binary_metrics(
+    try:
+        p = champion.predict_proba(test)[:, 1]
+    except Exception as exc:
+        raise ChampionUnavailableError(f"cannot score {where}: {exc}") from exc
+    metrics = binary_metrics(
         test[label].to_numpy(dtype=float),
         p,
         n_bins=m.ece_bins,
         top_fraction=m.top_fraction,
         k=m.flags,
     )
+    return metrics, version, champion
+
+
+def _decide(
+    name: str, target: str, result: Any, table: pd.DataFrame, cfg: Config, force: bool
+) -> dict[str, Any]:
+    """Compare the candidate with the champion on the same rows; log both on this run."""
+    from models.registry import ChampionUnavailableError, Decision, decide_champion
+
+    res = result.targets[target]
+    candidate = res.metrics["lgbm"]["test"]
+    tracking.log_metrics(candidate, f"{target}.candidate.test.")
+    registry = cfg.models.registry
+    try:
+        champion, version, model = _champion_metrics(name, result, target, table, cfg)
+    except ChampionUnavailableError as exc:
+        mlflow.set_tag(f"{target}.champion_error", str(exc)[:5000])
+        cand = float(candidate.get(registry.metric, float("nan")))
+        if force:
+            reason = f"promoted with --force: {exc}"
+            return {"decision": Decision(True, reason, registry.metric, cand, float("nan")),
+                    "champion_model": None, "error": None}  # fmt: skip
+        reason = f"not promoted: {exc}; compare by hand and `nrrcast promote`, or --force"
+        return {"decision": Decision(False, reason, registry.metric, cand, float("nan")),
+                "champion_model": None, "error": str(exc)}  # fmt: skip
+    if champion is not None:
+        tracking.log_metrics(champion, f"{target}.champion.test.")
+        mlflow.set_tag(f"{target}.champion_version", str(version.version))
+    decision = decide_champion(
+        candidate, champion, metric=registry.metric, tolerance=registry.tolerance
+    )
+    return {"decision": decision, "champion_model": model, "error": None}
 
 
 @task(name="log-and-register", cache_policy=NO_CACHE)
 def log_and_register(
-    result: Any, table: pd.DataFrame, loaded: LoadedSource, cfg: Config, config_path: str | None
+    result: Any,
+    table: pd.DataFrame,
+    loaded: LoadedSource,
+    cfg: Config,
+    config_path: str | None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """One MLflow run with everything a reviewer needs, then registry aliases."""
+    """One MLflow run with everything a reviewer needs, then registry aliases.
+
+    A candidate that is not worse than the champion (same rows) becomes champion only
+    together with calibrators and thresholds refit for it (when a thresholds file is in
+    force); if that refit is impossible the old champion stays.
+    """
     from evaluation.plots import target_figures
-    from features.catalog import catalog_frame
-    from models.registry import decide_champion
+    from features.catalog import CATALOG, catalog_frame
+    from flows.calibrate import write_refit
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
-    summary: dict[str, Any] = {"decisions": {}, "versions": {}}
+    summary: dict[str, Any] = {"decisions": {}, "versions": {}, "errors": {}}
+    descriptions = {k: v.description for k, v in CATALOG.items()}
     with tracking.run(exp, "train", tags={"flow": "train", "source": str(loaded.path)}) as active:
         summary["run_id"] = active.info.run_id
         tracking.log_json(cfg.model_dump(mode="json"), "config.json")
@@ -125,7 +183,7 @@ def log_and_register(
         mlflow.set_tag("data_end_from", loaded.data_end_from)
         counts = loaded.report.counts_frame() if hasattr(loaded.report, "counts_frame") else None
         if counts is not None:
-            tracking.log_frame(counts, "data/row_counts.csv")
+            tracking.log_frame(counts.reset_index(), "data/row_counts.csv")
         tracking.log_frame(loaded.report.to_frame(), "data/validation.csv")
         tracking.log_metrics(_quarantine_counts(loaded.report), "data.")
         tracking.log_metrics(
@@ -137,6 +195,7 @@ def log_and_register(
             },
             "panel.",
         )
+        _log_datasets(table, result, loaded, cfg)
         tracking.log_params(result.flat_params())
         tracking.log_json(result.split.to_dict(), "split.json")
         mlflow.log_metrics(
@@ -152,6 +211,7 @@ def log_and_register(
         reference = _reference_sample(table, result, cfg)
         tracking.log_frame(reference, "reference/training_window.parquet")
 
+        pending: dict[str, dict[str, Any]] = {}
         for target, res in result.targets.items():
             figures = target_figures(
                 result.predictions, target=target, label=res.label, importance=res.importance
@@ -159,31 +219,150 @@ def log_and_register(
             figures.update(_shap_figures(res.model, table, result, target))
             tracking.log_figures(figures, f"plots/{target}")
             tracking.log_frame(res.importance, f"importance/{target}.csv")
+            _log_segment_metrics(target, res.segment_metrics)
             if res.tuning is not None:
-                tracking.log_frame(res.tuning, f"tuning/{target}.csv")
+                tracking.log_tuning(exp, target, res.tuning)
+            tracking.log_estimator(res.model, f"estimator/{target}.skops")
 
             name = MODEL_NAMES[target]
-            example = table[result.feature_names].head(5)
-            version = tracking.log_model(res.model, target, example=example, registered_name=name)
-            candidate = res.metrics["lgbm"]["test"]
-            champion = _champion_metrics(name, result, target, table, cfg)
-            decision = decide_champion(
-                candidate,
-                champion,
-                metric=cfg.models.registry.metric,
-                tolerance=cfg.models.registry.tolerance,
+            pending[target] = {"name": name,
+                               **_decide(name, target, result, table, cfg, force)}  # fmt: skip
+
+        promoted = [t for t, p in pending.items() if p["decision"].promote]
+        refit = _refit_in_step(pending, promoted, result, loaded, cfg, descriptions, force)
+        for target, p in pending.items():
+            # a champion carries the calibrator in force, so its pyfunc predicts what
+            # `nrrcast score` scores; a challenger keeps its own
+            in_force = refit["calibrator"][target] if refit and p["decision"].promote else None
+            p["version"] = tracking.log_model(
+                result.targets[target].model,
+                target,
+                target=target,
+                example=table[result.feature_names].head(5),
+                schema_rows=table[result.feature_names],
+                registered_name=p["name"],
+                descriptions=descriptions,
+                calibration=in_force,
             )
+        if refit is not None:
+            for target in promoted:
+                refit["model_versions"][target] = str(pending[target]["version"])
+            refit["refit_reason"] = "promotion of " + ", ".join(
+                f"{t} v{pending[t]['version']}" for t in promoted
+            )
+            path = write_refit(refit, cfg)
+            mlflow.log_artifact(str(path), "thresholds")
+            tracking.log_metrics(
+                {
+                    "thresholds.churn": refit["churn_threshold"],
+                    "thresholds.expand": refit["expand_threshold"],
+                }
+            )
+        for target, p in pending.items():
+            decision = p["decision"]
             alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
-            tracking.set_alias(name, alias, version)
-            mlflow.MlflowClient().update_model_version(name, version, description=decision.reason)
-            mlflow.set_tag(f"{target}.registry", f"{name} v{version} -> {alias}: {decision.reason}")
-            log.info("%s v%s -> %s: %s", name, version, alias, decision.reason)
+            tracking.set_alias(p["name"], alias, p["version"], reason=decision.reason)
+            mlflow.set_tag(
+                f"{target}.registry", f"{p['name']} v{p['version']} -> {alias}: {decision.reason}"
+            )
+            log.info("%s v%s -> %s: %s", p["name"], p["version"], alias, decision.reason)
             summary["decisions"][target] = {
-                "version": version,
+                "version": p["version"],
                 "alias": alias,
                 "reason": decision.reason,
             }
+            if p["error"]:
+                summary["errors"][target] = p["error"]
     return summary
+
+
+def _refit_in_step(
+    pending: dict[str, dict[str, Any]],
+    promoted: list[str],
+    result: Any,
+    loaded: LoadedSource,
+    cfg: Config,
+    descriptions: dict[str, str],
+    force: bool,
+) -> dict[str, Any] | None:
+    """The thresholds in force refit for the champions-to-be (not written yet).
+
+    None when nothing is promoted or no thresholds file is in force. When the refit is
+    impossible the decisions in `pending` are changed: the old champion stays (unless
+    `force`). The new versions do not exist yet: ``model_versions`` holds ``"new"`` for
+    them until the caller fills them in.
+    """
+    from flows.calibrate import refit_for_promotion
+    from models.portable import PortableModel
+    from models.registry import Decision
+
+    if not promoted:
+        return None
+    models, versions = {}, {}
+    for target, p in pending.items():
+        if target in promoted:
+            models[target] = PortableModel.from_estimator(
+                result.targets[target].model, target, descriptions
+            )
+            versions[target] = "new"
+        else:
+            current = tracking.champion_version(p["name"])
+            if current is None:  # neither promoted nor any champion: nothing to refit with
+                return None
+            models[target] = p["champion_model"] or tracking.load_version(
+                p["name"], current.version
+            )
+            versions[target] = str(current.version)
+    reason = "promotion of " + ", ".join(promoted)
+    try:
+        found = refit_for_promotion(cfg, loaded, models, versions, reason, write=False)
+    except (ValueError, StateError) as exc:
+        for target in promoted:
+            d = pending[target]["decision"]
+            if force:
+                pending[target]["decision"] = Decision(
+                    True, f"{d.reason}; forced although thresholds cannot be refit: {exc}",
+                    d.metric, d.candidate, d.champion,
+                )  # fmt: skip
+            else:
+                pending[target]["decision"] = Decision(
+                    False,
+                    f"kept the current champion: thresholds in force cannot be refit for this "
+                    f"version ({exc}); `nrrcast promote` once outcomes have matured",
+                    d.metric, d.candidate, d.champion,
+                )  # fmt: skip
+        log.warning("thresholds in force cannot be refit for %s: %s", reason, exc)
+        return None
+    return None if found is None else found[0]
+
+
+def _log_segment_metrics(target: str, segments: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Test-slice metrics per segment: as metrics and as one table a person opens."""
+    rows = []
+    for column, by_value in segments.items():
+        for value, metrics in by_value.items():
+            safe = re.sub(r"[^0-9A-Za-z_\-. /]", "_", str(value))
+            tracking.log_metrics(metrics, f"{target}.segment.{column}.{safe}.")
+            rows.append({"column": column, "segment": value, **metrics})
+    if rows:
+        tracking.log_frame(pd.DataFrame(rows), f"metrics/segments_{target}.csv")
+
+
+def _log_datasets(table: pd.DataFrame, result: Any, loaded: LoadedSource, cfg: Config) -> None:
+    """The rows of each slice as MLflow datasets (schema, digest, source), not the data."""
+    labels = list(cfg.models.targets.values())
+    columns = ["account_id", "as_of", *result.feature_names, *labels]
+    contexts = {"train": "training", "valid": "validation", "calib": "calibration",
+                "test": "testing"}  # fmt: skip
+    for slice_name, context in contexts.items():
+        rows = table.loc[result.split.mask(table, slice_name), columns]
+        dataset = mlflow.data.from_pandas(
+            rows.reset_index(drop=True),
+            source=str(Path(loaded.path).resolve()),
+            name=f"panel-{slice_name}",
+            targets=labels[0],
+        )
+        mlflow.log_input(dataset, context=context)
 
 
 def _quarantine_counts(report: Any) -> dict[str, float]:
@@ -217,10 +396,20 @@ def _shap_figures(model: Any, table: pd.DataFrame, result: Any, target: str) -> 
 
 @flow(name="nrrcast-train", log_prints=True)
 def train_flow(
-    config_path: str | None = None, source: str | None = None, data_end: str | None = None
+    config_path: str | None = None,
+    source: str | None = None,
+    data_end: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Train churn and expansion models on a source and register them in MLflow."""
+    """Train churn and expansion models on a source and register them in MLflow.
+
+    `force` promotes a candidate even when the current champion cannot be evaluated or
+    the thresholds in force cannot be refit for it. Raises `ChampionUnavailableError`
+    (after the run is logged, the candidate kept as challenger) when the champion cannot
+    be evaluated and `force` is not set.
+    """
     from features.build import check_feature_out, write_feature_table
+    from models.registry import ChampionUnavailableError
 
     cfg = load_config(config_path)
     check_feature_out(cfg.paths.features, source=Path(source or cfg.paths.raw))  # before the work
@@ -229,8 +418,14 @@ def train_flow(
     table = build_features(loaded, dates, cfg.features)
     write_feature_table(table, cfg.paths.features)
     result = train_models(table, cfg)
-    summary = log_and_register(result, table, loaded, cfg, config_path)
+    summary = log_and_register(result, table, loaded, cfg, config_path, force)
     loaded.source.con.close()
+    if summary["errors"]:
+        raise ChampionUnavailableError(
+            "; ".join(f"{t}: {e}" for t, e in summary["errors"].items())
+            + " - the candidates are kept as challenger (run "
+            f"{summary['run_id']}); `nrrcast train --force` promotes anyway"
+        )
     comparison = result.comparison("test")
     summary["test_metrics"] = comparison.to_dict(orient="records")
     print(

@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from features.errors import StateError
+
 #: metrics where a smaller value is better; every other metric is "higher is better"
 LOWER_IS_BETTER = frozenset({"brier", "log_loss", "ece"})
 
@@ -119,3 +121,11 @@ def decide_champion(
         f"(tolerance {tolerance:g}; {better} is better)"
     )
     return Decision(True, reason, metric, cand, champ)
+
+
+class ChampionUnavailableError(StateError):
+    """The current champion cannot be loaded or scored, so no comparison is possible.
+
+    Promoting anyway would replace a model nobody compared against; the caller refuses
+    unless told to (``nrrcast train --force`` / ``nrrcast promote``).
+    """

@@ -1,0 +1,247 @@
+"""A fitted model in portable parts: LightGBM model text, calibration parameters, metadata.
+
+Why: a registered model must load wherever its requirements are installed, without this
+repository, and scoring must never execute code or unpickle objects read from a model
+store that others can write to. The parts are plain text (LightGBM's model format and
+JSON); loading them parses data, it runs nothing.
+
+This module imports only numpy, pandas and lightgbm (no other module of the project), so
+that it travels with the MLflow model as a single file (``code_paths``) and the pyfunc
+wrapper (``flows/pyfunc_model.py``) and ``nrrcast score`` compute the same numbers with
+the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+BOOSTER_FILE = "booster.txt"
+META_FILE = "model.json"
+FORMAT = 1
+_EPS = 1e-6  # probabilities stay inside [eps, 1 - eps], as models.calibrate does
+
+
+def calibration_params(calibrator: Any) -> dict[str, Any]:
+    """Portable parameters of a fitted `models.calibrate.ProbabilityCalibrator`.
+
+    Returns
+    -------
+    ``{"method": "sigmoid", "a": .., "b": ..}`` (``sigmoid(a * logit(p) + b)``) or
+    ``{"method": "isotonic", "x": [..], "y": [..]}`` (breakpoints, linear in between, flat
+    outside), the same forms as ``evaluation.thresholds.calibration_params``.
+
+    Raises
+    ------
+    TypeError
+        For a calibrator of another kind (nothing would reproduce it exactly).
+    """
+    method = getattr(calibrator, "method_", None)
+    model = getattr(calibrator, "model_", None)
+    if method == "sigmoid" and isinstance(model, tuple) and len(model) == 2:
+        return {"method": "sigmoid", "a": float(model[0]), "b": float(model[1])}
+    if method == "isotonic" and hasattr(model, "X_thresholds_"):
+        return {
+            "method": "isotonic",
+            "x": [float(v) for v in model.X_thresholds_],
+            "y": [float(v) for v in model.y_thresholds_],
+        }
+    raise TypeError(f"cannot export a calibrator of method {method!r} ({type(model).__name__})")
+
+
+def apply_calibration(params: Mapping[str, Any], raw: Any) -> np.ndarray:
+    """Calibrated probabilities from portable parameters; NaN scores stay NaN.
+
+    Examples
+    --------
+    >>> apply_calibration({"method": "isotonic", "x": [0.0, 1.0], "y": [0.0, 0.5]}, [0.5])
+    array([0.25])
+    """
+    p = np.asarray(raw, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    q = p[ok]
+    if params.get("method") == "sigmoid":
+        q = np.clip(q, _EPS, 1.0 - _EPS)
+        s = float(params["a"]) * (np.log(q) - np.log1p(-q)) + float(params["b"])
+        val = 0.5 * (1.0 + np.tanh(0.5 * s))
+    elif params.get("method") in ("isotonic", "table"):
+        val = np.interp(q, np.asarray(params["x"], float), np.asarray(params["y"], float))
+    else:
+        raise ValueError(f"unknown calibration method {params.get('method')!r}")
+    out[ok] = np.clip(val, _EPS, 1.0 - _EPS)
+    return out
+
+
+class ParamCalibrator:
+    """A calibrator rebuilt from portable parameters (``predict(raw) -> probabilities``)."""
+
+    def __init__(self, params: Mapping[str, Any]):
+        self.params = dict(params)
+        self.method_ = self.params.get("method")
+
+    def predict(self, raw: Any) -> np.ndarray:
+        return apply_calibration(self.params, raw)
+
+
+class PortableModel:
+    """LightGBM booster + calibrator + metadata of one target, loadable without the project.
+
+    Attributes
+    ----------
+    target : str, e.g. ``'churn'`` or ``'expand'``.
+    booster_ : lightgbm.Booster
+    calibrator_ : ParamCalibrator
+    feature_names_in_ : ndarray of str
+    descriptions : dict, feature name -> plain-language description (for reason codes).
+    classes_ : ndarray [0, 1]
+    """
+
+    def __init__(
+        self,
+        target: str,
+        booster: lgb.Booster,
+        calibration: Mapping[str, Any],
+        descriptions: Mapping[str, str] | None = None,
+    ):
+        self.target = target
+        self.booster_ = booster
+        self.calibrator_ = ParamCalibrator(calibration)
+        self.feature_names_in_ = np.asarray(booster.feature_name(), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.descriptions = dict(descriptions or {})
+        self.classes_ = np.array([0, 1])
+
+    @classmethod
+    def from_estimator(
+        cls,
+        model: Any,
+        target: str,
+        descriptions: Mapping[str, str] | None = None,
+        calibration: Mapping[str, Any] | None = None,
+    ) -> PortableModel:
+        """The portable parts of a fitted `models.train.NrrClassifier`.
+
+        `calibration` (portable parameters, e.g. those refit on matured outcomes when the
+        model is promoted) replaces the model's own calibrator; without it the parts
+        predict exactly what the estimator predicts.
+        """
+        booster = lgb.Booster(model_str=model.booster_.model_to_string())
+        params = calibration if calibration is not None else calibration_params(model.calibrator_)
+        return cls(target, booster, params, descriptions)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``booster.txt`` and ``model.json`` into `directory` (created)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(out / BOOSTER_FILE))
+        meta = {
+            "format": FORMAT,
+            "target": self.target,
+            "feature_names": [str(n) for n in self.feature_names_in_],
+            "calibration": self.calibrator_.params,
+            "descriptions": self.descriptions,
+        }
+        (out / META_FILE).write_text(json.dumps(meta, indent=1))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PortableModel:
+        """Read what `save` wrote; raises naming the file when a part is missing or wrong."""
+        where = Path(directory)
+        for name in (BOOSTER_FILE, META_FILE):
+            if not (where / name).is_file():
+                raise FileNotFoundError(f"model directory {where} lacks {name}")
+        meta = json.loads((where / META_FILE).read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{where / META_FILE}: unknown format {meta.get('format')!r}")
+        booster = lgb.Booster(model_file=str(where / BOOSTER_FILE))
+        if list(booster.feature_name()) != list(meta["feature_names"]):
+            raise ValueError(f"{where}: booster features differ from {META_FILE}")
+        return cls(meta["target"], booster, meta["calibration"], meta.get("descriptions"))
+
+    def matrix(self, X: Any) -> np.ndarray:
+        """The model's feature columns of a DataFrame as float64, in the model's order."""
+        names = list(self.feature_names_in_)
+        if not isinstance(X, pd.DataFrame):
+            arr = np.asarray(X, dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[1] != len(names):
+                raise ValueError(f"X has shape {arr.shape}; expected (n, {len(names)})")
+            return arr
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise ValueError(
+                f"X lacks {len(missing)} of the {len(names)} feature columns: {missing}"
+            )
+        sub = X[names]
+        bad = [
+            c for c in names if not (pd.api.types.is_numeric_dtype(sub[c]) or sub[c].isna().all())
+        ]
+        if bad:
+            raise ValueError(f"X: feature columns must be numeric, not {bad}")
+        return sub.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def predict_raw(self, X: Any) -> np.ndarray:
+        """Uncalibrated booster probability, shape (n_samples,)."""
+        return np.asarray(self.booster_.predict(self.matrix(X)), dtype=np.float64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probabilities, shape (n_samples, 2): P(y=0), P(y=1)."""
+        p1 = self.calibrator_.predict(self.predict_raw(X))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict_frame(
+        self,
+        X: Any,
+        *,
+        reasons: int = 0,
+        calibration: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """``p_<target>`` (calibrated) and ``p_<target>_raw``, optionally reason codes.
+
+        Parameters
+        ----------
+        X : DataFrame with the model's feature columns (others ignored).
+        reasons : top drivers per direction to add as ``reasons_<target>`` (a JSON list
+            of ``{feature, value, contribution, direction, description}`` per row); 0 = none.
+        calibration : portable calibration parameters to apply instead of the model's own
+            (e.g. the quarterly calibrator of ``configs/thresholds/<quarter>.yaml``).
+        """
+        matrix = self.matrix(X)
+        raw = np.asarray(self.booster_.predict(matrix), dtype=np.float64)
+        cal = self.calibrator_ if calibration is None else ParamCalibrator(calibration)
+        out = pd.DataFrame({f"p_{self.target}": cal.predict(raw), f"p_{self.target}_raw": raw})
+        if reasons > 0:
+            out[f"reasons_{self.target}"] = self.reason_codes(matrix, int(reasons))
+        if isinstance(X, pd.DataFrame):
+            out.index = X.index
+        return out
+
+    def reason_codes(self, matrix: np.ndarray, top_k: int) -> list[str]:
+        """Top `top_k` drivers up and down per row from LightGBM's exact TreeSHAP (JSON)."""
+        contrib = np.asarray(self.booster_.predict(matrix, pred_contrib=True))[:, :-1]
+        names: Sequence[str] = list(self.feature_names_in_)
+        rows = []
+        for i in range(len(contrib)):
+            order = np.argsort(-contrib[i], kind="stable")
+            up = [j for j in order[:top_k] if contrib[i, j] > 0]
+            down = [j for j in order[::-1][:top_k] if contrib[i, j] < 0]
+            items = [
+                {
+                    "feature": names[j],
+                    "value": None if np.isnan(matrix[i, j]) else float(matrix[i, j]),
+                    "contribution": float(contrib[i, j]),
+                    "direction": direction,
+                    "description": self.descriptions.get(names[j], names[j]),
+                }
+                for direction, picks in (("up", up), ("down", down))
+                for j in picks
+            ]
+            rows.append(json.dumps(items))
+        return rows
