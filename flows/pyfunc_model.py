@@ -1,7 +1,7 @@
 """The registered MLflow model (models-from-code): calibrated probabilities, not 0/1 labels.
 
 MLflow stores this file with the model and runs it at load time; it needs only
-``portable.py`` (shipped beside it as a code path), numpy, pandas and lightgbm. Loaded
+``portable.py`` (shipped beside it as a code path), numpy, pandas, scipy and lightgbm. Loaded
 outside this repository, ``predict(X)`` returns a DataFrame with ``p_<target>``
 (calibrated) and ``p_<target>_raw``; ``params={"reasons": k}`` adds the top k reason
 codes, ``params={"calibration": "<json>"}`` applies other calibration parameters (e.g.

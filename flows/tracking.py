@@ -435,7 +435,8 @@ def log_model(
             ),
             input_example=example,
             pip_requirements=[
-                f"{pkg}=={installed(pkg)}" for pkg in ("mlflow", "lightgbm", "numpy", "pandas")
+                f"{pkg}=={installed(pkg)}"
+                for pkg in ("mlflow", "lightgbm", "numpy", "pandas", "scipy")
             ],
             registered_model_name=registered_name,
         )

@@ -5,7 +5,7 @@ repository, and scoring must never execute code or unpickle objects read from a 
 store that others can write to. The parts are plain text (LightGBM's model format and
 JSON); loading them parses data, it runs nothing.
 
-This module imports only numpy, pandas and lightgbm (no other module of the project), so
+This module imports only numpy, pandas, lightgbm and scipy (no other module of the project), so
 that it travels with the MLflow model as a single file (``code_paths``) and the pyfunc
 wrapper (``flows/pyfunc_model.py``) and ``nrrcast score`` compute the same numbers with
 the same code.
@@ -33,30 +33,34 @@ def calibration_params(calibrator: Any) -> dict[str, Any]:
 
     Returns
     -------
-    ``{"method": "sigmoid", "a": .., "b": ..}`` (``sigmoid(a * logit(p) + b)``) or
-    ``{"method": "isotonic", "x": [..], "y": [..]}`` (breakpoints, linear in between, flat
-    outside), the same forms as ``evaluation.thresholds.calibration_params``.
+    The calibrator's own numbers (its ``to_params()``): sigmoid ``a, b``; beta ``a, b, c``;
+    pchip logit knots ``x, v`` and ``slope``; isotonic breakpoints ``x, y``; the same
+    forms as ``evaluation.thresholds.calibration_params``.
 
     Raises
     ------
     TypeError
-        For a calibrator of another kind (nothing would reproduce it exactly).
+        For a calibrator without ``to_params`` (nothing would reproduce it exactly).
     """
-    method = getattr(calibrator, "method_", None)
-    model = getattr(calibrator, "model_", None)
-    if method == "sigmoid" and isinstance(model, tuple) and len(model) == 2:
-        return {"method": "sigmoid", "a": float(model[0]), "b": float(model[1])}
-    if method == "isotonic" and hasattr(model, "X_thresholds_"):
-        return {
-            "method": "isotonic",
-            "x": [float(v) for v in model.X_thresholds_],
-            "y": [float(v) for v in model.y_thresholds_],
-        }
-    raise TypeError(f"cannot export a calibrator of method {method!r} ({type(model).__name__})")
+    if not hasattr(calibrator, "to_params"):
+        raise TypeError(f"cannot export a calibrator of type {type(calibrator).__name__}")
+    return dict(calibrator.to_params())
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, _EPS, 1.0 - _EPS)
+    return np.log(q) - np.log1p(-q)
+
+
+def _sigmoid(s: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * s))
 
 
 def apply_calibration(params: Mapping[str, Any], raw: Any) -> np.ndarray:
     """Calibrated probabilities from portable parameters; NaN scores stay NaN.
+
+    The same arithmetic as ``models.calibrate.apply_params`` (kept in step by a test), so
+    the registered model and ``nrrcast score`` agree exactly.
 
     Examples
     --------
@@ -67,14 +71,32 @@ def apply_calibration(params: Mapping[str, Any], raw: Any) -> np.ndarray:
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     q = p[ok]
-    if params.get("method") == "sigmoid":
-        q = np.clip(q, _EPS, 1.0 - _EPS)
-        s = float(params["a"]) * (np.log(q) - np.log1p(-q)) + float(params["b"])
-        val = 0.5 * (1.0 + np.tanh(0.5 * s))
-    elif params.get("method") in ("isotonic", "table"):
-        val = np.interp(q, np.asarray(params["x"], float), np.asarray(params["y"], float))
+    method = params.get("method")
+    if method == "sigmoid":
+        val = _sigmoid(float(params["a"]) * _logit(q) + float(params["b"]))
+    elif method == "beta":
+        c = np.clip(q, _EPS, 1.0 - _EPS)
+        val = _sigmoid(
+            float(params["a"]) * np.log(c) - float(params["b"]) * np.log1p(-c) + float(params["c"])
+        )
+    elif method == "pchip":
+        from scipy.interpolate import PchipInterpolator
+
+        x = np.asarray(params["x"], dtype=np.float64)
+        v = np.asarray(params["v"], dtype=np.float64)
+        slope = float(params["slope"])
+        z = _logit(q)
+        s = np.empty_like(z)
+        lo, hi = z < x[0], z > x[-1]
+        mid = ~(lo | hi)
+        s[mid] = PchipInterpolator(x, v, extrapolate=False)(z[mid])
+        s[lo] = v[0] + slope * (z[lo] - x[0])
+        s[hi] = v[-1] + slope * (z[hi] - x[-1])
+        val = _sigmoid(s)
+    elif method in ("isotonic", "table"):
+        val = np.interp(q, np.asarray(params["x"], np.float64), np.asarray(params["y"], np.float64))
     else:
-        raise ValueError(f"unknown calibration method {params.get('method')!r}")
+        raise ValueError(f"unknown calibration method {method!r}")
     out[ok] = np.clip(val, _EPS, 1.0 - _EPS)
     return out
 

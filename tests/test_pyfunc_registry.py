@@ -215,7 +215,13 @@ def test_pyfunc_requirements_and_signature(pipeline):
     mv = client.get_model_version_by_alias("nrrcast-churn", "champion")
     where = mlflow.artifacts.download_artifacts(f"models:/nrrcast-churn/{mv.version}")
     reqs = Path(where, "requirements.txt").read_text().split()
-    assert sorted(r.split("==")[0] for r in reqs) == ["lightgbm", "mlflow", "numpy", "pandas"]
+    assert sorted(r.split("==")[0] for r in reqs) == [
+        "lightgbm",
+        "mlflow",
+        "numpy",
+        "pandas",
+        "scipy",
+    ]
     assert sorted(p.name for p in Path(where, "code").iterdir()) == ["portable.py"]
     info = mlflow.models.get_model_info(f"models:/nrrcast-churn/{mv.version}")
     outputs = {c["name"]: c["type"] for c in info.signature.outputs.to_dict()}

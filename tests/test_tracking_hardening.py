@@ -133,7 +133,7 @@ def test_portable_model_predicts_what_the_estimator_predicts(tmp_path):
     from models.portable import PortableModel
 
     model, X = _fitted_classifier()
-    for method in ("isotonic", "sigmoid"):
+    for method in ("isotonic", "sigmoid", "beta", "pchip"):
         model.set_params(calibration=method)
         model._fit_calibration(X[1000:], (X["login_decay"][1000:] < -0.5).astype(float))
         back = PortableModel.load(
