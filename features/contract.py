@@ -24,12 +24,18 @@ Actions when a row breaks a rule (documented here because they are choices):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 
 ContractType = Literal["VARCHAR", "BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP"]
 RowAction = Literal["quarantine", "warning", "nullify"]
 
 CONTRACT_VERSION = "v1"
+
+DEFAULT_FLOOR = date(2000, 1, 1)
+"""Timestamps and dates before it are set aside: well before any SaaS subscription, so a
+value before it is a placeholder (1900-01-01, the Unix epoch) or a parsing accident, and
+accepting it would stretch every panel back to that year."""
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 import duckdb
 
 from features.casting import cast_plan, type_label
 from features.contract import CONTRACT_VERSION, ColumnSpec, TableSpec
-from features.sources import Source, sql_str
+from features.sources import Source, open_bytes, sql_str
+from features.sql_quote import quote_ident, quote_literal
 from features.validation_report import Action, Problem
 
 Q = "_nrr_q"
@@ -29,8 +31,8 @@ CheckAction = Literal["quarantine", "warning", "nullify", "info"]
 
 
 def qi(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+    """Quote an SQL identifier (short name of `features.sql_quote.quote_ident`)."""
+    return quote_ident(name)
 
 
 def typed_col(col: str) -> str:
@@ -115,8 +117,8 @@ class ParentKeys:
 
 
 def ts_literal(ts: datetime) -> str:
-    """A DuckDB TIMESTAMP literal (microseconds)."""
-    return f"TIMESTAMP '{ts.isoformat(sep=' ', timespec='microseconds')}'"
+    """A DuckDB TIMESTAMP literal (microseconds) of a naive datetime."""
+    return quote_literal(ts)
 
 
 def _num(x: float) -> str:
@@ -130,13 +132,43 @@ def _describe(con: duckdb.DuckDBPyConnection, view: str) -> list[tuple[str, str]
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {view}").fetchall()]
 
 
-def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> None:
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter_hint(files: list[Path], spec: TableSpec, found: list[str]) -> str | None:
+    """Name a delimiter problem when the header splits into the contract's columns on a
+    delimiter other than the one the file was read with (else the user sees "required
+    column missing" for columns that are plainly in the file)."""
+    if not files:
+        return None
+    with open_bytes(files[0]) as fh:
+        header = fh.readline().decode("utf-8", errors="replace").strip().lstrip("\ufeff")
+    wanted = {c.lower() for c in spec.column_names}
+    have = len(wanted & {f.lower() for f in found})
+    best, hits = None, have
+    for delim in _DELIMITERS:
+        names = {n.strip().strip('"').lower() for n in header.split(delim)}
+        if len(wanted & names) > hits:
+            best, hits = delim, len(wanted & names)
+    if best is None:
+        return None
+    shown = "tab" if best == "\t" else repr(best)
+    return (
+        f"{files[0].name}: the header splits into {hits} contract columns on {shown}, but "
+        f"the rows were read as {len(found)} column(s) {found[:4]}: a {shown}-delimited file "
+        "whose rows do not parse the same way; re-export it with ',' as delimiter "
+        "(and quotes around values holding delimiters)"
+    )
+
+
+def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan, source: Source) -> None:
     """Match found columns to the contract, choose casts, and report structure problems."""
     spec = plan.spec
     found = _describe(con, plan.raw)
     plan.raw_cols = [name for name, _ in found]
     by_lower = {name.lower(): (name, typ) for name, typ in found}
-    notes: list[tuple[str, str, Action]] = []  # (column, problem, action) for whole columns
+    # (column or None for the table, problem, action): findings about whole columns
+    notes: list[tuple[str | None, str, Action]] = []
     for col in spec.columns:
         hit = by_lower.get(col.name.lower())
         plan.typed[col.name] = f"CAST(NULL AS {col.dtype})"
@@ -177,6 +209,11 @@ def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> None:
                     found_type=type_label(raw_type),
                 )
             )
+    missing = any(a == "error" and p == "required column missing" for _, p, a in notes)
+    if missing and source.formats.get(spec.name) == "csv":
+        hint = _delimiter_hint(source.files.get(spec.name, []), spec, plan.raw_cols)
+        if hint is not None:
+            notes.append((None, hint, "error"))
     contract = {c.lower() for c in spec.column_names}
     for name, typ in found:
         if name.lower() not in contract:
@@ -187,8 +224,9 @@ def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> None:
         plan.problems += [Problem(spec.name, c, text, rows, a) for c, text, a in notes]
 
 
-def _value_checks(plan: TablePlan, now_sql: str, now: datetime) -> None:
-    """Null ids, ranges, enums, future timestamps and date order, from the column specs."""
+def _value_checks(plan: TablePlan, now_sql: str, now: datetime, floor: datetime) -> None:
+    """Null ids, ranges, non-finite numbers, enums, timestamps before the floor or in the
+    future, and date order, from the column specs."""
     spec = plan.spec
     fallible = {c.column for c in plan.checks if c.cast_of}
     for col in spec.columns:
@@ -205,8 +243,23 @@ def _value_checks(plan: TablePlan, now_sql: str, now: datetime) -> None:
             plan.checks.append(
                 Check(col.name, f"null {col.name}", f"null {col.name}", cond, "quarantine")
             )
+        if col.dtype == "DOUBLE":
+            plan.checks.append(_finite_check(col))
         if col.min_value is not None or col.max_value is not None:
             plan.checks.append(_range_check(col))
+        if col.dtype in ("TIMESTAMP", "DATE"):
+            value = t if col.dtype == "TIMESTAMP" else f"CAST({t} AS TIMESTAMP)"
+            day = f"{floor:%Y-%m-%d}" if floor.time() == datetime.min.time() else f"{floor}"
+            plan.checks.append(
+                Check(
+                    col.name,
+                    f"before the floor ({day}): a placeholder or a parsing accident",
+                    f"{col.name} before the floor ({day})",
+                    f"{value} < {ts_literal(floor)}",
+                    "quarantine",
+                    examples=t,
+                )
+            )
         if col.values:
             expected = "/".join(col.values)
             plan.checks.append(
@@ -253,6 +306,21 @@ def _value_checks(plan: TablePlan, now_sql: str, now: datetime) -> None:
                     "quarantine",
                 )
             )
+
+
+def _finite_check(col: ColumnSpec) -> Check:
+    """Infinities are no amount, count or limit (NaN is read as NULL by the cast).
+
+    Enrichment columns whose impossible values become NULL (``on_range="nullify"``) treat
+    an infinity the same way; elsewhere the row is set aside.
+    """
+    t = typed_col(col.name)
+    cond = f"NOT isfinite({t})"
+    if col.on_range == "nullify":
+        text = "not a finite number: set to NULL (unknown)"
+        return Check(col.name, text, f"non-finite {col.name}", cond, "nullify", examples=t)
+    text = "not a finite number (inf or -inf)"
+    return Check(col.name, text, f"non-finite {col.name}", cond, "quarantine", examples=t)
 
 
 def _range_check(col: ColumnSpec) -> Check:
@@ -364,6 +432,7 @@ def plan_table(
     spec: TableSpec,
     keys: dict[str, ParentKeys],
     now: datetime,
+    floor: datetime,
 ) -> TablePlan:
     """The checks of one contract table given what the source holds.
 
@@ -373,6 +442,7 @@ def plan_table(
     spec : the table's contract.
     keys : parents already validated, whose keys the reference checks use.
     now : naive UTC extraction time; values at or after it are in the future.
+    floor : naive UTC time; timestamps and dates before it are set aside.
 
     Returns
     -------
@@ -391,8 +461,8 @@ def plan_table(
             )
         return plan
     plan = TablePlan(spec, present=True, materialize=materialize, raw=source.raw(spec.name))
-    _plan_columns(con, plan)
-    _value_checks(plan, ts_literal(now), now)
+    _plan_columns(con, plan, source)
+    _value_checks(plan, ts_literal(now), now, floor)
     _reference_checks(plan, keys)
     _dedupe_check(plan)
     for i, check in enumerate(plan.checks):

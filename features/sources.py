@@ -11,10 +11,11 @@ not available offline. Export the tables to Parquet, CSV or a DuckDB file instea
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import duckdb
 
@@ -22,6 +23,7 @@ from features import storage
 from features.contract import TABLES
 from features.data_end import manifest_data_end, manifest_path, read_manifest
 from features.errors import InputError, LockHeldError, PathNotFoundError
+from features.sql_quote import quote_ident, quote_literal
 
 RAW_PREFIX = "raw_"
 ATTACH_ALIAS = "nrr_src"
@@ -73,8 +75,87 @@ class Source:
 
 
 def sql_str(value: str | Path) -> str:
-    """A single-quoted SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """A single-quoted SQL string literal (`features.sql_quote.quote_literal` of the text)."""
+    return quote_literal(str(value))
+
+
+# DuckDB reads only the errors of these kinds as "the input is unreadable"; anything else
+# (a binder or internal error) is a bug of ours and keeps its traceback.
+READ_ERRORS = (duckdb.InvalidInputException, duckdb.IOException, duckdb.ConversionException)
+
+
+def _first_line(exc: BaseException) -> str:
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+
+
+def open_bytes(path: Path) -> IO[bytes]:
+    """A data file opened for bytes (gzip-decompressed for ``.gz``)."""
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def first_non_utf8_line(path: Path) -> tuple[int, int, int] | None:
+    """(line number, byte offset in the line, count of such lines) of a non-UTF-8 file.
+
+    Lines are counted from 1 as an editor shows them (the header is line 1). None when
+    every line decodes. Only called once a read has failed, so a full pass is affordable.
+    """
+    first, bad = None, 0
+    with open_bytes(path) as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad += 1
+                if first is None:
+                    first = (number, exc.start + 1)
+    return None if first is None else (first[0], first[1], bad)
+
+
+def _parquet_problem(path: Path) -> str | None:
+    """Why a Parquet file cannot be read (None when its footer reads fine)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except Exception as exc:  # any reason pyarrow gives is the answer we want
+        size = path.stat().st_size
+        return f"not a readable Parquet file ({size:,} bytes; truncated or corrupt: {exc})"
+    return None
+
+
+def unreadable(table: str, fmt: str, files: list[Path], exc: BaseException) -> InputError:
+    """The error for a table whose files DuckDB could not read, naming the file and line.
+
+    Parameters
+    ----------
+    table : contract table name.
+    fmt : "parquet", "csv" or "duckdb".
+    files : the table's files (empty for a DuckDB source).
+    exc : what DuckDB raised.
+
+    Returns
+    -------
+    InputError
+        Names the table, the first bad file (and line, for text that is not UTF-8) and
+        what to do; falls back to DuckDB's first message line when no file is to blame.
+    """
+    if fmt == "csv":
+        for path in files:
+            found = first_non_utf8_line(path)
+            if found is not None:
+                line, col, count = found
+                more = f" ({count:,} lines in all)" if count > 1 else ""
+                return InputError(
+                    f"table {table!r}: {path} line {line} (byte {col}) is not valid UTF-8"
+                    f"{more}; re-export the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                )
+    if fmt == "parquet":
+        for path in files:
+            why = _parquet_problem(path)
+            if why is not None:
+                return InputError(f"table {table!r}: {path} is {why}; restore or remove it")
+    where = ", ".join(str(p) for p in files[:3]) or fmt
+    return InputError(f"table {table!r}: cannot read {where}: {_first_line(exc)}")
 
 
 def _file_format(path: Path) -> str | None:
@@ -130,7 +211,11 @@ def _register_directory(
             # Text is read as text and cast column by column during validation, so a
             # value that does not parse is reported per row instead of failing the read.
             reader = f"read_csv({listing}, header = true, all_varchar = true{union})"
-        con.execute(f"CREATE OR REPLACE VIEW {RAW_PREFIX}{table} AS SELECT * FROM {reader}")
+        view = quote_ident(RAW_PREFIX + table)
+        try:
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {reader}")
+        except READ_ERRORS as exc:
+            raise unreadable(table, fmt, paths, exc) from exc
         formats[table] = fmt  # type: ignore[assignment]
         files[table] = paths
     return formats, files
@@ -166,9 +251,10 @@ def _register_duckdb(con: duckdb.DuckDBPyConnection, db_file: Path) -> dict[str,
     formats: dict[str, Format] = {}
     for table in TABLES:
         if table in schemas:
+            relation = ".".join(quote_ident(p) for p in (ATTACH_ALIAS, schemas[table], table))
             con.execute(
-                f"CREATE OR REPLACE VIEW {RAW_PREFIX}{table} AS "
-                f'SELECT * FROM {ATTACH_ALIAS}."{schemas[table]}".{table}'
+                f"CREATE OR REPLACE VIEW {quote_ident(RAW_PREFIX + table)} AS "
+                f"SELECT * FROM {relation}"
             )
             formats[table] = "duckdb"
     return formats
@@ -187,7 +273,8 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
         directory ``events/part-*.parquet``) and optionally ``manifest.json``, or a DuckDB
         database file holding tables with the contract's names.
     con : duckdb.DuckDBPyConnection, optional
-        Connection to register the views in; a new in-memory one by default.
+        Connection to register the views in; a new in-memory one by default. Its
+        ``TimeZone`` is set to UTC (naive timestamps are UTC, independent of the host).
 
     Returns
     -------
@@ -200,8 +287,9 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
     PathNotFoundError
         If `source` does not exist (a FileNotFoundError).
     InputError
-        For a database URL, a table stored twice (e.g. both CSV and Parquet), or a
-        manifest.json that cannot be read or whose ``data_end`` is not a date (a ValueError).
+        (a ValueError) For a database URL, a table stored twice (e.g. both CSV and
+        Parquet, or a file and a directory), a file that cannot be read (naming it), or a
+        manifest.json that cannot be read or whose ``data_end`` is not a date.
 
     Examples
     --------
@@ -235,6 +323,10 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
     if con is None:  # a connection of our own: no progress bar in logs and CI output
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
+    # Naive timestamps are UTC. DuckDB otherwise reads a naive value as local time of the
+    # host wherever it meets an aware one (e.g. parts of one table that differ), so that
+    # results would depend on the machine's time zone.
+    con.execute("SET TimeZone = 'UTC'")
     if path.is_dir():
         formats, files = _register_directory(con, path)
     else:

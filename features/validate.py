@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 
 from features import storage
-from features.contract import CONTRACT_VERSION, TABLES
+from features.contract import CONTRACT_VERSION, DEFAULT_FLOOR, TABLES
 from features.contract_checks import (
     BadKeys,
     Check,
@@ -53,7 +53,7 @@ from features.contract_checks import (
     typed_col,
     typed_sql,
 )
-from features.sources import Source, sql_str
+from features.sources import READ_ERRORS, Source, sql_str, unreadable
 from features.validation_report import (
     Action,
     ContractError,
@@ -77,6 +77,9 @@ CLEAN_TABLES: tuple[str, ...] = tuple(TABLES)
 """Names of the clean relations `validate` creates."""
 
 _KEEP_EXAMPLES = 3
+_NEEDED = ("accounts", "subscriptions", "events")  # without clean rows, nothing to compute
+# a number written with a decimal comma ('1,5'): a ';'-delimited export from a locale
+_DECIMAL_COMMA = r"^\s*[-+]?[0-9]+,[0-9]+\s*$"
 _MAX_LISTED = 1000  # bad keys written into the SQL as a literal list (pushed into the scan)
 
 
@@ -256,6 +259,20 @@ def _report_checks(con: duckdb.DuckDBPyConnection, plan: TablePlan, stage: str) 
         examples = _examples(con, check, stage) if check.examples is not None else ""
         if examples:
             text = f"{text}, e.g. {examples}"
+        if check.cast_of is not None and check.found_type == "VARCHAR":
+            comma = _count(
+                con,
+                [
+                    f"count(*) FILTER (WHERE regexp_matches({check.cast_of}, "
+                    f"{sql_str(_DECIMAL_COMMA)}))"
+                ],
+                f"{stage} WHERE {check.flag}",
+            )[0]
+            if comma and plan.spec.column(check.column).dtype in ("DOUBLE", "BIGINT"):  # type: ignore[arg-type]
+                text += (
+                    f"; {comma:,} values use a decimal comma: the file looks exported with "
+                    "';' as delimiter and ',' as decimal separator; re-export with '.' decimals"
+                )
         if check.cast_of is not None:
             # a column where no value converts is a wrong type, not a few bad rows
             nonnull = _count(con, [f"count({check.cast_of})"], plan.raw)[0]
@@ -263,7 +280,10 @@ def _report_checks(con: duckdb.DuckDBPyConnection, plan: TablePlan, stage: str) 
                 col = plan.spec.column(check.column)  # type: ignore[arg-type]
                 text = (
                     f"wrong type: expected {col.dtype}, found {check.found_type} and no value "
-                    f"converts (rows set aside), e.g. {examples}"
+                    f"converts (rows set aside), {text[text.index('e.g.') :]}"
+                    if "e.g." in text
+                    else f"wrong type: expected {col.dtype}, found {check.found_type} and no "
+                    "value converts (rows set aside)"
                 )
                 action = "error"
         plan.problems.append(Problem(table, check.column, text, check.rows, action))
@@ -387,7 +407,11 @@ def _make_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> ParentKeys | 
 
 
 def validate(
-    source: Source, *, now: date | datetime, quarantine_dir: Path | None
+    source: Source,
+    *,
+    now: date | datetime,
+    quarantine_dir: Path | None,
+    floor: date | datetime = DEFAULT_FLOOR,
 ) -> ValidationReport:
     """Check a source against input contract v1 and expose the clean relations.
 
@@ -403,6 +427,9 @@ def validate(
         Where ``<table>.parquet`` files of set-aside rows (original columns plus
         ``reason``) are written; a stale file of a table with nothing set aside is
         removed. None writes nothing (the counts are still reported).
+    floor : date or datetime, default `features.contract.DEFAULT_FLOOR` (2000-01-01)
+        Timestamps and dates before it are set aside (a 1900-01-01 placeholder would
+        otherwise start every panel in 1900). A date means midnight.
 
     Returns
     -------
@@ -413,7 +440,13 @@ def validate(
         events, tickets, plans`` with canonical types and every contract column (optional
         ones NULL when absent; events.actor 'human', status 'ok', quantity 1.0 by default);
         missing tables are empty. `events` is a view over the raw files, the others are
-        tables.
+        tables. Accounts, subscriptions and events without a clean row are an error.
+
+    Raises
+    ------
+    InputError
+        (a ValueError) When a table's files cannot be read: bytes that are not UTF-8 in
+        a CSV (naming file and line), a truncated Parquet file (naming it).
 
     Examples
     --------
@@ -425,6 +458,9 @@ def validate(
     """
     con = source.con
     now_dt = _as_naive_utc(now)
+    floor_dt = _as_naive_utc(floor)
+    if floor_dt >= now_dt:
+        raise ValueError(f"floor {floor_dt} is not before now {now_dt}")
     now_sql = ts_literal(now_dt)
     if quarantine_dir is not None:
         quarantine_dir = claim_quarantine_dir(quarantine_dir, source.path)
@@ -437,10 +473,14 @@ def validate(
     temp: list[str] = []
     try:
         for spec in TABLES.values():
-            plan = plan_table(con, source, spec, keys, now_dt)
-            result = _run_table(
-                con, plan, now_sql, quarantine_dir, need_latest=source.data_end is None
-            )
+            try:
+                plan = plan_table(con, source, spec, keys, now_dt, floor_dt)
+                result = _run_table(
+                    con, plan, now_sql, quarantine_dir, need_latest=source.data_end is None
+                )
+            except READ_ERRORS as exc:
+                fmt = source.formats.get(spec.name, "")
+                raise unreadable(spec.name, fmt, source.files.get(spec.name, []), exc) from exc
             if plan.present:
                 temp.append(f"_nrr_stage_{spec.name}")
                 made = _make_keys(con, plan)
@@ -456,6 +496,17 @@ def validate(
             log.info(
                 "%s: %d read, %d quarantined, %d clean", spec.name, c.read, c.quarantined, c.clean
             )
+            if plan.present and spec.name in _NEEDED and c.clean == 0:
+                why = "the table is empty" if not c.read else "every row was set aside"
+                problems.append(
+                    Problem(
+                        spec.name,
+                        None,
+                        f"no clean rows ({why}): nothing to compute features from",
+                        c.read,
+                        "error",
+                    )
+                )
     finally:  # a failing clean-up must not hide the error that stopped the loop
         for name in temp:
             storage.cleanup(lambda n=name: con.execute(f"DROP TABLE IF EXISTS {n}"), f"drop {name}")

@@ -1,0 +1,322 @@
+"""Values a careless or hostile export holds: ancient dates, infinities, mixed time zones,
+undecodable bytes, odd delimiters, unreadable files. Each ends in a quarantine with a
+reason or in one clear error naming the table and file; nothing is accepted silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_validate import (
+    NOW,
+    _assert_bookkeeping,
+    _clean,
+    _problem,
+    _quarantine,
+    _to_arrow,
+    _validate,
+    world,
+    write_source,
+)
+
+from features.contract import DEFAULT_FLOOR
+from features.sources import open_source
+from features.validate import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _csv_source(tables: dict[str, pd.DataFrame], root: Path) -> Path:
+    return write_source(tables, root, "csv")
+
+
+# ----------------------------------------------------------------------------- the floor
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        ("events", "ts", pd.Timestamp("1900-01-01 10:00")),
+        ("accounts", "created_at", pd.Timestamp("1900-01-01")),
+        ("users", "created_at", pd.Timestamp("1899-12-31 23:00")),
+        ("tickets", "created_at", pd.Timestamp("1970-01-01")),
+        ("subscriptions", "start_date", date(1900, 1, 1)),
+    ],
+)
+def test_timestamps_before_the_floor_are_set_aside(tmp_path, table, column, value):
+    tables = world()
+    tables[table].loc[1, column] = value
+    _, report = _validate(tables, tmp_path)
+    p = _problem(report, table, column, "before the floor")
+    assert p.rows == 1 and p.action == "quarantined"
+    assert "2000-01-01" in p.problem
+    q = _quarantine(report, table)
+    assert f"{column} before the floor (2000-01-01)" in q["reason"].iloc[0]
+
+
+def test_fifty_events_from_1900_do_not_move_the_data_start(tmp_path):
+    tables = world()
+    ev = tables["events"]
+    old = ev.iloc[:1].copy()
+    extra = pd.concat([old] * 50, ignore_index=True)
+    extra["ts"] = pd.Series(pd.to_datetime(["1900-06-01"] * 50)).astype("datetime64[us]")
+    tables["events"] = pd.concat([ev, extra], ignore_index=True)
+    src, report = _validate(tables, tmp_path)
+    assert report.counts["events"].quarantined == 50
+    first = src.con.execute("SELECT min(ts) FROM events").fetchone()[0]
+    assert first.year == 2025
+
+
+def test_floor_is_a_parameter_and_end_dates_before_it_are_set_aside(tmp_path):
+    tables = world()
+    tables["events"].loc[0, "ts"] = pd.Timestamp("1990-05-01")
+    tables["tickets"].loc[0, ["created_at", "closed_at"]] = [
+        pd.Timestamp("1985-01-01"),
+        pd.Timestamp("1986-01-01"),
+    ]
+    src = open_source(write_source(tables, tmp_path / "src"))
+    report = validate(src, now=NOW, quarantine_dir=tmp_path / "q", floor=date(1980, 1, 1))
+    _assert_bookkeeping(src.con, report, tmp_path / "q")
+    assert report.ok and report.counts["events"].quarantined == 0
+    assert report.counts["tickets"].quarantined == 0
+    assert date(2000, 1, 1) == DEFAULT_FLOOR
+    tables["tickets"].loc[0, ["created_at", "closed_at"]] = [
+        pd.Timestamp("2025-01-01"),
+        pd.Timestamp("1960-01-01"),
+    ]
+    _, report = _validate(tables, tmp_path / "b")
+    assert _problem(report, "tickets", "closed_at", "before the floor").rows == 1
+
+
+# ------------------------------------------------------------------------- non-finite
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_infinite_quantity_is_set_aside(tmp_path, value):
+    tables = world()
+    tables["events"].loc[3, "quantity"] = value
+    src, report = _validate(tables, tmp_path)
+    p = _problem(report, "events", "quantity", "not a finite number")
+    assert p.rows == 1 and p.action == "quarantined"
+    assert "non-finite quantity" in _quarantine(report, "events")["reason"].iloc[0]
+    finite = src.con.execute("SELECT bool_and(isfinite(quantity)) FROM events").fetchone()[0]
+    assert finite
+
+
+def test_infinite_mrr_is_set_aside(tmp_path):
+    tables = world()
+    tables["subscriptions"].loc[2, "mrr"] = np.inf
+    _, report = _validate(tables, tmp_path)
+    assert _problem(report, "subscriptions", "mrr", "not a finite number").rows == 1
+    assert report.counts["subscriptions"].quarantined == 1
+
+
+@pytest.mark.parametrize(("table", "column"), [("accounts", "tam_usd"), ("plans", "usage_limit")])
+def test_infinite_enrichment_value_becomes_unknown_with_a_warning(tmp_path, table, column):
+    tables = world()
+    tables[table].loc[0, column] = np.inf
+    src, report = _validate(tables, tmp_path)
+    p = _problem(report, table, column, "not a finite number")
+    assert p.rows == 1 and p.action == "warning" and "NULL" in p.problem
+    assert report.counts[table].quarantined == 0
+    values = _clean(src, table)[column]
+    assert values.isna().sum() == tables[table][column].isna().sum() + 1
+
+
+def test_infinity_written_as_text_in_a_csv_is_set_aside(tmp_path):
+    tables = world()
+    tables["events"]["quantity"] = tables["events"]["quantity"].astype(str)
+    tables["events"].loc[[0, 1, 2], "quantity"] = ["inf", "-Infinity", "1e400"]
+    tables["subscriptions"]["mrr"] = tables["subscriptions"]["mrr"].astype(str)
+    tables["subscriptions"].loc[0, "mrr"] = "Infinity"
+    _, report = _validate(tables, tmp_path, fmt="csv")
+    assert report.counts["events"].quarantined == 3
+    assert report.counts["subscriptions"].quarantined == 1
+
+
+def test_nan_mrr_is_set_aside_and_nan_quantity_takes_the_default(tmp_path):
+    tables = world()
+    tables["subscriptions"].loc[0, "mrr"] = np.nan
+    tables["events"].loc[0, "quantity"] = np.nan
+    src, report = _validate(tables, tmp_path)
+    assert _problem(report, "subscriptions", "mrr", "null mrr").rows == 1
+    assert report.counts["events"].quarantined == 0
+    assert src.con.execute("SELECT count(*) FROM events WHERE isnan(quantity)").fetchone()[0] == 0
+
+
+# ------------------------------------------------------------------------- time zones
+
+_TZ_SCRIPT = """
+import json, sys
+from features.sources import open_source
+from features.validate import validate
+src = open_source(sys.argv[1])
+report = validate(src, now=__import__("datetime").datetime(2026, 1, 1), quarantine_dir=None)
+rows = src.con.execute(
+    "SELECT CAST(ts AS VARCHAR) FROM events ORDER BY ts, account_id, user_id"
+).fetchall()
+accounts = src.con.execute(
+    "SELECT CAST(created_at AS VARCHAR) FROM accounts ORDER BY account_id"
+).fetchall()
+print(json.dumps({"ts": [r[0] for r in rows], "accounts": [r[0] for r in accounts],
+                  "q": report.counts["events"].quarantined}))
+"""
+
+
+def _run_under_tz(path: Path, tz: str) -> dict:
+    env = {**os.environ, "TZ": tz, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", _TZ_SCRIPT, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_mixed_aware_and_naive_parts_give_the_same_utc_times_in_any_host_time_zone(tmp_path):
+    tables = world()
+    root = write_source(tables, tmp_path / "src")
+    # rewrite the second events part with a time-zone-aware column (same instants, UTC)
+    part = root / "events" / "part-001.parquet"
+    t = pq.read_table(part)
+    i = t.schema.get_field_index("ts")
+    t = t.set_column(i, "ts", t.column("ts").cast(pa.timestamp("us", tz="UTC")))
+    pq.write_table(t, part)
+    # and the accounts as aware times in New York (converted to UTC on load)
+    acc = tables["accounts"].copy()
+    acc["created_at"] = acc["created_at"].dt.tz_localize("UTC").dt.tz_convert("America/New_York")
+    pq.write_table(_to_arrow(acc), root / "accounts.parquet")
+    utc = _run_under_tz(root, "UTC")
+    ny = _run_under_tz(root, "America/New_York")
+    tokyo = _run_under_tz(root, "Asia/Tokyo")
+    assert utc == ny == tokyo
+    expected = sorted(str(pd.Timestamp(v)) for v in tables["events"]["ts"])
+    assert sorted(pd.Timestamp(v).isoformat(sep=" ") for v in utc["ts"]) == [
+        pd.Timestamp(v).isoformat(sep=" ") for v in expected
+    ]
+    assert utc["accounts"][0].startswith("2024-01-10 00:00:00")
+
+
+def test_session_time_zone_of_a_passed_connection_does_not_shift_times(tmp_path):
+    import duckdb
+
+    tables = world()
+    root = write_source(tables, tmp_path / "src")
+    part = root / "events" / "part-000.parquet"
+    t = pq.read_table(part)
+    i = t.schema.get_field_index("ts")
+    pq.write_table(t.set_column(i, "ts", t.column("ts").cast(pa.timestamp("us", tz="UTC"))), part)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'America/New_York'")
+    src = open_source(root, con=con)
+    validate(src, now=NOW, quarantine_dir=None)
+    got = sorted(src.con.execute("SELECT ts FROM events").df()["ts"].astype(str))
+    assert got == sorted(tables["events"]["ts"].astype(str))
+
+
+# ------------------------------------------------------------------------- unreadable input
+
+
+def test_non_utf8_bytes_in_a_csv_are_an_error_naming_table_file_and_line(tmp_path):
+    root = _csv_source(world(), tmp_path / "src")
+    path = root / "accounts.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"Beta", b"B\xe9ta")  # latin-1 e-acute on line 3
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError) as err:  # found when the view is made, or when read
+        validate(open_source(root), now=NOW, quarantine_dir=tmp_path / "q")
+    msg = str(err.value)
+    assert type(err.value).__name__ == "InputError"
+    assert "accounts" in msg and "accounts.csv" in msg and "line 3" in msg and "UTF-8" in msg
+    assert "Traceback" not in msg and len(msg.splitlines()) <= 3
+
+
+def test_table_stored_as_a_file_and_a_directory_is_an_error_naming_both(tmp_path):
+    root = write_source(world(), tmp_path / "src")
+    pq.write_table(pq.read_table(root / "events" / "part-000.parquet"), root / "events.parquet")
+    with pytest.raises(ValueError) as err:
+        open_source(root)
+    msg = str(err.value)
+    assert type(err.value).__name__ == "InputError"
+    assert "'events'" in msg and "events.parquet" in msg and "events/part-000.parquet" in msg
+
+
+def test_truncated_parquet_part_is_an_error_naming_table_and_file(tmp_path):
+    root = write_source(world(), tmp_path / "src")
+    part = root / "events" / "part-001.parquet"
+    part.write_bytes(part.read_bytes()[:100])
+    with pytest.raises(ValueError) as err:
+        src = open_source(root)
+        validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    msg = str(err.value)
+    assert type(err.value).__name__ == "InputError"
+    assert "events" in msg and "part-001.parquet" in msg and "not a readable Parquet" in msg
+    assert "LINE 1" not in msg
+
+
+def test_empty_events_table_is_an_error(tmp_path):
+    tables = world()
+    tables["events"] = tables["events"].iloc[:0]
+    _, report = _validate(tables, tmp_path)
+    assert not report.ok
+    p = _problem(report, "events", None, "no clean rows")
+    assert p.action == "error"
+
+
+def test_events_all_set_aside_is_an_error(tmp_path):
+    tables = world()
+    tables["events"]["ts"] = pd.Series([pd.Timestamp("1900-01-01")] * len(tables["events"]))
+    tables["events"]["ts"] = tables["events"]["ts"].astype("datetime64[us]")
+    _, report = _validate(tables, tmp_path)
+    assert not report.ok
+    assert _problem(report, "events", None, "no clean rows").action == "error"
+
+
+def test_empty_tickets_table_is_fine(tmp_path):
+    tables = world()
+    tables["tickets"] = tables["tickets"].iloc[:0]
+    _, report = _validate(tables, tmp_path)
+    assert report.ok
+
+
+def test_decimal_commas_of_a_semicolon_csv_are_named(tmp_path):
+    tables = world()
+    root = _csv_source(tables, tmp_path / "src")
+    for name, df in tables.items():
+        df.to_csv(root / f"{name}.csv", sep=";", index=False, decimal=",")
+    src = open_source(root)
+    report = validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    p = _problem(report, "subscriptions", "mrr", "decimal comma")
+    assert "';'" in p.problem
+
+
+def test_header_split_on_another_delimiter_is_named(tmp_path):
+    root = _csv_source(world(), tmp_path / "src")
+    (root / "plans.csv").write_text(
+        'plan;seat_limit;usage_limit\n"starter";10;"1;0"\ngrowth,a;50,b;1e6\nx;y;z;w\n'
+    )
+    src = open_source(root)
+    report = validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    hits = [p for p in report.problems if p.table == "plans" and "delimit" in p.problem]
+    assert hits and "';'" in hits[0].problem and hits[0].action == "error"
+
+
+def test_now_and_floor_accept_datetime_objects(tmp_path):
+    tables = world()
+    tables["events"].loc[0, "ts"] = pd.Timestamp("2010-01-01")
+    src = open_source(write_source(tables, tmp_path / "src"))
+    report = validate(src, now=NOW, quarantine_dir=None, floor=datetime(2015, 1, 1))
+    assert report.counts["events"].quarantined == 1
