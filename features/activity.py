@@ -336,7 +336,7 @@ def user_windows(run: SqlRunner, fx: FeatureIndex, cfg: FeatureConfig) -> str:
           SUM(CASE WHEN x.ad90 > 0 THEN 1 ELSE 0 END) AS active_users_90d,
           SUM(CASE WHEN x.adp30 > 0 THEN 1 ELSE 0 END) AS active_users_p30,
           SUM(CASE WHEN x.ad30 >= {power_days!r}
-                    AND {_bitcount(fx.words, "x.m30_{w}")} >= {cfg.power_user_min_features}
+                    AND {_bitcount(fx.words, "x.m30_{w}")} >= {int(cfg.power_user_min_features)}
                    THEN 1 ELSE 0 END) AS power_users_30d,
           COUNT(DISTINCT CASE WHEN x.ad30 > 0 THEN usr.department END) AS departments_30d,
           SUM(CASE WHEN x.ad30 > 0 AND usr.role = 'admin' THEN 1 ELSE 0 END) AS admins_active_30d

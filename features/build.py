@@ -35,6 +35,7 @@ from features.config import FeatureConfig
 from features.labels import LABEL_COLUMNS, finish_labels, infer_data_end, label_sql
 from features.maturity import maturity_stage
 from features.snapshots import normalize_as_of, to_date, window_plan
+from features.sql_quote import set_statement
 from features.sqlrun import PREFIX, SqlRunner, require_relations
 
 log = logging.getLogger("nrrcast.features")
@@ -281,14 +282,14 @@ def _apply_settings(con: duckdb.DuckDBPyConnection, cfg: FeatureConfig) -> dict[
         wanted["memory_limit"] = cfg.duckdb_memory_limit
     old = {}
     for key, value in wanted.items():
-        old[key] = str(con.execute(f"SELECT current_setting('{key}')").fetchall()[0][0])
-        con.execute(f"SET {key} = '{value}'")
+        old[key] = str(con.execute("SELECT current_setting(?)", [key]).fetchall()[0][0])
+        con.execute(set_statement(key, value))
     return old
 
 
 def _restore_settings(con: duckdb.DuckDBPyConnection, old: dict[str, str]) -> None:
     for key, value in old.items():
-        con.execute(f"SET {key} = '{value}'")
+        con.execute(set_statement(key, value))
 
 
 def build_feature_table(

@@ -180,7 +180,7 @@ def seat_utilization_streak(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig
     return run.create(
         "util_streak",
         f"""
-        SELECT r.account_id, a.as_of, LEAST(r.streak, {cfg.seat_util_lookback_months})
+        SELECT r.account_id, a.as_of, LEAST(r.streak, {int(cfg.seat_util_lookback_months)})
           AS months_high_seat_util
         FROM {PREFIX}util_runs AS r JOIN {PREFIX}asof AS a ON r.mi = a.util_mi
         """,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# A DuckDB memory size: a number and a unit (or a share of the machine's memory). The
+# value ends in SQL, so anything else (a quote, a semicolon) is refused here.
+MEMORY_LIMIT_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|[kmgt]i?b|B|b|%)\s*$"
 
 
 class MaturityRules(BaseModel):
@@ -47,6 +52,13 @@ class FeatureConfig(BaseModel):
     snapshot_start: str | None = Field(None, description="first as_of (ISO date), inclusive")
     snapshot_end: str | None = Field(None, description="last as_of (ISO date), inclusive")
 
+    # validation: timestamps and dates before it are set aside (features.validate)
+    data_floor: date = Field(
+        date(2000, 1, 1),
+        description="timestamps and dates before it are placeholders or parsing accidents "
+        "and are set aside; lower it for a book with older records",
+    )
+
     # feature definitions
     core_product: str = Field(
         "platform", description="product whose seats and plan limits define utilization"
@@ -84,4 +96,16 @@ class FeatureConfig(BaseModel):
         "None = one pass",
     )
     duckdb_threads: int | None = Field(None, ge=1)
-    duckdb_memory_limit: str | None = Field(None, description="e.g. '4GB'")
+    duckdb_memory_limit: str | None = Field(
+        None, pattern=MEMORY_LIMIT_PATTERN, description="e.g. '4GB', '512MiB', '80%'"
+    )
+
+    @field_validator("snapshot_start", "snapshot_end")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+        return value

@@ -16,24 +16,24 @@ from datetime import date, datetime
 import duckdb
 import pandas as pd
 
+from features.sql_quote import quote_literal
+
 log = logging.getLogger("nrrcast.features")
 
 PREFIX = "_nrr_f_"
 
 
 def lit(value: object) -> str:
-    """An SQL literal for a Python value (date, datetime, str, number, bool, None)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
+    """An SQL literal for a Python value (date, datetime, str, number, bool, None).
+
+    Dates and times are written as ``CAST('...' AS DATE)``, which every engine SQLGlot
+    targets reads; everything else is `features.sql_quote.quote_literal`.
+    """
     if isinstance(value, datetime):
-        return f"CAST('{value.isoformat(sep=' ')}' AS TIMESTAMP)"
+        return f"CAST({quote_literal(value.isoformat(sep=' '))} AS TIMESTAMP)"
     if isinstance(value, date):
-        return f"CAST('{value.isoformat()}' AS DATE)"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+        return f"CAST({quote_literal(value.isoformat())} AS DATE)"
+    return quote_literal(value)
 
 
 def values_table(
