@@ -20,12 +20,16 @@ import duckdb
 
 from features.casting import cast_plan, type_label
 from features.contract import CONTRACT_VERSION, ColumnSpec, TableSpec
-from features.sources import Source, open_bytes, sql_str
+from features.sources import InputError, Source, open_bytes, sql_str
 from features.sql_quote import quote_ident, quote_literal
 from features.validation_report import Action, Problem
 
 Q = "_nrr_q"
 """Name of the flag column: the row is set aside (any quarantine check)."""
+
+RESERVED_PREFIXES = ("_nrr_", "_t_", "_f_", "_k_")
+"""Prefixes of the columns validation adds next to the source's own (typed copies, flags,
+parent keys): a source column with such a name would be confused with them."""
 
 CheckAction = Literal["quarantine", "warning", "nullify", "info"]
 
@@ -165,6 +169,12 @@ def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan, source: Sourc
     """Match found columns to the contract, choose casts, and report structure problems."""
     spec = plan.spec
     found = _describe(con, plan.raw)
+    reserved = [name for name, _ in found if name.lower().startswith(RESERVED_PREFIXES)]
+    if reserved:
+        raise InputError(
+            f"table {spec.name!r}: column {reserved[0]!r} has a name nrrcast reserves for the "
+            f"columns it adds during validation ({', '.join(RESERVED_PREFIXES)}...); rename it"
+        )
     plan.raw_cols = [name for name, _ in found]
     by_lower = {name.lower(): (name, typ) for name, typ in found}
     # (column or None for the table, problem, action): findings about whole columns

@@ -320,3 +320,15 @@ def test_now_and_floor_accept_datetime_objects(tmp_path):
     src = open_source(write_source(tables, tmp_path / "src"))
     report = validate(src, now=NOW, quarantine_dir=None, floor=datetime(2015, 1, 1))
     assert report.counts["events"].quarantined == 1
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("name", ["_nrr_q", "_T_ACCOUNT_ID", "_f_0"])
+def test_source_column_with_a_reserved_name_is_an_error_naming_it(tmp_path, fmt, name):
+    tables = world()
+    tables["subscriptions"][name] = "x"
+    src = open_source(write_source(tables, tmp_path / "src", fmt))
+    with pytest.raises(ValueError) as err:
+        validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    assert type(err.value).__name__ == "InputError"
+    assert "'subscriptions'" in str(err.value) and repr(name) in str(err.value)
