@@ -11,6 +11,7 @@ the quarantine.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -176,7 +177,14 @@ def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan, source: Sourc
             f"columns it adds during validation ({', '.join(RESERVED_PREFIXES)}...); rename it"
         )
     plan.raw_cols = [name for name, _ in found]
-    by_lower = {name.lower(): (name, typ) for name, typ in found}
+    raw_names = {n.lower() for n in plan.raw_cols}
+    by_lower: dict[str, tuple[str, str]] = {}
+    for name, typ in found:
+        twin = by_lower.setdefault(name.lower(), (name, typ))[0]
+        if twin != name and name.lower() in {c.lower() for c in spec.column_names}:
+            # which of the two is meant cannot be told: refuse rather than pick one
+            text = f"columns {twin!r} and {name!r} differ only in case; keep one of them"
+            plan.problems.append(Problem(spec.name, name.lower(), text, 0, "error"))
     # (column or None for the table, problem, action): findings about whole columns
     notes: list[tuple[str | None, str, Action]] = []
     for col in spec.columns:
@@ -220,15 +228,29 @@ def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan, source: Sourc
                 )
             )
     missing = any(a == "error" and p == "required column missing" for _, p, a in notes)
+    files = source.files.get(spec.name, [])
     if missing and source.formats.get(spec.name) == "csv":
-        hint = _delimiter_hint(source.files.get(spec.name, []), spec, plan.raw_cols)
-        if hint is not None:
+        blank = [p.name for p in files if not p.read_bytes()[:4096].strip()]
+        hint = _delimiter_hint(files, spec, plan.raw_cols)
+        if blank:
+            notes.append((None, f"{', '.join(blank[:3])}: empty file (no header line)", "error"))
+        elif hint is not None:
             notes.append((None, hint, "error"))
     contract = {c.lower() for c in spec.column_names}
     for name, typ in found:
         if name.lower() not in contract:
             text = f"column not in contract {CONTRACT_VERSION} ({type_label(typ)}): ignored"
-            notes.append((name, text, "info"))
+            action: Action = "info"
+            twin = re.fullmatch(r"(.+)_[0-9]+", name)
+            if twin and twin.group(1).lower() in contract and twin.group(1).lower() in raw_names:
+                # DuckDB names are case-insensitive: a second 'Account_ID' becomes
+                # 'Account_ID_1'. Which one the export meant cannot be told.
+                text = (
+                    f"a second {twin.group(1).lower()!r} column (names differ only in case, "
+                    f"read as {name!r}): ignored, the first one is used; keep one of them"
+                )
+                action = "warning"
+            notes.append((name, text, action))
     if notes:  # whole-column findings concern every row: count them once (CSV is a scan)
         rows = con.execute(f"SELECT count(*) FROM {plan.raw}").fetchone()[0]
         plan.problems += [Problem(spec.name, c, text, rows, a) for c, text, a in notes]

@@ -111,6 +111,19 @@ def first_non_utf8_line(path: Path) -> tuple[int, int, int] | None:
     return None if first is None else (first[0], first[1], bad)
 
 
+def _compressed_problem(path: Path) -> str | None:
+    """Why a ``.gz`` file cannot be decompressed (None when it can)."""
+    if not path.name.lower().endswith(".gz"):
+        return None
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except (OSError, EOFError) as exc:
+        return f"not a readable gzip file ({exc})"
+    return None
+
+
 def _parquet_problem(path: Path) -> str | None:
     """Why a Parquet file cannot be read (None when its footer reads fine)."""
     import pyarrow.parquet as pq
@@ -141,6 +154,9 @@ def unreadable(table: str, fmt: str, files: list[Path], exc: BaseException) -> I
     """
     if fmt == "csv":
         for path in files:
+            broken = _compressed_problem(path)
+            if broken is not None:
+                return InputError(f"table {table!r}: {path} is {broken}; restore or remove it")
             found = first_non_utf8_line(path)
             if found is not None:
                 line, col, count = found

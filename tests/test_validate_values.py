@@ -332,3 +332,47 @@ def test_source_column_with_a_reserved_name_is_an_error_naming_it(tmp_path, fmt,
         validate(src, now=NOW, quarantine_dir=tmp_path / "q")
     assert type(err.value).__name__ == "InputError"
     assert "'subscriptions'" in str(err.value) and repr(name) in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_two_columns_differing_only_in_case_are_a_warning_naming_both(tmp_path, fmt):
+    tables = world()
+    tables["accounts"]["ACCOUNT_ID"] = tables["accounts"]["account_id"].str.lower()
+    src, report = _validate(tables, tmp_path, fmt=fmt)
+    p = _problem(report, "accounts", "ACCOUNT_ID_1", "a second 'account_id' column")
+    assert p.action == "warning" and "keep one of them" in p.problem
+    assert sorted(_clean(src, "accounts")["account_id"]) == ["A1", "A2", "A3", "A4"]
+
+
+def test_corrupt_gzip_csv_is_an_error_naming_the_file(tmp_path):
+    root = _csv_source(world(), tmp_path / "src")
+    (root / "tickets.csv").unlink()
+    (root / "tickets.csv.gz").write_bytes(b"\x1f\x8b\x08not gzip at all")
+    with pytest.raises(ValueError) as err:
+        validate(open_source(root), now=NOW, quarantine_dir=tmp_path / "q")
+    assert type(err.value).__name__ == "InputError"
+    assert "tickets.csv.gz" in str(err.value) and "gzip" in str(err.value)
+
+
+def test_zero_byte_csv_is_named_as_an_empty_file(tmp_path):
+    root = _csv_source(world(), tmp_path / "src")
+    (root / "tickets.csv").write_bytes(b"")
+    report = validate(open_source(root), now=NOW, quarantine_dir=tmp_path / "q")
+    assert _problem(report, "tickets", None, "empty file").action == "error"
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"{nope", "not valid JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"data_end": "soon"}', "is not a date"),
+        (b'{"data_end": "caf\xe9"}', "not UTF-8"),
+    ],
+)
+def test_bad_manifest_is_an_input_error_naming_the_file(tmp_path, content, match):
+    root = write_source(world(), tmp_path / "src")
+    (root / "manifest.json").write_bytes(content)
+    with pytest.raises(ValueError, match=match) as err:
+        open_source(root)
+    assert type(err.value).__name__ == "InputError" and "manifest.json" in str(err.value)
