@@ -13,7 +13,10 @@ Actions when a row breaks a rule (documented here because they are choices):
   activity and agent-success features);
 - unknown values of descriptive enums (``role``, ``priority``, ``coverage``) are kept with
   a warning: the features only look for the known values;
-- impossible values of optional enrichment columns (``tam_usd`` < 0, negative
+- infinite numbers, values above a ceiling (money and quantities above 1e15, terms above
+  600 months) and timestamps before the floor (`DEFAULT_FLOOR`) are set aside like the
+  other impossible values of their column (below);
+- impossible values of optional enrichment columns (``tam_usd`` < 0 or infinite, negative
   ``employees``, ``seats``, limits; ``term_months`` < 1) become NULL (unknown) with a
   warning, because setting an account aside would drop its whole history for one bad
   enrichment value;
@@ -53,6 +56,8 @@ class ColumnSpec:
     on_unknown : what an unknown enum value does: "quarantine" or "warning" (kept).
     default : SQL literal used for NULLs and for a missing optional column.
     min_value, max_value : allowed range (inclusive); `on_range` says what breaking it does.
+    ceiling : largest plausible magnitude; a value above it is a unit or export mistake
+        (1e308 in mrr makes ARR infinite) and is treated as `on_range` says.
     references : parent table whose key this column must match; `on_orphan` says what a
         value missing from the parent's clean rows does ("quarantine" or "warning").
     future : action when the value is at or after the extraction time `now`.
@@ -69,6 +74,7 @@ class ColumnSpec:
     min_value: float | None = None
     max_value: float | None = None
     on_range: Literal["quarantine", "nullify"] = "quarantine"
+    ceiling: float | None = None
     references: str | None = None
     on_orphan: Literal["quarantine", "warning"] = "quarantine"
     future: Literal["quarantine", "warning"] | None = None
@@ -118,6 +124,11 @@ def _c(name: str, dtype: ContractType, **kw: object) -> ColumnSpec:
 _OPT = {"required": False}
 _ID = {"nullable": False}
 
+MAX_AMOUNT = 1e15
+"""Ceiling of money and quantities (a quadrillion): far above any real contract, far below
+where sums over a book could overflow to infinity."""
+_AMOUNT = {"ceiling": MAX_AMOUNT}
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -126,7 +137,7 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("plan", "VARCHAR", key=True, **_ID, description="plan name"),
                 _c("seat_limit", "BIGINT", **_OPT, min_value=0, on_range="nullify"),
-                _c("usage_limit", "DOUBLE", **_OPT, min_value=0, on_range="nullify"),
+                _c("usage_limit", "DOUBLE", **_OPT, min_value=0, on_range="nullify", **_AMOUNT),
             ),
             required=False,
             dedupe_by=("plan", "seat_limit", "usage_limit"),
@@ -162,6 +173,7 @@ TABLES: dict[str, TableSpec] = {
                     "DOUBLE",
                     min_value=0,
                     on_range="nullify",
+                    **_AMOUNT,
                     description="estimated total annual revenue obtainable; NULL = unknown",
                 ),
                 _c("industry", "VARCHAR", **_OPT),
@@ -193,9 +205,16 @@ TABLES: dict[str, TableSpec] = {
                 _c("plan", "VARCHAR", references="plans", on_orphan="warning"),
                 _c("start_date", "DATE", **_ID, future="warning"),
                 _c("end_date", "DATE", **_OPT, future="warning", description="NULL = open"),
-                _c("mrr", "DOUBLE", **_ID, min_value=0),
+                _c("mrr", "DOUBLE", **_ID, min_value=0, **_AMOUNT),
                 _c("seats", "BIGINT", **_OPT, min_value=0, on_range="nullify"),
-                _c("term_months", "BIGINT", **_OPT, min_value=1, on_range="nullify"),
+                _c(
+                    "term_months",
+                    "BIGINT",
+                    **_OPT,
+                    min_value=1,
+                    on_range="nullify",
+                    ceiling=600,  # 50 years; renewal dates beyond overflow date arithmetic
+                ),
             ),
             order_rules=(("start_date", "end_date"),),
             dedupe_by=("start_date", "account_id", "end_date", "mrr"),
@@ -236,7 +255,7 @@ TABLES: dict[str, TableSpec] = {
                     on_unknown="quarantine",
                     default="'ok'",
                 ),
-                _c("quantity", "DOUBLE", **_OPT, min_value=0, default="1.0"),
+                _c("quantity", "DOUBLE", **_OPT, min_value=0, default="1.0", **_AMOUNT),
             ),
         ),
         TableSpec(

@@ -279,6 +279,15 @@ def _value_checks(plan: TablePlan, now_sql: str, now: datetime, floor: datetime)
             plan.checks.append(_finite_check(col))
         if col.min_value is not None or col.max_value is not None:
             plan.checks.append(_range_check(col))
+        if col.ceiling is not None:
+            text = f"{col.name} above {_num(col.ceiling)}"
+            why = f"{text}: implausible (a unit or export mistake)"
+            cond = f"abs({t}) > {col.ceiling!r}"
+            if col.on_range == "nullify":
+                check = Check(col.name, f"{why}: set to NULL", text, cond, "nullify", examples=t)
+            else:
+                check = Check(col.name, why, text, cond, "quarantine", examples=t)
+            plan.checks.append(check)
         if col.dtype in ("TIMESTAMP", "DATE"):
             value = t if col.dtype == "TIMESTAMP" else f"CAST({t} AS TIMESTAMP)"
             day = f"{floor:%Y-%m-%d}" if floor.time() == datetime.min.time() else f"{floor}"

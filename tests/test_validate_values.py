@@ -376,3 +376,30 @@ def test_bad_manifest_is_an_input_error_naming_the_file(tmp_path, content, match
     with pytest.raises(ValueError, match=match) as err:
         open_source(root)
     assert type(err.value).__name__ == "InputError" and "manifest.json" in str(err.value)
+
+
+def test_amounts_above_the_ceiling_are_set_aside_or_unknown(tmp_path):
+    tables = world()
+    tables["subscriptions"].loc[0, "mrr"] = 1e308  # 12 x mrr would be infinite ARR
+    tables["subscriptions"].loc[1, "term_months"] = 2**40  # overflowed renewal dates
+    tables["events"].loc[0, "quantity"] = 1e16
+    tables["accounts"].loc[0, "tam_usd"] = 1e300
+    src, report = _validate(tables, tmp_path)
+    assert _problem(report, "subscriptions", "mrr", "mrr above 1e+15").action == "quarantined"
+    assert _problem(report, "events", "quantity", "above 1e+15").rows == 1
+    assert _problem(report, "subscriptions", "term_months", "above 600").action == "warning"
+    assert _problem(report, "accounts", "tam_usd", "above 1e+15").action == "warning"
+    subs = _clean(src, "subscriptions").set_index("subscription_id")
+    assert "S1" not in subs.index and pd.isna(subs.loc["S2", "term_months"])
+
+
+def test_features_of_a_book_with_absurd_amounts_stay_finite(tmp_path):
+    from features.build import build_feature_table
+
+    tables = world()
+    tables["subscriptions"]["mrr"] = [1e308, 1e308, 1.0, 2.0, 3.0]
+    tables["subscriptions"]["term_months"] = pd.array([2**40] * 5, dtype="Int64")
+    src, _ = _validate(tables, tmp_path)
+    df = build_feature_table(src.con, [date(2025, 7, 1)], data_end=date(2026, 1, 1), progress=False)
+    num = df.select_dtypes("number")
+    assert not np.isinf(num.to_numpy(dtype=float, na_value=np.nan)).any()
