@@ -253,6 +253,9 @@ def _check_clean_values(con, report) -> None:
             if col.dtype == "DOUBLE":
                 bad = con.execute(q + f'NOT isfinite("{col.name}")').fetchone()[0]
                 assert bad == 0, (name, col.name, "non-finite")
+            if col.ceiling is not None:
+                bad = con.execute(q + f'abs("{col.name}") > {col.ceiling!r}').fetchone()[0]
+                assert bad == 0, (name, col.name, "above the ceiling")
             if col.dtype in ("TIMESTAMP", "DATE"):
                 bad = con.execute(q + f"CAST(\"{col.name}\" AS TIMESTAMP) < '{floor}'")
                 assert bad.fetchone()[0] == 0, (name, col.name, "before floor")
