@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Literal
 
 import duckdb
 
 from features.casting import cast_plan, type_label
 from features.contract import CONTRACT_VERSION, ColumnSpec, TableSpec
-from features.sources import InputError, Source, open_bytes, sql_str
+from features.csv_shape import header_hint
+from features.sources import InputError, Source, sql_str
 from features.sql_quote import quote_ident, quote_literal
 from features.validation_report import Action, Problem
 
@@ -137,35 +137,6 @@ def _describe(con: duckdb.DuckDBPyConnection, view: str) -> list[tuple[str, str]
     return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {view}").fetchall()]
 
 
-_DELIMITERS = (",", ";", "\t", "|")
-
-
-def _delimiter_hint(files: list[Path], spec: TableSpec, found: list[str]) -> str | None:
-    """Name a delimiter problem when the header splits into the contract's columns on a
-    delimiter other than the one the file was read with (else the user sees "required
-    column missing" for columns that are plainly in the file)."""
-    if not files:
-        return None
-    with open_bytes(files[0]) as fh:
-        header = fh.readline().decode("utf-8", errors="replace").strip().lstrip("\ufeff")
-    wanted = {c.lower() for c in spec.column_names}
-    have = len(wanted & {f.lower() for f in found})
-    best, hits = None, have
-    for delim in _DELIMITERS:
-        names = {n.strip().strip('"').lower() for n in header.split(delim)}
-        if len(wanted & names) > hits:
-            best, hits = delim, len(wanted & names)
-    if best is None:
-        return None
-    shown = "tab" if best == "\t" else repr(best)
-    return (
-        f"{files[0].name}: the header splits into {hits} contract columns on {shown}, but "
-        f"the rows were read as {len(found)} column(s) {found[:4]}: a {shown}-delimited file "
-        "whose rows do not parse the same way; re-export it with ',' as delimiter "
-        "(and quotes around values holding delimiters)"
-    )
-
-
 def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan, source: Source) -> None:
     """Match found columns to the contract, choose casts, and report structure problems."""
     spec = plan.spec
@@ -231,11 +202,11 @@ def _plan_columns(con: duckdb.DuckDBPyConnection, plan: TablePlan, source: Sourc
     files = source.files.get(spec.name, [])
     if missing and source.formats.get(spec.name) == "csv":
         blank = [p.name for p in files if not p.read_bytes()[:4096].strip()]
-        hint = _delimiter_hint(files, spec, plan.raw_cols)
-        if blank:
-            notes.append((None, f"{', '.join(blank[:3])}: empty file (no header line)", "error"))
+        hint = header_hint(files, {c.lower() for c in spec.column_names}, plan.raw_cols)
+        if blank:  # the cause first, then the columns it hides
+            notes.insert(0, (None, f"{', '.join(blank[:3])}: empty file (no header line)", "error"))
         elif hint is not None:
-            notes.append((None, hint, "error"))
+            notes.insert(0, (None, hint, "error"))
     contract = {c.lower() for c in spec.column_names}
     for name, typ in found:
         if name.lower() not in contract:

@@ -85,7 +85,18 @@ READ_ERRORS = (duckdb.InvalidInputException, duckdb.IOException, duckdb.Conversi
 
 
 def _first_line(exc: BaseException) -> str:
-    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    """The gist of a DuckDB error: its first line, plus the reason of a CSV error (DuckDB
+    puts the offending line, options and suggestions in between)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    first = lines[0]
+    if "CSV Error on Line" in first:
+        skip = ("Original Line", "Possible Solution", "LINE ", "^")
+        reason = next((ln for ln in lines[1:] if not ln.startswith(skip) and " = " not in ln), None)
+        if reason is not None:
+            first = f"{first}: {reason[:200]}"
+    return first[:400]
 
 
 def open_bytes(path: Path) -> IO[bytes]:
@@ -157,6 +168,13 @@ def unreadable(table: str, fmt: str, files: list[Path], exc: BaseException) -> I
             broken = _compressed_problem(path)
             if broken is not None:
                 return InputError(f"table {table!r}: {path} is {broken}; restore or remove it")
+            with open_bytes(path) as fh:
+                start = fh.read(2)
+            if start in (b"\xff\xfe", b"\xfe\xff"):
+                return InputError(
+                    f"table {table!r}: {path} is UTF-16 encoded (byte-order mark); re-export "
+                    "it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)"
+                )
             found = first_non_utf8_line(path)
             if found is not None:
                 line, col, count = found

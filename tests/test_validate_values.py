@@ -403,3 +403,42 @@ def test_features_of_a_book_with_absurd_amounts_stay_finite(tmp_path):
     df = build_feature_table(src.con, [date(2025, 7, 1)], data_end=date(2026, 1, 1), progress=False)
     num = df.select_dtypes("number")
     assert not np.isinf(num.to_numpy(dtype=float, na_value=np.nan)).any()
+
+
+def _edit_line(path: Path, number: int, old: bytes, new: bytes) -> None:
+    lines = path.read_bytes().split(b"\n")
+    assert old in lines[number - 1]
+    lines[number - 1] = lines[number - 1].replace(old, new)
+    path.write_bytes(b"\n".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (b'"Beta"', b'"Beta', "line 3: broken quoting"),
+        (b'"retail"', b'"retail","x","y"', "line 3: 11 fields where the header has 9"),
+    ],
+)
+def test_csv_line_that_breaks_the_dialect_is_named(tmp_path, old, new, says):
+    root = _csv_source(world(), tmp_path / "src")
+    _edit_line(root / "accounts.csv", 3, old, new)
+    report = validate(open_source(root), now=NOW, quarantine_dir=tmp_path / "q")
+    assert _problem(report, "accounts", None, says).action == "error"
+    assert report.errors[0].column is None  # the cause comes before the columns it hides
+
+
+def test_utf16_csv_is_named_as_such(tmp_path):
+    root = _csv_source(world(), tmp_path / "src")
+    path = root / "plans.csv"
+    path.write_bytes(path.read_text().encode("utf-16"))
+    with pytest.raises(ValueError, match="plans.csv is UTF-16 encoded") as err:
+        validate(open_source(root), now=NOW, quarantine_dir=tmp_path / "q")
+    assert type(err.value).__name__ == "InputError"
+
+
+def test_overlong_csv_line_error_says_why(tmp_path):
+    root = _csv_source(world(), tmp_path / "src")
+    _edit_line(root / "accounts.csv", 3, b'"Beta"', b'"' + b"x" * 2_100_000 + b'"')
+    with pytest.raises(ValueError, match=r"accounts\.csv.*Maximum line size") as err:
+        validate(open_source(root), now=NOW, quarantine_dir=tmp_path / "q")
+    assert type(err.value).__name__ == "InputError" and "LINE 1" not in str(err.value)
