@@ -54,6 +54,8 @@ SAFE_CALLS = frozenset(
         "len",
     }
 )
+EXECUTORS = frozenset({"execute", "executemany", "sql", "query", "create", "insert", "df", "rows"})
+"""Methods whose first argument is SQL (DuckDB connections, `features.sqlrun.SqlRunner`)."""
 CONFIG_NAMES = re.compile(r"^(cfg|config|settings|conf|feature_cfg)\b|\.(cfg|config)\b")
 EVIL = "1GB'; COPY (SELECT 42 AS x) TO '{out}' (FORMAT csv); SET memory_limit='1GB"
 
@@ -151,7 +153,7 @@ def test_settings_are_applied_and_restored():
 def test_a_source_path_with_quotes_is_read_as_a_path(tmp_path):
     from test_validate import world, write_source
 
-    root = tmp_path / "it's a \"book\"; DROP"
+    root = tmp_path / 'it\'s a "book"; DROP'
     src = open_source(write_source(world(), root))
     assert src.con.execute("SELECT count(*) FROM raw_accounts").fetchone()[0] == 4
 
@@ -198,11 +200,19 @@ def interpolations(root: Path = ROOT) -> list[str]:
             rel = path.relative_to(root).as_posix()
             tree = ast.parse(path.read_text(), filename=rel)
             parents = _parents(tree)
+            executed = {
+                id(call.args[0])
+                for call in ast.walk(tree)
+                if isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr in EXECUTORS
+                and call.args
+            }
             for node in ast.walk(tree):
                 exprs: list[ast.expr] = []
                 if isinstance(node, ast.JoinedStr):
                     text = "".join(_const_text(v) for v in node.values)
-                    if _is_sql(text):
+                    if _is_sql(text) or id(node) in executed:
                         exprs = [
                             v.value
                             for v in node.values
@@ -218,7 +228,9 @@ def interpolations(root: Path = ROOT) -> list[str]:
                 elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
                     sides = (node.left, node.right)
                     if any(_is_sql(_const_text(s)) for s in sides):
-                        exprs = [s for s in sides if not isinstance(s, ast.Constant | ast.JoinedStr)]
+                        exprs = [
+                            s for s in sides if not isinstance(s, ast.Constant | ast.JoinedStr)
+                        ]
                 for expr in exprs:
                     if not _safe(expr):
                         found.add(f"{rel}::{_where(node, parents)}::{ast.unparse(expr)}")
@@ -252,19 +264,21 @@ def test_scan_finds_string_built_sql(tmp_path):
     pkg = tmp_path / "features"
     pkg.mkdir()
     (pkg / "bad.py").write_text(
-        "def f(con, cfg, name, v):\n"
+        "def f(con, cfg, name, v, stmt):\n"
         "    con.execute(f\"SET memory_limit = '{cfg.duckdb_memory_limit}'\")\n"
         "    con.execute('SELECT * FROM {}'.format(name))\n"
         "    con.execute('SELECT * FROM t WHERE x = ' + v)\n"
         "    con.execute(f'SELECT {quote_literal(v)} FROM {quote_ident(name)}')\n"
         "    con.execute(f'SELECT {n:d} FROM {TABLE}')\n"
         "    print(f'read {name} from disk')\n"
+        "    con.execute(f'{stmt} ?', [1])\n"
     )
     for folder in SCANNED[1:]:
         (tmp_path / folder).mkdir()
     assert interpolations(tmp_path) == [
         "features/bad.py::f::cfg.duckdb_memory_limit",
         "features/bad.py::f::name",
+        "features/bad.py::f::stmt",
         "features/bad.py::f::v",
     ]
 
