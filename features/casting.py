@@ -19,9 +19,13 @@ TIMESTAMP_TYPES = frozenset({"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMES
 TIMESTAMPTZ = "TIMESTAMP WITH TIME ZONE"
 NULL_TYPE = '"NULL"'
 
-# An ISO timestamp text ending in a UTC offset or Z: DuckDB's TIMESTAMP cast would drop
-# the offset silently, so such values are read as TIMESTAMPTZ and converted to UTC.
-_OFFSET_RE = r"[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# An ISO timestamp text ending in a UTC offset, Z or a zone name (Europe/Paris, EST):
+# DuckDB's TIMESTAMP cast would drop it silently, so such values are read as TIMESTAMPTZ
+# and converted to UTC (a zone DuckDB does not know gives NULL: the row is set aside).
+_OFFSET_RE = (
+    r"[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*"
+    r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?|[A-Za-z][A-Za-z0-9_/+-]*)$"
+)
 
 
 @dataclass(frozen=True)

@@ -442,3 +442,24 @@ def test_overlong_csv_line_error_says_why(tmp_path):
     with pytest.raises(ValueError, match=r"accounts\.csv.*Maximum line size") as err:
         validate(open_source(root), now=NOW, quarantine_dir=tmp_path / "q")
     assert type(err.value).__name__ == "InputError" and "LINE 1" not in str(err.value)
+
+
+def test_text_timestamps_with_zone_names_or_offsets_are_converted_to_utc(tmp_path):
+    tables = world()
+    ev = tables["events"]
+    ev["ts"] = ev["ts"].astype(str).astype(object)
+    ev.loc[0, "ts"] = "2025-06-01 10:00 Europe/Paris"  # CEST: UTC+2
+    ev.loc[1, "ts"] = "2025-06-01 10:00:00 America/New_York"  # EDT: UTC-4
+    ev.loc[2, "ts"] = "2025-06-01T10:00:00+05:30"
+    ev.loc[3, "ts"] = "2025-06-01 10:00 Mars/Olympus"  # no such zone: set aside
+    src, report = _validate(tables, tmp_path, fmt="csv")
+    assert _problem(report, "events", "ts", "not a TIMESTAMP").rows == 1
+    got = src.con.execute(
+        "SELECT ts FROM events WHERE ts::DATE = DATE '2025-06-01' AND minute(ts) IN (0, 30) "
+        "ORDER BY ts"
+    ).fetchall()
+    assert [r[0] for r in got] == [
+        datetime(2025, 6, 1, 4, 30),
+        datetime(2025, 6, 1, 8, 0),
+        datetime(2025, 6, 1, 14, 0),
+    ]
