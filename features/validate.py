@@ -53,7 +53,7 @@ from features.contract_checks import (
     typed_col,
     typed_sql,
 )
-from features.sources import READ_ERRORS, Source, sql_str, unreadable
+from features.sources import READ_ERRORS, InputError, Source, sql_str, unreadable
 from features.validation_report import (
     Action,
     ContractError,
@@ -460,7 +460,10 @@ def validate(
     now_dt = _as_naive_utc(now)
     floor_dt = _as_naive_utc(floor)
     if floor_dt >= now_dt:
-        raise ValueError(f"floor {floor_dt} is not before now {now_dt}")
+        raise InputError(
+            f"the timestamp floor {floor_dt:%Y-%m-%d} is not before the data's end "
+            f"{now_dt:%Y-%m-%d}: every row would be set aside (lower features.data_floor)"
+        )
     now_sql = ts_literal(now_dt)
     if quarantine_dir is not None:
         quarantine_dir = claim_quarantine_dir(quarantine_dir, source.path)

@@ -463,3 +463,10 @@ def test_text_timestamps_with_zone_names_or_offsets_are_converted_to_utc(tmp_pat
         datetime(2025, 6, 1, 8, 0),
         datetime(2025, 6, 1, 14, 0),
     ]
+
+
+def test_a_floor_after_the_data_end_is_an_input_error(tmp_path):
+    src = open_source(write_source(world(), tmp_path / "src"))
+    with pytest.raises(ValueError, match="floor 2026-06-01 is not before") as err:
+        validate(src, now=NOW, quarantine_dir=None, floor=date(2026, 6, 1))
+    assert type(err.value).__name__ == "InputError"
