@@ -257,36 +257,42 @@ def _report_checks(con: duckdb.DuckDBPyConnection, plan: TablePlan, stage: str) 
             continue
         text, action = check.problem, action_of[check.action]
         examples = _examples(con, check, stage) if check.examples is not None else ""
-        if examples:
-            text = f"{text}, e.g. {examples}"
-        if check.cast_of is not None and check.found_type == "VARCHAR":
-            comma = _count(
-                con,
-                [
-                    f"count(*) FILTER (WHERE regexp_matches({check.cast_of}, "
-                    f"{sql_str(_DECIMAL_COMMA)}))"
-                ],
-                f"{stage} WHERE {check.flag}",
-            )[0]
-            if comma and plan.spec.column(check.column).dtype in ("DOUBLE", "BIGINT"):  # type: ignore[arg-type]
-                text += (
-                    f"; {comma:,} values use a decimal comma: the file looks exported with "
-                    "';' as delimiter and ',' as decimal separator; re-export with '.' decimals"
-                )
+        said = f", e.g. {examples}" if examples else ""
         if check.cast_of is not None:
+            said += _decimal_comma_hint(con, plan, check, stage)
             # a column where no value converts is a wrong type, not a few bad rows
             nonnull = _count(con, [f"count({check.cast_of})"], plan.raw)[0]
             if nonnull == check.rows:
                 col = plan.spec.column(check.column)  # type: ignore[arg-type]
                 text = (
                     f"wrong type: expected {col.dtype}, found {check.found_type} and no value "
-                    f"converts (rows set aside), {text[text.index('e.g.') :]}"
-                    if "e.g." in text
-                    else f"wrong type: expected {col.dtype}, found {check.found_type} and no "
-                    "value converts (rows set aside)"
+                    "converts (rows set aside)"
                 )
                 action = "error"
+        text += said
         plan.problems.append(Problem(table, check.column, text, check.rows, action))
+
+
+def _decimal_comma_hint(
+    con: duckdb.DuckDBPyConnection, plan: TablePlan, check: Check, stage: str
+) -> str:
+    """Name decimal commas ('1,5') among numbers that did not parse: the usual cause is
+    a ';'-delimited export from a locale that writes ',' as decimal separator."""
+    col = plan.spec.column(check.column)  # type: ignore[arg-type]
+    if check.found_type != "VARCHAR" or col.dtype not in ("DOUBLE", "BIGINT"):
+        return ""
+    pattern = sql_str(_DECIMAL_COMMA)
+    comma = _count(
+        con,
+        [f"count(*) FILTER (WHERE regexp_matches({check.cast_of}, {pattern}))"],
+        f"{stage} WHERE {check.flag}",
+    )[0]
+    if not comma:
+        return ""
+    return (
+        f"; {comma:,} values use a decimal comma: the file looks exported with ';' as "
+        "delimiter and ',' as decimal separator; re-export with '.' decimals"
+    )
 
 
 def _examples(con: duckdb.DuckDBPyConnection, check: Check, stage: str) -> str:
