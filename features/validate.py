@@ -489,7 +489,8 @@ def validate(
                 )
             except READ_ERRORS as exc:
                 fmt = source.formats.get(spec.name, "")
-                raise unreadable(spec.name, fmt, source.files.get(spec.name, []), exc) from exc
+                files = source.files.get(spec.name) or [source.path]
+                raise unreadable(spec.name, fmt, files, exc) from exc
             if plan.present:
                 temp.append(f"_nrr_stage_{spec.name}")
                 made = _make_keys(con, plan)

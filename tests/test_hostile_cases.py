@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -57,6 +58,17 @@ def _csv_bytes(table: str, edit: Callable[[bytes], bytes]) -> Callable[[Path], N
 
     return apply
 
+
+def _duckdb(sql: str) -> Callable[[Path], None]:
+    def apply(root: Path) -> None:
+        con = duckdb.connect(str(root / "book.duckdb"))
+        con.execute(sql)
+        con.close()
+
+    return apply
+
+
+_PLANS_VIEW = "ALTER TABLE plans RENAME TO plans_t; CREATE VIEW plans AS SELECT plan, seat_limit, "
 
 CASES = [
     # (id, format, table edit, file edit, expected outcome)
@@ -268,6 +280,65 @@ CASES = [
         None,
         lambda r: [p.unlink() for p in (r / "events").iterdir()],
         "report required table missing",
+    ),
+    (
+        "duckdb-quote-in-schema-name",
+        "duckdb",
+        None,
+        _duckdb(
+            'CREATE SCHEMA "we\'ird""s"; CREATE TABLE "we\'ird""s".plans AS '
+            "SELECT * FROM plans; DROP TABLE plans"
+        ),
+        "ok",
+    ),
+    (
+        "duckdb-view-dividing-by-zero",
+        "duckdb",
+        None,
+        _duckdb(_PLANS_VIEW + "1/0 AS usage_limit FROM plans_t"),
+        "ok",
+    ),
+    (
+        "duckdb-view-failing-when-read",
+        "duckdb",
+        None,
+        _duckdb(_PLANS_VIEW + "CAST('x' || plan AS DOUBLE) AS usage_limit FROM plans_t"),
+        "raises table 'plans': cannot read .*book.duckdb",
+    ),
+    (
+        "duckdb-timestamptz-tokyo-session",
+        "duckdb",
+        None,
+        _duckdb("SET TimeZone='Asia/Tokyo'; ALTER TABLE events ALTER ts TYPE TIMESTAMPTZ"),
+        "ok",
+    ),
+    (
+        "duckdb-struct-quantity",
+        "duckdb",
+        None,
+        _duckdb("ALTER TABLE events DROP quantity; ALTER TABLE events ADD quantity STRUCT(a INT)"),
+        "report wrong type",
+    ),
+    (
+        "duckdb-time-created_at",
+        "duckdb",
+        None,
+        _duckdb("ALTER TABLE users ALTER created_at TYPE TIME USING created_at::TIME"),
+        "report wrong type",
+    ),
+    (
+        "duckdb-upper-table-name",
+        "duckdb",
+        None,
+        _duckdb("ALTER TABLE tickets RENAME TO TICKETS"),
+        "ok",
+    ),
+    (
+        "epoch-seconds-as-double-ts",
+        "parquet",
+        lambda t: t["events"].__setitem__("ts", t["events"]["ts"].astype("int64") / 1e6),
+        None,
+        "report wrong type",
     ),
     (
         "schema-only-plans",
