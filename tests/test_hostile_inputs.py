@@ -9,7 +9,8 @@ numbers, booleans where other types belong), nulls, infinities and NaN, extreme 
 ';' delimiters), time zones (aware columns in odd zones, parts mixing aware and naive),
 three storage formats, and the host's time zone. A clean error is an expected nrrcast
 error (`InputError` or `ContractError`) whose message names a table; anything else is a
-bug. Set NRRCAST_HOSTILE_LOG=<file> to record every drawn case and its outcome.
+bug. A book that passes must also build finite features. Set NRRCAST_HOSTILE_LOG=<file>
+to record every drawn case and its outcome, NRRCAST_HOSTILE_EXAMPLES=<n> for a longer run.
 """
 
 from __future__ import annotations
@@ -267,6 +268,21 @@ def _check_clean_values(con, report) -> None:
                 assert n.fetchone()[0] == 0, (name, col.name, "null id")
 
 
+def _check_features(con, report) -> None:
+    """A book that passed validation builds finite features (or one clear error)."""
+    from features.build import build_feature_table
+
+    try:
+        table = build_feature_table(
+            con, [date(2025, 7, 1)], data_end=report.data_end or date(2026, 1, 1), progress=False
+        )
+    except Exception as exc:
+        assert type(exc).__name__ in EXPECTED_ERRORS, f"features: {type(exc).__name__}: {exc}"
+        return
+    values = table.select_dtypes("number").to_numpy(dtype=float, na_value=np.nan)
+    assert not np.isinf(values).any(), "features: infinite values"
+
+
 def _log(case: dict) -> None:
     path = os.environ.get("NRRCAST_HOSTILE_LOG")
     if path:
@@ -327,6 +343,7 @@ def test_hostile_book_ends_in_a_clean_error_or_a_complete_quarantine(tmp_path_fa
             case["outcome"] = f"contract error: {'; '.join(errors)[:200]}"
         else:
             case["outcome"] = f"ok, quarantined {quarantined}" if quarantined else "ok, clean"
+            _check_features(src.con, report)
         _log(case)
         src.close()
     finally:
