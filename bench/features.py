@@ -59,6 +59,7 @@ BASELINE_FEATURES, pandas_features = _baseline.FEATURES, _baseline.pandas_featur
 from features.build import build_feature_table  # noqa: E402
 from features.config import FeatureConfig  # noqa: E402
 from features.snapshots import add_months, observation_dates  # noqa: E402
+from features.sql_quote import quote_ident, quote_literal, set_statement  # noqa: E402
 from features.sqlrun import SqlRunner  # noqa: E402
 
 WORLDS = [ROOT / "data" / "bench" / "world_20k", ROOT / "data" / "bench" / "validate_synth"]
@@ -76,8 +77,8 @@ def _cpu() -> float:
 
 def _connect(threads: int, memory: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute(f"SET threads = {threads}")
-    con.execute(f"SET memory_limit = '{memory}'")
+    con.execute(set_statement("threads", int(threads)))
+    con.execute(set_statement("memory_limit", memory))
     con.execute("SET enable_progress_bar = false")
     return con
 
@@ -116,8 +117,10 @@ def _open(path: Path, threads: int, memory: str) -> tuple[duckdb.DuckDBPyConnect
             return con, data_end, info
     con = _connect(threads, memory)
     for t in TABLES:
-        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{path / t}.parquet')")
-    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{path}/events/*.parquet')")
+        parquet = quote_literal(f"{path / t}.parquet")
+        con.execute(f"CREATE VIEW {quote_ident(t)} AS SELECT * FROM read_parquet({parquet})")
+    parts = quote_literal(f"{path}/events/*.parquet")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet({parts})")
     info["opened_with"] = "plain DuckDB views over the Parquet files"
     return con, data_end, info
 
@@ -140,8 +143,8 @@ def _sample_connection(
 ):
     """A new connection holding only the sampled accounts (tables in memory)."""
     sub = duckdb.connect()
-    sub.execute(f"SET threads = {threads}")
-    sub.execute(f"SET memory_limit = '{memory}'")
+    sub.execute(set_statement("threads", int(threads)))
+    sub.execute(set_statement("memory_limit", memory))
     ids = pd.DataFrame({"account_id": accounts})
     frames = {}
     con.register("_bench_ids", ids)
