@@ -446,13 +446,15 @@ def validate(
         events, tickets, plans`` with canonical types and every contract column (optional
         ones NULL when absent; events.actor 'human', status 'ok', quantity 1.0 by default);
         missing tables are empty. `events` is a view over the raw files, the others are
-        tables. Accounts, subscriptions and events without a clean row are an error.
+        tables.
 
     Raises
     ------
     InputError
         (a ValueError) When a table's files cannot be read: bytes that are not UTF-8 in
-        a CSV (naming file and line), a truncated Parquet file (naming it).
+        a CSV (naming file and line), a truncated Parquet file (naming it); when
+        accounts, subscriptions or events hold no usable row (after the quarantine files
+        are written).
 
     Examples
     --------
@@ -506,21 +508,20 @@ def validate(
             log.info(
                 "%s: %d read, %d quarantined, %d clean", spec.name, c.read, c.quarantined, c.clean
             )
-            if plan.present and spec.name in _NEEDED and c.clean == 0:
-                why = "the table is empty" if not c.read else "every row was set aside"
-                problems.append(
-                    Problem(
-                        spec.name,
-                        None,
-                        f"no clean rows ({why}): nothing to compute features from",
-                        c.read,
-                        "error",
-                    )
-                )
     finally:  # a failing clean-up must not hide the error that stopped the loop
         for name in temp:
             storage.cleanup(lambda n=name: con.execute(f"DROP TABLE IF EXISTS {n}"), f"drop {name}")
 
+    empty = [t for t in _NEEDED if t in source.tables and counts[t].clean == 0]
+    failed = any(p.action == "error" for p in problems)  # those errors say why: report them
+    if empty and not failed:  # the quarantine files are written: the message points at them
+        c = counts[empty[0]]
+        where = f"; see {qfiles[empty[0]]}" if empty[0] in qfiles else ""
+        raise InputError(
+            f"table {empty[0]} has no usable rows ({c.read:,} read, {c.quarantined:,} set "
+            f"aside{where}): nothing to compute features from",
+            hint="export the table's rows (accounts, subscriptions and events are needed)",
+        )
     if source.data_end is not None:
         data_end, data_end_from = source.data_end, "manifest"
     elif latest:

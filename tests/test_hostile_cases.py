@@ -236,7 +236,7 @@ CASES = [
         "csv",
         None,
         _csv_bytes("events", lambda b: b.split(b"\n", 1)[0] + b"\n"),
-        "report no clean rows",
+        "raises table events has no usable rows",
     ),
     ("whitespace-file", "csv", None, _csv_bytes("plans", lambda b: b"  \n\n"), "report empty file"),
     (
@@ -272,7 +272,7 @@ CASES = [
         "duckdb",
         None,
         lambda r: (r / "book.duckdb").write_bytes(b"x" * 4096),
-        "raises not a readable DuckDB",
+        "raises cannot open as a DuckDB database",
     ),
     (
         "empty-events-dir",

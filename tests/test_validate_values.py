@@ -267,22 +267,25 @@ def test_truncated_parquet_part_is_an_error_naming_table_and_file(tmp_path):
     assert "LINE 1" not in msg
 
 
-def test_empty_events_table_is_an_error(tmp_path):
+@pytest.mark.parametrize("table", ["events", "accounts", "subscriptions"])
+def test_empty_needed_table_is_an_input_error(tmp_path, table):
     tables = world()
-    tables["events"] = tables["events"].iloc[:0]
-    _, report = _validate(tables, tmp_path)
-    assert not report.ok
-    p = _problem(report, "events", None, "no clean rows")
-    assert p.action == "error"
+    tables[table] = tables[table].iloc[:0]
+    src = open_source(write_source(tables, tmp_path / "src"))
+    with pytest.raises(ValueError, match=f"table {table} has no usable rows") as err:
+        validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    assert type(err.value).__name__ == "InputError" and "0 read" in str(err.value)
 
 
-def test_events_all_set_aside_is_an_error(tmp_path):
+def test_events_all_set_aside_is_an_error_pointing_at_the_quarantine(tmp_path):
     tables = world()
     tables["events"]["ts"] = pd.Series([pd.Timestamp("1900-01-01")] * len(tables["events"]))
     tables["events"]["ts"] = tables["events"]["ts"].astype("datetime64[us]")
-    _, report = _validate(tables, tmp_path)
-    assert not report.ok
-    assert _problem(report, "events", None, "no clean rows").action == "error"
+    src = open_source(write_source(tables, tmp_path / "src"))
+    with pytest.raises(ValueError, match="table events has no usable rows") as err:
+        validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    assert "41 set aside; see" in str(err.value) and "events.parquet" in str(err.value)
+    assert pq.read_metadata(tmp_path / "q" / "events.parquet").num_rows == 41
 
 
 def test_empty_tickets_table_is_fine(tmp_path):
