@@ -183,6 +183,7 @@ def validate_until(
     option: date | str | None = None,
     today: date,
     quarantine_dir: Path | None,
+    floor: date | None = None,
 ) -> tuple[ValidationReport, DataEnd]:
     """Decide the data's end by the rule and validate the source against it.
 
@@ -200,6 +201,9 @@ def validate_until(
         The caller's clock (libraries never read it): the bound for inferred ends.
     quarantine_dir : Path or None
         Passed to `features.validate.validate`.
+    floor : date, optional
+        Timestamps before it are set aside (``features.data_floor``); None keeps the
+        contract's default (`features.contract.DEFAULT_FLOOR`).
 
     Returns
     -------
@@ -209,8 +213,12 @@ def validate_until(
     from features.validate import validate
 
     declared = declared_data_end(source.data_end, manifest_path(source.path), option)
+    floor_kw = {} if floor is None else {"floor": floor}
     report = validate(
-        source, now=declared.day if declared else today, quarantine_dir=quarantine_dir
+        source,
+        now=declared.day if declared else today,
+        quarantine_dir=quarantine_dir,
+        **floor_kw,
     )
     if declared is None:
         latest = report.data_end - timedelta(days=1) if report.data_end else None

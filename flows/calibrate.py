@@ -187,7 +187,12 @@ def calibrate_flow(
     cfg = load_config(config_path)
     check_writable(cfg.paths.thresholds_dir, "thresholds directory")  # before the work
     models, versions, runs = load_champions(cfg)
-    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
+    loaded = load_and_validate(
+        Path(source or cfg.paths.raw),
+        Path(cfg.paths.quarantine),
+        data_end,
+        floor=cfg.features.data_floor,
+    )
     quarter = quarter or default_quarter(loaded.data_end)
     data, scores, table, backfilled = fit_thresholds(cfg, loaded, models, versions, quarter)
     save = save_rate_of_holdout(scores)

@@ -72,6 +72,7 @@ def run_validate(
             option=data_end,
             today=date.today(),
             quarantine_dir=Path(quarantine or cfg.paths.quarantine),
+            floor=cfg.features.data_floor,
         )
         print(report.summary())
         if report.ok:
@@ -94,7 +95,9 @@ def run_features(
     cfg = _config(config)
     src_path = Path(source or cfg.paths.raw)
     out_path = check_feature_out(out or cfg.paths.features, source=src_path)  # before the work
-    loaded = open_validated(src_path, Path(cfg.paths.quarantine), data_end)
+    loaded = open_validated(
+        src_path, Path(cfg.paths.quarantine), data_end, floor=cfg.features.data_floor
+    )
     with loaded.source:
         dates = panel_dates(cfg, loaded, include_unlabelled=True)
         table = build_feature_table(

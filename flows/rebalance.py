@@ -252,7 +252,7 @@ def run_rebalance(config_path: str | None, *, as_of: str | None, source: str | N
             hint=f"run `nrrcast score --as-of {day}` first",
         )
     scores = stored[pd.to_datetime(stored["as_of"]).dt.date == day].reset_index(drop=True)
-    loaded = open_validated(src_path, Path(cfg.paths.quarantine))
+    loaded = open_validated(src_path, Path(cfg.paths.quarantine), floor=cfg.features.data_floor)
     try:
         renewals = days_to_renewal(loaded.source.con, day, cfg.features)
         roster = read_roster(loaded)

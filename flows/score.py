@@ -283,7 +283,12 @@ def score_flow(
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
     day = parse_day(as_of, "--as-of") if as_of else None
-    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
+    loaded = load_and_validate(
+        Path(source or cfg.paths.raw),
+        Path(cfg.paths.quarantine),
+        data_end,
+        floor=cfg.features.data_floor,
+    )
     day = day or loaded.data_end
     if day > loaded.data_end:
         raise InputError(

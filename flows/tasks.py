@@ -37,6 +37,7 @@ def open_validated(
     data_end: date | str | None = None,
     *,
     today: date | None = None,
+    floor: date | None = None,
 ) -> LoadedSource:
     """Open the source, decide the data's end, validate and stop on contract errors.
 
@@ -50,7 +51,11 @@ def open_validated(
     src = open_source(source)
     try:
         report, end = validate_until(
-            src, option=data_end, today=today or date.today(), quarantine_dir=quarantine_dir
+            src,
+            option=data_end,
+            today=today or date.today(),
+            quarantine_dir=quarantine_dir,
+            floor=floor,
         )
         log.info("validation of %s:\n%s", source, report.summary())
         report.raise_if_failed()

@@ -413,7 +413,12 @@ def train_flow(
 
     cfg = load_config(config_path)
     check_feature_out(cfg.paths.features, source=Path(source or cfg.paths.raw))  # before the work
-    loaded = load_and_validate(Path(source or cfg.paths.raw), Path(cfg.paths.quarantine), data_end)
+    loaded = load_and_validate(
+        Path(source or cfg.paths.raw),
+        Path(cfg.paths.quarantine),
+        data_end,
+        floor=cfg.features.data_floor,
+    )
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_features(loaded, dates, cfg.features)
     write_feature_table(table, cfg.paths.features)

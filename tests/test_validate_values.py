@@ -473,3 +473,29 @@ def test_a_floor_after_the_data_end_is_an_input_error(tmp_path):
     with pytest.raises(ValueError, match="floor 2026-06-01 is not before") as err:
         validate(src, now=NOW, quarantine_dir=None, floor=date(2026, 6, 1))
     assert type(err.value).__name__ == "InputError"
+
+
+@pytest.mark.parametrize("floor", [None, "1890-01-01"])
+def test_config_data_floor_reaches_validation_in_the_commands(tmp_path, floor, capsys):
+    import yaml
+
+    from flows.commands import run_validate
+    from flows.tasks import open_validated
+
+    tables = world()
+    tables["events"].loc[0, "ts"] = pd.Timestamp("1900-01-01 10:00")
+    root = write_source(tables, tmp_path / "src")
+    cfg = {"paths": {"quarantine": str(tmp_path / "q")}}
+    if floor:
+        cfg["features"] = {"data_floor": floor}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert run_validate(path, source=root)
+    out = capsys.readouterr().out
+    assert ("before the floor (2000-01-01)" in out) is (floor is None)
+    from flows.config import load_config
+
+    loaded = open_validated(root, tmp_path / "q2", floor=load_config(path).features.data_floor)
+    with loaded.source:
+        kept = loaded.report.counts["events"].clean
+    assert kept == (41 if floor else 40)
