@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import storage
+from features.sql_quote import quote_ident
 
 log = logging.getLogger("nrrcast.scores")
 
@@ -162,8 +163,7 @@ def _add_new_columns(con: duckdb.DuckDBPyConnection) -> None:
     have = {r[0] for r in con.execute(f"DESCRIBE {TABLE}").fetchall()}
     for name, dtype, *_ in con.execute("DESCRIBE new_scores").fetchall():
         if name not in have:
-            ident = '"' + name.replace('"', '""') + '"'
-            con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {ident} {dtype}")
+            con.execute(f"ALTER TABLE {TABLE} ADD COLUMN {quote_ident(name)} {dtype}")
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
