@@ -89,7 +89,9 @@ def promote_version(
                     raise PromotionError(f"{other_name} has no champion to calibrate beside")
                 models[other] = tracking.load_version(other_name, found.version)
                 versions[other] = str(found.version)
-        loaded = open_validated(Path(cfg.paths.raw), Path(cfg.paths.quarantine))
+        loaded = open_validated(
+            Path(cfg.paths.raw), Path(cfg.paths.quarantine), floor=cfg.features.data_floor
+        )
         try:
             refit = refit_for_promotion(
                 cfg, loaded, models, versions, f"promotion of {target} v{version}: {reason}"
