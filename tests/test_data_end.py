@@ -26,6 +26,7 @@ from features.data_end import (
 )
 from features.errors import InputError, PathNotFoundError
 from features.sources import open_source
+from flows import tasks as _tasks  # noqa: F401  (Prefect sets up logging on import: before caplog)
 
 TABLES = ("accounts", "subscriptions", "users", "events", "tickets", "plans")
 
