@@ -1,0 +1,300 @@
+"""Run nrrcast's recorded SQL (validation and features) on Apache Spark.
+
+`SparkConnection` has the small part of DuckDB's connection API that nrrcast uses
+(``execute(...).fetchall() / fetchone() / df()``, ``close()``), so `features.sources`,
+`features.validate` and `features.build` run unchanged on a SparkSession: each
+statement is rewritten by `features.spark_dialect` (the one documented rewrite layer)
+and executed with ``spark.sql``. Intermediate tables are real Parquet tables in a
+private database that `close` drops; the source's files are registered as temporary
+views with Spark's own readers.
+
+Two session settings are required for DuckDB's semantics and are set on the session for
+the connection's lifetime (and restored by `close`): ``spark.sql.session.timeZone=UTC``
+(timestamps are naive UTC in the contract) and ``spark.sql.timestampType=TIMESTAMP_NTZ``
+(``TIMESTAMP`` means DuckDB's naive timestamp). ANSI mode stays as the session has it
+(on by default in Spark 4); the SQL guards its divisions with NULLIF.
+
+pyspark is an optional dependency (``pip install nrrcast[spark]``); it is imported when
+a session is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from features.spark_dialect import Command, to_spark
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("nrrcast.features")
+
+REQUIRED_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+}
+"""Session settings the DuckDB semantics need (set per connection, restored on close)."""
+
+DEFAULT_CONF = {
+    **REQUIRED_CONF,
+    "spark.ui.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+"""Settings of a session nrrcast starts itself (`spark_session`)."""
+
+
+def java_problem() -> str | None:
+    """What is missing to run Spark here (no Java, or pyspark absent), or None."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed: pip install 'nrrcast[spark]' (or make setup)"
+    java = shutil.which("java")
+    home = os.environ.get("JAVA_HOME")
+    if java is None and not (home and Path(home, "bin", "java").exists()):
+        return (
+            "Java is not installed: Spark needs a Java 17 or 21 runtime "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless; or set JAVA_HOME)"
+        )
+    return None
+
+
+def spark_session(
+    master: str = "local[*]", *, app_name: str = "nrrcast", conf: dict[str, str] | None = None
+) -> SparkSession:
+    """Start (or get) a SparkSession with the settings nrrcast needs.
+
+    Parameters
+    ----------
+    master : Spark master URL: ``local[*]`` (all cores of this machine), ``local[2]``,
+        ``spark://host:7077``, ``yarn``, ``k8s://...``.
+    app_name : the application's name in the cluster's UI.
+    conf : extra settings (e.g. ``{"spark.driver.memory": "8g"}``), applied last.
+
+    Returns
+    -------
+    SparkSession
+        Workers run this interpreter (``PYSPARK_PYTHON`` is set to it unless already set).
+    """
+    problem = java_problem()
+    if problem is not None:
+        raise RuntimeError(f"Spark engine unavailable: {problem}")
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(app_name)
+    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+_SPARK_TO_DUCKDB = {
+    "StringType": "VARCHAR",
+    "CharType": "VARCHAR",
+    "VarcharType": "VARCHAR",
+    "LongType": "BIGINT",
+    "IntegerType": "INTEGER",
+    "ShortType": "SMALLINT",
+    "ByteType": "TINYINT",
+    "DoubleType": "DOUBLE",
+    "FloatType": "FLOAT",
+    "BooleanType": "BOOLEAN",
+    "DateType": "DATE",
+    "TimestampNTZType": "TIMESTAMP",
+    "TimestampType": "TIMESTAMP WITH TIME ZONE",
+    "NullType": '"NULL"',
+    "BinaryType": "BLOB",
+}
+
+
+def duckdb_type(spark_type: Any) -> str:
+    """The DuckDB name of a Spark data type (what the contract's casts expect)."""
+    name = type(spark_type).__name__
+    if name == "DecimalType":
+        return f"DECIMAL({spark_type.precision},{spark_type.scale})"
+    return _SPARK_TO_DUCKDB.get(name, spark_type.simpleString().upper())
+
+
+class SparkResult:
+    """The rows of one statement, fetched like a DuckDB result."""
+
+    def __init__(self, frame: DataFrame | None = None, rows: list[tuple] | None = None) -> None:
+        self._frame = frame
+        self._rows = rows
+
+    def fetchall(self) -> list[tuple]:
+        if self._rows is None:
+            self._rows = [] if self._frame is None else [tuple(r) for r in self._frame.collect()]
+        return self._rows
+
+    def fetchone(self) -> tuple | None:
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+    def df(self) -> pd.DataFrame:
+        if self._frame is None:
+            return pd.DataFrame(self.fetchall())
+        with warnings.catch_warnings():  # pyspark 4.3 warns about pandas 3 on every call
+            warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+            return self._frame.toPandas()
+
+
+class SparkConnection:
+    """A DuckDB-connection look-alike over a SparkSession (see the module docstring).
+
+    Parameters
+    ----------
+    spark : the session to run on (the user's, or from `spark_session`).
+    location : directory of the private database holding intermediate tables; a
+        temporary directory for a local master, the session's warehouse otherwise (on a
+        cluster, pass a shared path such as ``s3://bucket/tmp/nrrcast``).
+
+    Attributes
+    ----------
+    statements : every statement executed, as (DuckDB SQL, [Spark SQL ...]) pairs.
+    """
+
+    def __init__(self, spark: SparkSession, *, location: str | None = None) -> None:
+        self.spark = spark
+        self.statements: list[tuple[str, list[str]]] = []
+        self.database = f"nrrcast_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        self._own_dir: str | None = None
+        if location is None and spark.sparkContext.master.startswith("local"):
+            location = self._own_dir = tempfile.mkdtemp(prefix="nrrcast-spark-")
+        self._old_conf = {k: spark.conf.get(k, None) for k in REQUIRED_CONF}
+        for key, value in REQUIRED_CONF.items():
+            spark.conf.set(key, value)
+        self._old_db = spark.catalog.currentDatabase()
+        where = f" LOCATION '{Path(location) / self.database}'" if location else ""
+        spark.sql(f"CREATE DATABASE {self.database}{where}")
+        spark.catalog.setCurrentDatabase(self.database)
+        self._views: set[str] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ DuckDB API
+
+    def execute(self, sql: str, parameters: object = None) -> SparkResult:
+        """Run one DuckDB statement on Spark; returns its rows (none for DDL)."""
+        if parameters:
+            raise NotImplementedError("parameterized statements are not used on Spark")
+        commands = to_spark(sql)
+        self.statements.append((sql, [c.sql for c in commands if c.sql]))
+        result = SparkResult(rows=[])
+        for command in commands:
+            result = self._run(command)
+        return result
+
+    def close(self) -> None:
+        """Drop the private database and temporary views; restore the session settings."""
+        if self._closed:
+            return
+        self._closed = True
+        for view in self._views:
+            self.spark.catalog.dropTempView(view)
+        self.spark.catalog.setCurrentDatabase(self._old_db)
+        self.spark.sql(f"DROP DATABASE IF EXISTS {self.database} CASCADE")
+        for key, value in self._old_conf.items():
+            if value is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, value)
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    def __enter__(self) -> SparkConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ commands
+
+    def _run(self, c: Command) -> SparkResult:
+        spark = self.spark
+        if c.kind == "sql":
+            frame = spark.sql(c.sql)
+            if c.sql.lstrip().upper().startswith(("CREATE", "INSERT", "DROP")):
+                if "TEMPORARY VIEW" in c.sql[:60].upper():
+                    self._views.add(c.sql.split()[4])
+                return SparkResult(rows=[])
+            return SparkResult(frame)
+        if c.kind == "drop":
+            if spark.catalog.dropTempView(c.name):
+                self._views.discard(c.name)
+            spark.sql(f"DROP TABLE IF EXISTS {self.database}.{c.name}")
+            return SparkResult(rows=[])
+        if c.kind == "describe":
+            schema = spark.table(c.name).schema
+            rows = [(f.name, duckdb_type(f.dataType), "YES", None, None, None) for f in schema]
+            return SparkResult(rows=rows)
+        if c.kind == "tables":
+            names = {t.name for t in spark.catalog.listTables(self.database)}
+            return SparkResult(rows=[(n,) for n in sorted(names)])
+        if c.kind == "read_files":
+            return self._read_files(c)
+        if c.kind == "copy":
+            import pyarrow.parquet as pq
+
+            pq.write_table(spark.sql(c.sql).toArrow(), c.path)
+            return SparkResult(rows=[])
+        if c.kind == "setting":
+            return SparkResult(rows=[(None,)])
+        if c.kind == "noop":
+            return SparkResult(rows=[])
+        raise ValueError(f"unknown Spark command {c.kind!r}")
+
+    def _read_files(self, c: Command) -> SparkResult:
+        reader = self.spark.read
+        files = list(c.files)
+        if c.fmt == "parquet":
+            if len(files) > 1 and c.options.get("union_by_name"):
+                reader = reader.option("mergeSchema", "true")
+            frame = reader.parquet(*files)
+        elif c.fmt == "csv":
+            # every column as text (no inferSchema), cast column by column in validation
+            frame = reader.option("header", "true").csv(files)
+        else:
+            raise ValueError(f"cannot read {c.fmt!r} files on Spark")
+        frame.createOrReplaceTempView(c.name)
+        self._views.add(c.name)
+        return SparkResult(rows=[])
+
+
+def open_spark_source(source: str | Path, spark: SparkSession, *, location: str | None = None):
+    """`features.sources.open_source` on Spark: a directory of Parquet or CSV files.
+
+    Returns
+    -------
+    features.sources.Source
+        Whose ``con`` is a `SparkConnection` (close the source to drop its tables).
+    """
+    from features.sources import open_source
+
+    path = Path(source).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"{path}: the Spark engine reads a directory of Parquet or CSV files; "
+            "export a DuckDB file's tables to Parquet first (or use --engine duckdb)"
+        )
+    con = SparkConnection(spark, location=location)
+    try:
+        return open_source(path, con=con)  # type: ignore[arg-type]
+    except BaseException:
+        con.close()
+        raise
+
