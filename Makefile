@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-fast bench lint format clean browser
+.PHONY: setup demo test test-fast bench lint format clean browser java
 
 setup: $(STAMP)
 
@@ -17,6 +17,13 @@ $(STAMP): pyproject.toml requirements.lock
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The Spark engine (pyspark, installed with the lock) needs a Java 17 or 21 runtime.
+java:
+	@if command -v java >/dev/null 2>&1; then \
+	  java -version 2>&1 | head -1 | grep -Eq '"(17|21)[."]' \
+	    || echo "java found but not 17/21 ($$(java -version 2>&1 | head -1)): Spark tests may fail"; \
+	else echo "Java missing: Spark tests will be skipped (apt-get install openjdk-17-jre-headless)"; fi
+
 # Headless Chromium for the report's browser tests (Debian packages; root on CI).
 browser:
 	@command -v chromium >/dev/null || { \
@@ -26,7 +33,7 @@ browser:
 demo: setup
 	$(PY) -m flows.cli demo
 
-test: setup browser
+test: setup browser java
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: setup

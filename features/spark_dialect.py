@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 
-__all__ = ["Command", "rewrite", "to_spark"]
+__all__ = ["Command", "to_spark"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ def _any_value_to_min_by(node: exp.Expression) -> exp.Expression:
     order = inner.this
     keys = order.expressions
     if len(keys) != 1:
-        raise ValueError(f"any_value with {len(keys)} ORDER BY keys has no Spark form: {node.sql()}")
+        raise ValueError(
+            f"any_value with {len(keys)} ORDER BY keys has no Spark form: {node.sql()}"
+        )
     key = keys[0]
     func = "max_by" if key.args.get("desc") else "min_by"
     return exp.Anonymous(this=func, expressions=[order.this.copy(), key.this.copy()])
@@ -183,7 +185,9 @@ def to_spark(sql: str) -> list[Command]:
             if files is not None:
                 return [files]
             query = _rewrite_expressions(tree.expression)
-            return [Command("sql", sql=f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {_spark(query)}")]
+            return [
+                Command("sql", sql=f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {_spark(query)}")
+            ]
         query = tree.expression
         if query is None:
             raise ValueError(f"CREATE TABLE without AS SELECT does not run on Spark: {sql[:200]}")

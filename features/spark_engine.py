@@ -151,6 +151,7 @@ class SparkResult:
             return pd.DataFrame(self.fetchall())
         with warnings.catch_warnings():  # pyspark 4.3 warns about pandas 3 on every call
             warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+            warnings.filterwarnings("ignore", "The copy keyword is deprecated")
             return self._frame.toPandas()
 
 
@@ -297,4 +298,3 @@ def open_spark_source(source: str | Path, spark: SparkSession, *, location: str 
     except BaseException:
         con.close()
         raise
-

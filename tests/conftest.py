@@ -40,3 +40,23 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole session (~20 s to start); skipped without Java.
+
+    Spark tests carry ``@pytest.mark.xdist_group("spark")`` so that one xdist worker owns it.
+    """
+    from features.spark_engine import java_problem, spark_session
+
+    problem = java_problem()
+    if problem is not None:
+        pytest.skip(f"Spark tests skipped: {problem}")
+    session = spark_session(
+        "local[2]",
+        app_name="nrrcast-tests",
+        conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2"},
+    )
+    yield session
+    session.stop()
