@@ -23,6 +23,10 @@ from models.segment import SegmentConfig, segment
 log = logging.getLogger("nrrcast.scoring")
 
 Calibrate = Callable[[np.ndarray], np.ndarray]
+PartitionRunner = Callable[
+    [pd.DataFrame, Mapping[str, Any], Mapping[str, Calibrate], int],
+    tuple[pd.DataFrame, pd.DataFrame],
+]
 CONTEXT = (
     "account_id",
     "as_of",
@@ -112,6 +116,7 @@ def score_snapshot(
     partition_rows: int = 100_000,
     progress: bool = True,
     previous: pd.DataFrame | None = None,
+    partitions: PartitionRunner | None = None,
 ) -> ScoredBook:
     """The scores table for one as_of.
 
@@ -135,6 +140,9 @@ def score_snapshot(
     (fraction; ``contribution_log_odds`` keeps the SHAP value), a ``state`` (good / bad /
     neutral) and a comparison with the previous period and the segment median in the
     sentence; missing values are never drivers but listed in the ``data_gaps`` column.
+    partitions : runs the partitions elsewhere, e.g. ``models.spark_scoring.SparkPartitions``
+        (called with the frame, models, calibrators and top_k; returns the predictions and
+        reasons in the frame's order). None runs them here, `partition_rows` at a time.
     """
     if table.empty:
         raise ValueError("no accounts to score: the snapshot is empty")
@@ -157,17 +165,20 @@ def score_snapshot(
             raise ValueError(f"the {target} model has no calibrator: pass one in `calibrators`")
     check_features(models, table)
     frame = table.reset_index(drop=True)
-    parts = range(0, len(frame), partition_rows)
-    scored, reasons = [], []
-    for start in tqdm(parts, desc="scoring partitions", disable=not progress or len(parts) < 2):
-        s, r = _predict_partition(
-            frame.iloc[start : start + partition_rows], models, calibrators, top_k
-        )
-        scored.append(s)
-        reasons.append(r)
-    predictions = pd.concat(scored, ignore_index=True)
-    reason_frame = pd.concat(reasons, ignore_index=True)
-    del scored, reasons  # the partitions and their concatenation need not coexist
+    if partitions is not None:
+        predictions, reason_frame = partitions(frame, models, calibrators, top_k)
+    else:
+        parts = range(0, len(frame), partition_rows)
+        scored, reasons = [], []
+        for start in tqdm(parts, desc="scoring partitions", disable=not progress or len(parts) < 2):
+            s, r = _predict_partition(
+                frame.iloc[start : start + partition_rows], models, calibrators, top_k
+            )
+            scored.append(s)
+            reasons.append(r)
+        predictions = pd.concat(scored, ignore_index=True)
+        reason_frame = pd.concat(reasons, ignore_index=True)
+        del scored, reasons  # the partitions and their concatenation need not coexist
     for target in ("churn", "expand"):
         predictions[f"model_version_{target}"] = str((versions or {}).get(target, ""))
     scores = segment(

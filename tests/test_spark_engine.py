@@ -78,9 +78,10 @@ def test_feature_table_is_equal_on_both_engines(both):
             ok = ~np.isnan(x)
             np.testing.assert_allclose(y[ok], x[ok], rtol=1e-9, atol=0, err_msg=col)
         else:
-            assert a.astype(object).where(a.notna(), None).tolist() == b.astype(object).where(
-                b.notna(), None
-            ).tolist(), col
+            assert (
+                a.astype(object).where(a.notna(), None).tolist()
+                == b.astype(object).where(b.notna(), None).tolist()
+            ), col
     assert duck.attrs["left_out"] == spk.attrs["left_out"]
 
 
