@@ -100,6 +100,23 @@ class FeatureConfig(BaseModel):
         None, pattern=MEMORY_LIMIT_PATTERN, description="e.g. '4GB', '512MiB', '80%'"
     )
 
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb",
+        description="relational engine of validation and features: DuckDB (embedded) or "
+        "Apache Spark (the same statements, see features.spark_dialect)",
+    )
+    spark_master: str = Field(
+        "local[*]", description="Spark master URL (local[*], spark://host:7077, yarn, k8s://...)"
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description="extra Spark settings, e.g. spark.driver.memory: 8g"
+    )
+    spark_tmp_dir: str | None = Field(
+        None,
+        description="where Spark keeps intermediate tables; None = a local temporary "
+        "directory for local masters, the warehouse otherwise (use a shared path on a cluster)",
+    )
+
     @field_validator("snapshot_start", "snapshot_end")
     @classmethod
     def _iso_date(cls, value: str | None) -> str | None:

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import uuid
 import warnings
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,8 @@ class SparkConnection:
         self._own_dir: str | None = None
         if location is None and spark.sparkContext.master.startswith("local"):
             location = self._own_dir = tempfile.mkdtemp(prefix="nrrcast-spark-")
+            # removed at exit even when the caller never closes the connection
+            weakref.finalize(self, shutil.rmtree, location, ignore_errors=True)
         self._old_conf = {k: spark.conf.get(k, None) for k in REQUIRED_CONF}
         for key, value in REQUIRED_CONF.items():
             spark.conf.set(key, value)

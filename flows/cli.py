@@ -9,6 +9,7 @@ shows the traceback instead. Anything unexpected keeps its traceback.
 
 from __future__ import annotations
 
+import enum
 import errno
 import logging
 import os
@@ -118,6 +119,19 @@ class _HideExpectedTracebacks(logging.Filter):
         # "Finished in state Failed(...)" and similar lines name the error only in text
         text = record.getMessage()
         return not ("Failed(" in text or "failed with exception" in text.lower())
+
+
+class Engine(enum.StrEnum):
+    """Relational engine of validation and features."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOpt = Annotated[
+    Engine | None,
+    typer.Option("--engine", help="duckdb (embedded) or spark (same SQL; config features.engine)"),
+]
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -231,13 +245,20 @@ def features(
     ] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Build point-in-time features and 60-day labels for every snapshot date."""
     from flows.commands import run_features
 
     _setup_logging()
     _preflight(config, source)
-    run_features(config, source=source, out=out, data_end=_day(data_end, "--data-end"))
+    run_features(
+        config,
+        source=source,
+        out=out,
+        data_end=_day(data_end, "--data-end"),
+        engine=engine and engine.value,
+    )
 
 
 @app.command()
@@ -248,6 +269,7 @@ def train(
     force: Annotated[
         bool, typer.Option(help="promote even if the champion cannot be evaluated")
     ] = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Train churn and expansion models + baselines; log to MLflow; update the champion."""
     _setup_logging()
@@ -261,6 +283,7 @@ def train(
         source=str(source) if source else None,
         data_end=end,
         force=force,
+        engine=engine and engine.value,
     )
 
 
@@ -298,6 +321,7 @@ def score(
     source: Annotated[Path | None, typer.Option(help="source to score")] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Score every active account: probabilities, reasons, segment, coverage, report."""
     _setup_logging()
@@ -311,6 +335,7 @@ def score(
         config_path=str(config) if config else None,
         source=str(source) if source else None,
         data_end=end,
+        engine=engine and engine.value,
     )
 
 

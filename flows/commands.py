@@ -7,7 +7,7 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from flows.config import Config, load_config
+from flows.config import Config, engine_overrides, load_config
 
 log = logging.getLogger("nrrcast")
 
@@ -86,17 +86,24 @@ def run_features(
     source: Path | None = None,
     out: Path | None = None,
     data_end: date | str | None = None,
+    engine: str | None = None,
 ) -> Path:
-    """Validate a source and write its whole snapshot panel (labelled and not) to `out`."""
+    """Validate a source and write its whole snapshot panel (labelled and not) to `out`.
+
+    `engine` ("duckdb" or "spark") overrides the config's ``features.engine``."""
     from features.build import build_feature_table, check_feature_out, write_feature_table
     from flows.tasks import open_validated
     from flows.train import panel_dates
 
-    cfg = _config(config)
+    cfg = load_config(config, engine_overrides(engine))
     src_path = Path(source or cfg.paths.raw)
     out_path = check_feature_out(out or cfg.paths.features, source=src_path)  # before the work
     loaded = open_validated(
-        src_path, Path(cfg.paths.quarantine), data_end, floor=cfg.features.data_floor
+        src_path,
+        Path(cfg.paths.quarantine),
+        data_end,
+        floor=cfg.features.data_floor,
+        feature_cfg=cfg.features,
     )
     with loaded.source:
         dates = panel_dates(cfg, loaded, include_unlabelled=True)

@@ -137,6 +137,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def engine_overrides(engine: str | None) -> dict[str, Any] | None:
+    """Config overrides choosing the features engine (``--engine``); None keeps the config's."""
+    return {"features": {"engine": engine}} if engine else None
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Read `configs/default.yaml`, then `path` on top of it, then `overrides`.
 

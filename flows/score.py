@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from features.data_end import parse_day
 from features.errors import InputError
 from flows import scores_store, tracking
-from flows.config import Config, load_config
+from flows.config import Config, engine_overrides, load_config
 from flows.tasks import TRANSIENT_RETRIES, LoadedSource, build_features, load_and_validate
 from flows.train import EXPERIMENT, MODEL_NAMES
 
@@ -126,6 +126,13 @@ def score_task(
 ) -> Any:
     from models.scoring import score_snapshot
 
+    partitions = None
+    if cfg.features.engine == "spark":  # the partitions run on the Spark workers
+        from features.spark_engine import spark_session
+        from models.spark_scoring import SparkPartitions
+
+        spark = spark_session(cfg.features.spark_master, conf=cfg.features.spark_conf)
+        partitions = SparkPartitions(spark)
     return score_snapshot(
         table,
         models,
@@ -137,6 +144,7 @@ def score_task(
         top_k=cfg.scoring.top_k_reasons,
         partition_rows=cfg.scoring.partition_rows,
         previous=previous,
+        partitions=partitions,
     )
 
 
@@ -272,13 +280,14 @@ def score_flow(
     config_path: str | None = None,
     source: str | None = None,
     data_end: str | None = None,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Score every active account as of a date (default: the end of the data)."""
     from evaluation.drift import drift_flags
     from evaluation.report import ReportInputs, ReportMeta, write_report
     from features.catalog import CATALOG
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, engine_overrides(engine))
     _check_outputs(cfg, Path(source or cfg.paths.raw))  # fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
@@ -288,6 +297,7 @@ def score_flow(
         Path(cfg.paths.quarantine),
         data_end,
         floor=cfg.features.data_floor,
+        feature_cfg=cfg.features,
     )
     day = day or loaded.data_end
     if day > loaded.data_end:

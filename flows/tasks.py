@@ -31,6 +31,20 @@ class LoadedSource:
     data_end_from: str = "manifest"
 
 
+def open_source_for(source: Path, feature_cfg: Any = None) -> Any:
+    """The source's raw views on the configured engine (DuckDB, or Spark when
+    ``features.engine`` is ``spark``: a session on ``features.spark_master``)."""
+    from features.sources import open_source
+
+    if feature_cfg is None or getattr(feature_cfg, "engine", "duckdb") == "duckdb":
+        return open_source(source)
+    from features.spark_engine import open_spark_source, spark_session
+
+    spark = spark_session(feature_cfg.spark_master, conf=feature_cfg.spark_conf)
+    log.info("engine: Spark %s on %s", spark.version, feature_cfg.spark_master)
+    return open_spark_source(source, spark, location=feature_cfg.spark_tmp_dir)
+
+
 def open_validated(
     source: Path,
     quarantine_dir: Path | None,
@@ -38,17 +52,18 @@ def open_validated(
     *,
     today: date | None = None,
     floor: date | None = None,
+    feature_cfg: Any = None,
 ) -> LoadedSource:
     """Open the source, decide the data's end, validate and stop on contract errors.
 
     The data's end follows the one rule of `features.data_end.validate_until`:
     manifest.json, else `data_end` (the ``--data-end`` option), else inferred from the data
     (with a notice). Rows on or after it are quarantined, the same for every command.
+    `feature_cfg` (``cfg.features``) chooses the engine (DuckDB when None).
     """
     from features.data_end import validate_until
-    from features.sources import open_source
 
-    src = open_source(source)
+    src = open_source_for(source, feature_cfg)
     try:
         report, end = validate_until(
             src,

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from features.errors import InputError, StateError
 from flows import tracking
-from flows.config import Config, load_config
+from flows.config import Config, engine_overrides, load_config
 from flows.tasks import LoadedSource, build_features, load_and_validate
 
 log = logging.getLogger("nrrcast.train")
@@ -400,6 +400,7 @@ def train_flow(
     source: str | None = None,
     data_end: str | None = None,
     force: bool = False,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """Train churn and expansion models on a source and register them in MLflow.
 
@@ -411,13 +412,14 @@ def train_flow(
     from features.build import check_feature_out, write_feature_table
     from models.registry import ChampionUnavailableError
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, engine_overrides(engine))
     check_feature_out(cfg.paths.features, source=Path(source or cfg.paths.raw))  # before the work
     loaded = load_and_validate(
         Path(source or cfg.paths.raw),
         Path(cfg.paths.quarantine),
         data_end,
         floor=cfg.features.data_floor,
+        feature_cfg=cfg.features,
     )
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_features(loaded, dates, cfg.features)

@@ -1,0 +1,282 @@
+"""Benchmark: how validation + features scale with events, on DuckDB and on Spark local.
+
+Worlds of about 1M, 10M, 100M (and 1B) events come from the simulator (18 months;
+accounts = events / 5,000) and are cached under bench/out/world_<size>. For each size
+and engine, one child process opens the source, validates it and builds the feature and
+label table for the last 18 monthly as_of dates (the same recorded statements on both
+engines). The parent measures, per run: wall seconds, CPU seconds of the whole process
+tree (the JVM included), peak resident memory of the tree (sampled every 0.2 s from
+/proc), and per-event costs; the child reports the validate / features split.
+
+DuckDB runs out of core: ``--duckdb-memory`` is its memory limit and intermediate data
+spills to a temporary directory under bench/out. Spark runs ``local[2]`` with
+``--spark-memory`` of driver heap (the executor is the driver in local mode).
+
+Targets: DuckDB builds 1B events of features in <= 10 minutes within 16 GB; Spark local
+within 3x of DuckDB's wall time at 100M events.
+
+Prints one JSON object: one record per (size, engine), the targets, and the load average
+of the machine (it is shared: CPU seconds are the figure load cannot inflate).
+
+Usage::
+
+    .venv/bin/python bench/scale.py                          # 1M, 10M, 100M on both engines
+    .venv/bin/python bench/scale.py --sizes 1M --engines spark
+    .venv/bin/python bench/scale.py --sizes 1B --engines duckdb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "bench" / "out"
+SIZES = {"1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000, "1B": 1_000_000_000}
+EVENTS_PER_ACCOUNT = 5_000  # over 18 months, in the default simulator config
+TARGETS = {
+    "duckdb_1B_wall_seconds_max": 600.0,
+    "duckdb_1B_peak_rss_gb_max": 16.0,
+    "spark_vs_duckdb_wall_ratio_at_100M_max": 3.0,
+}
+
+
+# ------------------------------------------------------------------ measuring a child
+
+
+def _tree(root: int) -> list[int]:
+    """Pids of `root` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _rss_bytes(pids: list[int]) -> int:
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _measure(cmd: list[str], env: dict[str, str]) -> dict:
+    """Run `cmd`, sampling the tree's memory; wall, CPU and peak RSS of the whole tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes(_tree(proc.pid)))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, _ = proc.communicate()
+    done.set()
+    sampler.join()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    record = {
+        "ok": proc.returncode == 0,
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "peak_rss_gb": round(peak[0] / 2**30, 2),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if lines:
+        record.update(json.loads(lines[-1]))
+    return record
+
+
+# ------------------------------------------------------------------ worlds
+
+
+def world(size: str) -> Path:
+    """The cached world of about SIZES[size] events (simulated on first use)."""
+    out = OUT / f"world_{size}"
+    if (out / "manifest.json").exists():
+        return out
+    from flows.config import load_config
+    from simulator import simulate
+
+    accounts = max(50, SIZES[size] // EVENTS_PER_ACCOUNT)
+    cfg = load_config().simulate.model_copy(update={"accounts": accounts, "months": 18})
+    simulate(cfg, out, progress=False)
+    return out
+
+
+# ------------------------------------------------------------------ one run (child)
+
+
+def _one(args: argparse.Namespace) -> None:
+    """Validate and build features once on one engine; print the split as JSON."""
+    from features.build import build_feature_table
+    from features.config import FeatureConfig
+    from features.snapshots import add_months, observation_dates
+    from features.sources import open_source
+    from features.validate import validate
+
+    t0 = time.perf_counter()
+    spill = Path(tempfile.mkdtemp(prefix="spill-", dir=OUT))
+    if args.engine == "spark":
+        from features.spark_engine import open_spark_source, spark_session
+
+        spark = spark_session(
+            "local[2]",
+            conf={
+                "spark.driver.memory": args.spark_memory,
+                "spark.sql.shuffle.partitions": str(args.shuffle_partitions),
+                "spark.local.dir": str(spill),
+            },
+        )
+        started = time.perf_counter() - t0
+        src = open_spark_source(args.source, spark, location=str(spill))
+    else:
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET threads = 2")
+        con.execute(f"SET memory_limit = '{args.duckdb_memory}'")
+        con.execute(f"SET temp_directory = '{spill}'")
+        started = time.perf_counter() - t0
+        src = open_source(args.source, con=con)
+    t1 = time.perf_counter()
+    report = validate(src, now=src.data_end, quarantine_dir=None)
+    report.raise_if_failed()
+    t2 = time.perf_counter()
+    data_end = report.data_end
+    start = add_months(data_end.replace(day=1), -(args.snapshots - 1))
+    dates = observation_dates(start, data_end)
+    cfg = FeatureConfig(
+        scan_chunk_months=args.scan_chunk_months,
+        duckdb_memory_limit=args.duckdb_memory if args.engine == "duckdb" else None,
+    )
+    table = build_feature_table(src.con, dates, cfg, data_end=data_end, progress=False)
+    t3 = time.perf_counter()
+    events = report.counts["events"].read
+    src.close()
+    shutil.rmtree(spill, ignore_errors=True)
+    print(
+        json.dumps(
+            {
+                "events": events,
+                "accounts": report.counts["accounts"].read,
+                "as_of_dates": len(dates),
+                "feature_rows": len(table),
+                "engine_start_seconds": round(started, 1),
+                "validate_seconds": round(t2 - t1, 1),
+                "features_seconds": round(t3 - t2, 1),
+            }
+        )
+    )
+
+
+# ------------------------------------------------------------------ driver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1M,10M,100M", help="comma list of 1M,10M,100M,1B")
+    parser.add_argument("--engines", default="duckdb,spark")
+    parser.add_argument("--duckdb-memory", default="12GB")
+    parser.add_argument("--spark-memory", default="10g")
+    parser.add_argument("--shuffle-partitions", type=int, default=16)
+    parser.add_argument("--snapshots", type=int, default=18)
+    parser.add_argument("--scan-chunk-months", type=int, default=3)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        _one(args)
+        return
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = []
+    for size in args.sizes.split(","):
+        path = world(size)
+        for engine in args.engines.split(","):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                f"--engine={engine}",
+                f"--source={path}",
+                f"--duckdb-memory={args.duckdb_memory}",
+                f"--spark-memory={args.spark_memory}",
+                f"--shuffle-partitions={args.shuffle_partitions}",
+                f"--snapshots={args.snapshots}",
+                f"--scan-chunk-months={args.scan_chunk_months}",
+            ]
+            rec = {"size": size, "engine": engine, **_measure(cmd, env)}
+            if rec.get("events"):
+                rec["ns_per_event_wall"] = round(1e9 * rec["wall_seconds"] / rec["events"], 1)
+                rec["ns_per_event_cpu"] = round(1e9 * rec["cpu_seconds"] / rec["events"], 1)
+            runs.append(rec)
+            print(json.dumps(rec), file=sys.stderr, flush=True)
+    by = {(r["size"], r["engine"]): r for r in runs}
+    checks = {}
+    if ("1B", "duckdb") in by:
+        r = by[("1B", "duckdb")]
+        checks["duckdb_1B_wall"] = r["wall_seconds"] <= TARGETS["duckdb_1B_wall_seconds_max"]
+        checks["duckdb_1B_memory"] = r["peak_rss_gb"] <= TARGETS["duckdb_1B_peak_rss_gb_max"]
+    if ("100M", "duckdb") in by and ("100M", "spark") in by:
+        ratio = by[("100M", "spark")]["wall_seconds"] / by[("100M", "duckdb")]["wall_seconds"]
+        checks["spark_vs_duckdb_100M_ratio"] = round(ratio, 2)
+        checks["spark_within_3x_at_100M"] = (
+            ratio <= TARGETS["spark_vs_duckdb_wall_ratio_at_100M_max"]
+        )
+    print(
+        json.dumps(
+            {
+                "bench": "scale",
+                "runs": runs,
+                "targets": TARGETS,
+                "checks": checks,
+                "machine": {"cpus": os.cpu_count(), "loadavg_end": os.getloadavg()},
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
