@@ -105,8 +105,10 @@ class FeatureConfig(BaseModel):
         description="relational engine of validation and features: DuckDB (embedded) or "
         "Apache Spark (the same statements, see features.spark_dialect)",
     )
-    spark_master: str = Field(
-        "local[*]", description="Spark master URL (local[*], spark://host:7077, yarn, k8s://...)"
+    spark_master: str | None = Field(
+        "local[*]",
+        description="Spark master URL (local[*], spark://host:7077, yarn, k8s://...); None "
+        "takes it from spark-submit or the running cluster (Databricks)",
     )
     spark_conf: dict[str, str] = Field(
         default_factory=dict, description="extra Spark settings, e.g. spark.driver.memory: 8g"

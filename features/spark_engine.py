@@ -73,14 +73,15 @@ def java_problem() -> str | None:
 
 
 def spark_session(
-    master: str = "local[*]", *, app_name: str = "nrrcast", conf: dict[str, str] | None = None
+    master: str | None = "local[*]", *, app_name: str = "nrrcast", conf: dict[str, str] | None = None
 ) -> SparkSession:
     """Start (or get) a SparkSession with the settings nrrcast needs.
 
     Parameters
     ----------
     master : Spark master URL: ``local[*]`` (all cores of this machine), ``local[2]``,
-        ``spark://host:7077``, ``yarn``, ``k8s://...``.
+        ``spark://host:7077``, ``yarn``, ``k8s://...``; None leaves it to spark-submit or
+        to the session already running (Databricks). An active session is reused as is.
     app_name : the application's name in the cluster's UI.
     conf : extra settings (e.g. ``{"spark.driver.memory": "8g"}``), applied last.
 
@@ -96,7 +97,9 @@ def spark_session(
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
     for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -184,7 +187,8 @@ class SparkConnection:
         for key, value in REQUIRED_CONF.items():
             spark.conf.set(key, value)
         self._old_db = spark.catalog.currentDatabase()
-        where = f" LOCATION '{Path(location) / self.database}'" if location else ""
+        # a URL (hdfs://, s3a://) must keep its double slash: join as text, not as a Path
+        where = f" LOCATION '{str(location).rstrip('/')}/{self.database}'" if location else ""
         spark.sql(f"CREATE DATABASE {self.database}{where}")
         spark.catalog.setCurrentDatabase(self.database)
         self._views: set[str] = set()
