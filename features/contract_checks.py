@@ -373,9 +373,13 @@ def _reference_checks(plan: TablePlan, keys: dict[str, ParentKeys]) -> None:
         plan.joins.append((f"LEFT JOIN {k.name} {alias} ON {alias}.key = t.{t}", selected))
         if col.on_orphan == "quarantine":
             if len(ref_keys) == 2:
+                # NOT EXISTS, not a two-column NOT IN: the same rows here (clean parent keys
+                # have an account), but a hash anti join on every engine; Spark plans a
+                # multi-column NOT IN as a nested loop (quadratic in users)
+                acct = typed_col("account_id")
                 coarse = (
-                    f"{t} IS NOT NULL AND ({t}, {typed_col('account_id')}) NOT IN "
-                    f"(SELECT key, account_id FROM {k.name} WHERE clean)"
+                    f"{t} IS NOT NULL AND {acct} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                    f"{k.name} p WHERE p.clean AND p.key = {t} AND p.account_id = {acct})"
                 )
             else:
                 coarse = f"{t} NOT IN (SELECT key FROM {k.name} WHERE clean)"

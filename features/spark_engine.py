@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 import warnings
 import weakref
@@ -73,7 +74,10 @@ def java_problem() -> str | None:
 
 
 def spark_session(
-    master: str | None = "local[*]", *, app_name: str = "nrrcast", conf: dict[str, str] | None = None
+    master: str | None = "local[*]",
+    *,
+    app_name: str = "nrrcast",
+    conf: dict[str, str] | None = None,
 ) -> SparkSession:
     """Start (or get) a SparkSession with the settings nrrcast needs.
 
@@ -172,11 +176,14 @@ class SparkConnection:
     Attributes
     ----------
     statements : every statement executed, as (DuckDB SQL, [Spark SQL ...]) pairs.
+    seconds : wall seconds of each statement (queries are lazy: their rows are fetched
+        later, so only DDL and actions are timed here).
     """
 
     def __init__(self, spark: SparkSession, *, location: str | None = None) -> None:
         self.spark = spark
         self.statements: list[tuple[str, list[str]]] = []
+        self.seconds: list[float] = []  # wall time of each statement (its DDL part)
         self.database = f"nrrcast_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         self._own_dir: str | None = None
         if location is None and spark.sparkContext.master.startswith("local"):
@@ -202,9 +209,11 @@ class SparkConnection:
             raise NotImplementedError("parameterized statements are not used on Spark")
         commands = to_spark(sql)
         self.statements.append((sql, [c.sql for c in commands if c.sql]))
+        t0 = time.perf_counter()
         result = SparkResult(rows=[])
         for command in commands:
             result = self._run(command)
+        self.seconds.append(time.perf_counter() - t0)
         return result
 
     def close(self) -> None:

@@ -200,3 +200,28 @@ def test_manifest_is_read_on_spark(world, spark):
         assert src.formats["events"] == "parquet"
     finally:
         src.close()
+
+
+@pytest.mark.slow
+def test_cli_features_engine_spark_writes_the_duckdb_layout(world, spark, tmp_path):
+    """`nrrcast features --engine spark` writes what the DuckDB engine writes."""
+    from typer.testing import CliRunner
+
+    from features.build import read_feature_table
+    from flows.cli import app
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"paths:\n  quarantine: {tmp_path / 'q'}\nfeatures:\n  spark_master: local[2]\n")
+    outs = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / f"features_{engine}"
+        args = ["features", "--source", str(world), "--out", str(out), "--config", str(cfg)]
+        result = CliRunner().invoke(app, [*args, "--engine", engine])
+        assert result.exit_code == 0, result.output
+        outs[engine] = out
+    duck, spk = (read_feature_table(outs[e]) for e in ("duckdb", "spark"))
+    pd.testing.assert_frame_equal(spk, duck, check_exact=False, rtol=1e-9)
+    assert sorted(p.name for p in outs["spark"].iterdir()) == sorted(
+        p.name for p in outs["duckdb"].iterdir()
+    )
+    assert spark.catalog.currentDatabase() == "default"  # the private database is gone
