@@ -88,30 +88,56 @@ def _rss_bytes(pids: list[int]) -> int:
     return total
 
 
-def _measure(cmd: list[str], env: dict[str, str]) -> dict:
-    """Run `cmd`, sampling the tree's memory; wall, CPU and peak RSS of the whole tree."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (its own, not its children's)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _measure(cmd: list[str], env: dict[str, str], timeout: float | None) -> dict:
+    """Run `cmd`, sampling the tree's memory; wall, CPU and peak RSS of the whole tree.
+
+    CPU: the larger of the reaped children's rusage and the sum over every process of
+    the tree of its last sampled CPU time (the JVM that pyspark starts is not reaped).
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
     peak = [0]
+    cpu_by_pid: dict[int, float] = {}
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _rss_bytes(_tree(proc.pid)))
+            pids = _tree(proc.pid)
+            peak[0] = max(peak[0], _rss_bytes(pids))
+            for pid in pids:
+                cpu_by_pid[pid] = max(cpu_by_pid.get(pid, 0.0), _cpu_seconds(pid))
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    stdout, _ = proc.communicate()
+    timed_out = False
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(proc.pid, 9)  # the run we started, and the JVM it started
+        stdout, _ = proc.communicate()
     done.set()
     sampler.join()
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    reaped = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(reaped, sum(cpu_by_pid.values()))
     record = {
-        "ok": proc.returncode == 0,
+        "ok": proc.returncode == 0 and not timed_out,
+        "timed_out_after_seconds": timeout if timed_out else None,
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),
         "peak_rss_gb": round(peak[0] / 2**30, 2),
@@ -220,6 +246,7 @@ def main() -> None:
     parser.add_argument("--shuffle-partitions", type=int, default=16)
     parser.add_argument("--snapshots", type=int, default=18)
     parser.add_argument("--scan-chunk-months", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per run")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
@@ -246,7 +273,7 @@ def main() -> None:
                 f"--snapshots={args.snapshots}",
                 f"--scan-chunk-months={args.scan_chunk_months}",
             ]
-            rec = {"size": size, "engine": engine, **_measure(cmd, env)}
+            rec = {"size": size, "engine": engine, **_measure(cmd, env, args.timeout)}
             if rec.get("events"):
                 rec["ns_per_event_wall"] = round(1e9 * rec["wall_seconds"] / rec["events"], 1)
                 rec["ns_per_event_cpu"] = round(1e9 * rec["cpu_seconds"] / rec["events"], 1)
