@@ -1,7 +1,9 @@
 """Every SQL statement the feature and label build runs transpiles to Spark SQL.
 
 The definitions must stay engine-portable: each statement is transpiled with SQLGlot
-(read='duckdb', write='spark') and the result must parse as Spark SQL.
+(read='duckdb', write='spark') and the result must parse as Spark SQL. Parsing proves
+little about Spark itself: tests/test_spark_engine.py runs the statements on Spark
+(through features.spark_dialect) and compares the results with DuckDB's.
 """
 
 from __future__ import annotations
