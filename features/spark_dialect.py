@@ -169,10 +169,10 @@ def to_spark(sql: str) -> list[Command]:
         return [Command("tables")]
     tree = sqlglot.parse_one(sql, read="duckdb")
     if isinstance(tree, exp.Copy):
-        query = tree.this
+        query = tree.this.this if isinstance(tree.this, exp.Subquery) else tree.this
         target = tree.args["files"][0]
-        fmt = {p.this.name.lower(): p.args.get("value") for p in tree.args.get("params") or []}
-        value = fmt.get("format")
+        params = {p.this.name.lower(): p.expression for p in tree.args.get("params") or []}
+        value = params.get("format")
         if value is None or value.name.lower() != "parquet":
             raise ValueError(f"only COPY ... (FORMAT parquet) runs on Spark: {sql[:200]}")
         return [Command("copy", sql=_spark(_rewrite_expressions(query)), path=target.name)]
