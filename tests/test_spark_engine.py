@@ -225,3 +225,56 @@ def test_cli_features_engine_spark_writes_the_duckdb_layout(world, spark, tmp_pa
         p.name for p in outs["duckdb"].iterdir()
     )
     assert spark.catalog.currentDatabase() == "default"  # the private database is gone
+
+
+# ------------------------------------------------------------------ quarantine on Spark
+
+
+def _dirty_world() -> dict[str, pd.DataFrame]:
+    """test_validate's book with one problem of each kind that sets rows aside."""
+    from test_validate import world as clean_world
+
+    t = clean_world()
+    t["subscriptions"].loc[1, "mrr"] = -5.0  # negative mrr
+    t["accounts"] = pd.concat([t["accounts"], t["accounts"].iloc[[0]]], ignore_index=True)
+    t["accounts"].loc[4, "name"] = None  # a less complete duplicate of A1
+    ev = t["events"]
+    ev.loc[3, "account_id"] = "A9"  # unknown account
+    ev.loc[7, "user_id"] = "U5"  # a user of another account
+    ev.loc[9, "status"] = "broken"  # unknown status
+    t["users"].loc[2, "department"] = "  Sales "  # normalised, kept
+    t["tickets"].loc[0, "closed_at"] = pd.Timestamp("2025-03-01")  # closed before created
+    return t
+
+
+@pytest.mark.parametrize("fmt", ["parquet", pytest.param("csv", marks=pytest.mark.slow)])
+def test_quarantine_is_equal_on_both_engines(spark, tmp_path, fmt):
+    from test_validate import NOW, write_source
+
+    root = write_source(_dirty_world(), tmp_path / f"src_{fmt}", fmt)
+    results = {}
+    for engine in ("duckdb", "spark"):
+        q = tmp_path / f"q_{engine}"
+        src = open_source(root) if engine == "duckdb" else open_spark_source(root, spark)
+        try:
+            report = validate(src, now=NOW, quarantine_dir=q)
+            clean = {
+                t: src.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("accounts", "subscriptions", "users", "events", "tickets")
+            }
+        finally:
+            src.close()
+        files = {p.name: pd.read_parquet(p) for p in sorted(q.glob("*.parquet"))}
+        results[engine] = (report, clean, files)
+    (duck, duck_clean, duck_q), (spk, spk_clean, spk_q) = results["duckdb"], results["spark"]
+    assert sum(c.quarantined for c in duck.counts.values()) >= 6
+    assert spk.counts == duck.counts and spk_clean == duck_clean
+    assert [(p.table, p.column, p.problem, p.rows, p.action) for p in spk.problems] == [
+        (p.table, p.column, p.problem, p.rows, p.action) for p in duck.problems
+    ]
+    assert sorted(spk_q) == sorted(duck_q) and duck_q
+    for name, frame in duck_q.items():
+        key = [c for c in frame.columns if c != "reason"]
+        a = frame.astype(str).sort_values(key, ignore_index=True)
+        b = spk_q[name][frame.columns].astype(str).sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(b, a, check_dtype=False)
