@@ -20,7 +20,9 @@ the statements on PySpark 4.3 and has a regression test (tests/test_spark_engine
    counts calendar-day boundaries; SQLGlot's ``DATEDIFF(DAY, a, b)`` is Spark's
    ``timestampdiff``, which counts whole 24-hour units (0 instead of 1 from 23:00 to
    the next midnight). Casting both sides to DATE gives DuckDB's answer.
-5. ``DROP TABLE|VIEW IF EXISTS x`` drops x whatever it is (DuckDB code drops "the view
+5. ``isfinite(x)`` (no such Spark function) -> ``NOT (isnan(x) OR abs(x) = Infinity)``
+   on x as DOUBLE, NULL for NULL as in DuckDB.
+6. ``DROP TABLE|VIEW IF EXISTS x`` drops x whatever it is (DuckDB code drops "the view
    or the table" in two tries and relies on DuckDB's CatalogException in between).
 
 Statements that are not SQL on Spark are returned as `Command` objects for the engine to
@@ -103,8 +105,20 @@ def _date_diff_days(node: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this="DATEDIFF", expressions=[end, start])
 
 
+def _isfinite(node: exp.Expression) -> exp.Expression:
+    """Rule 5: DuckDB's isfinite, NULL in NULL out."""
+    if not (isinstance(node, exp.Anonymous) and node.name.lower() == "isfinite"):
+        return node
+    x = exp.Cast(this=node.expressions[0].copy(), to=exp.DataType.build("DOUBLE"))
+    inf = exp.Cast(this=exp.Literal.string("Infinity"), to=exp.DataType.build("DOUBLE"))
+    nan = exp.Anonymous(this="isnan", expressions=[x.copy()])
+    infinite = exp.EQ(this=exp.Abs(this=x.copy()), expression=inf)
+    return exp.Not(this=exp.Paren(this=exp.Or(this=nan, expression=infinite)))
+
+
 def _rewrite_expressions(tree: exp.Expression) -> exp.Expression:
     tree = tree.transform(_any_value_to_min_by)
+    tree = tree.transform(_isfinite)
     return tree.transform(_date_diff_days)
 
 

@@ -163,6 +163,20 @@ class SparkResult:
             return self._frame.toPandas()
 
 
+def _bind(sql: str, parameters: Any) -> str:
+    """DuckDB's ``?`` placeholders replaced by SQL literals (Spark SQL text has none)."""
+    from features.sqlrun import lit
+
+    values = list(parameters)
+    parts = sql.split("?")
+    if len(parts) != len(values) + 1 or "'" in sql:
+        raise NotImplementedError(f"cannot bind {len(values)} parameter(s) into: {sql[:200]}")
+    out = parts[0]
+    for value, part in zip(values, parts[1:], strict=True):
+        out += lit(value) + part
+    return out
+
+
 class SparkConnection:
     """A DuckDB-connection look-alike over a SparkSession (see the module docstring).
 
@@ -206,7 +220,7 @@ class SparkConnection:
     def execute(self, sql: str, parameters: object = None) -> SparkResult:
         """Run one DuckDB statement on Spark; returns its rows (none for DDL)."""
         if parameters:
-            raise NotImplementedError("parameterized statements are not used on Spark")
+            sql = _bind(sql, parameters)
         commands = to_spark(sql)
         self.statements.append((sql, [c.sql for c in commands if c.sql]))
         t0 = time.perf_counter()

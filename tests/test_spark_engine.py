@@ -164,6 +164,17 @@ def test_trap_date_diff_counts_calendar_days(spark):
         assert [r[0] for r in con.execute(DATE_DIFF).fetchall()] == expected
 
 
+def test_isfinite_answers_like_duckdb(spark):
+    sql = (
+        "SELECT isfinite(x) FROM (VALUES (1.5), (CAST('inf' AS DOUBLE)), "
+        "(CAST('-inf' AS DOUBLE)), (CAST('nan' AS DOUBLE)), (NULL)) AS t(x)"
+    )
+    expected = [r[0] for r in duckdb.sql(sql).fetchall()]
+    assert expected == [True, False, False, False, None]
+    with SparkConnection(spark) as con:
+        assert [r[0] for r in con.execute(sql).fetchall()] == expected
+
+
 def test_describe_reports_duckdb_types(spark, tmp_path):
     frame = pd.DataFrame(
         {
