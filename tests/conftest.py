@@ -13,6 +13,19 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_logging_on_the_session_streams():
+    """Set Prefect's log handlers up once, on the session's streams.
+
+    Prefect binds its console handler to the stderr of the moment it first sets logging
+    up; if that happened inside a CliRunner invocation, every later flow run in the
+    process would write to the runner's closed stream.
+    """
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
+
+
 @pytest.fixture(scope="session")
 def _mlflow_template(tmp_path_factory) -> Path:
     """An empty, migrated MLflow sqlite DB: migrations run once per session, not per test."""
