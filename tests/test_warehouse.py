@@ -191,3 +191,66 @@ def test_arrow_batches_stream_into_duckdb(pg_url):
         (n, n)
     ]
     src.close()
+
+
+def _scores(as_of: str, n: int = 5, p: float = 0.1) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{i}" for i in range(n)],
+            "as_of": pd.Timestamp(as_of),
+            "p_churn": [p] * n,
+            "segment": pd.Series(["accelerate"] * n, dtype="category"),
+            "at_risk": [i % 2 == 0 for i in range(n)],
+            "reasons_json": ['[{"feature": "login_decay"}]'] * n,
+        }
+    )
+
+
+def _read(url: str, sql: str) -> list[tuple]:
+    with _pg(url) as con, con.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def test_scores_go_to_postgresql_once_per_as_of(pg_url, tmp_path):
+    from flows import scores_store
+
+    url = _schema_url(pg_url.replace("postgresql://", "postgresql+psycopg://"), "public")
+    scores_store.write_scores(_scores("2026-01-05"), tmp_path / "s", date(2026, 1, 5), sql_url=url)
+    scores_store.write_scores(_scores("2026-01-12"), tmp_path / "s", date(2026, 1, 12), sql_url=url)
+    scores_store.write_scores(
+        _scores("2026-01-05", n=3, p=0.5), tmp_path / "s", date(2026, 1, 5), sql_url=url
+    )
+    assert _read(
+        pg_url, "SELECT as_of, count(*), avg(p_churn) FROM scores GROUP BY 1 ORDER BY 1"
+    ) == [
+        (date(2026, 1, 5), 3, 0.5),
+        (date(2026, 1, 12), 5, 0.1),
+    ]
+    types = dict(
+        _read(
+            pg_url,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'scores'",
+        )
+    )
+    assert types["as_of"] == "date" and types["p_churn"] == "double precision"
+    assert types["at_risk"] == "boolean"
+
+
+def test_a_failed_postgresql_write_leaves_the_previous_scores(pg_url, monkeypatch):
+    from flows import scores_sql
+
+    url = _schema_url(pg_url, "failing")
+    _execute(pg_url, "CREATE SCHEMA failing")
+    scores_sql.write_scores_sql(_scores("2026-02-02", n=4), url, date(2026, 2, 2))
+    # the second chunk breaks COPY (text in a double column) after the DELETE ran
+    bad = _scores("2026-02-02", n=6, p=0.9).astype({"p_churn": object})
+    bad.loc[5, "p_churn"] = "not a number"
+    with pytest.raises(Exception, match="(?i)double|float|number|convert|cast"):
+        scores_sql.write_scores_sql(bad, url, date(2026, 2, 2), chunk_rows=3)
+    assert _read(pg_url, "SELECT count(*), avg(p_churn) FROM failing.scores") == [(4, 0.1)]
+    wider = _scores("2026-02-02").assign(new_metric=1.0)
+    with pytest.raises(ValueError, match=r"lacks the columns \['new_metric'\]"):
+        scores_sql.write_scores_sql(wider, url, date(2026, 2, 2))
+    assert _read(pg_url, "SELECT count(*) FROM failing.scores") == [(4,)]
