@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -271,3 +272,10 @@ def register_sql(
         data_end=_manifest_date(manifest, where),
         manifest={k: str(v) for k, v in manifest.items()},
     )
+
+
+def source_arg(source: str | Path) -> str | Path:
+    """A source as given on a command line or in a config: URLs stay text (a Path would
+    collapse their ``//``), anything else becomes a Path."""
+    text = str(source)
+    return text if is_sql_url(text) else Path(source)

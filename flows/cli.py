@@ -202,7 +202,8 @@ def simulate(
 @app.command()
 def validate(
     source: Annotated[
-        Path | None, typer.Option(help="directory of Parquet/CSV or a .duckdb file")
+        str | None,
+        typer.Option(help="directory of Parquet/CSV, a .duckdb file or a postgresql:// URL"),
     ] = None,
     quarantine: Annotated[
         Path | None, typer.Option(help="where set-aside rows are written")
@@ -224,7 +225,8 @@ def validate(
 @app.command()
 def features(
     source: Annotated[
-        Path | None, typer.Option(help="directory of Parquet/CSV or a .duckdb file")
+        str | None,
+        typer.Option(help="directory of Parquet/CSV, a .duckdb file or a postgresql:// URL"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="output directory (Parquet by as_of + features.duckdb)")
@@ -242,7 +244,7 @@ def features(
 
 @app.command()
 def train(
-    source: Annotated[Path | None, typer.Option(help="source to train on")] = None,
+    source: Annotated[str | None, typer.Option(help="source to train on (path or URL)")] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
     force: Annotated[
@@ -269,7 +271,9 @@ def calibrate(
     quarter: Annotated[
         str | None, typer.Option(help="quarter the thresholds take effect in, e.g. 2026Q3")
     ] = None,
-    source: Annotated[Path | None, typer.Option(help="source holding the matured outcomes")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="source holding the matured outcomes (path or URL)")
+    ] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
 ) -> None:
@@ -295,7 +299,7 @@ def score(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="scoring date (default: end of the data)")
     ] = None,
-    source: Annotated[Path | None, typer.Option(help="source to score")] = None,
+    source: Annotated[str | None, typer.Option(help="source to score (path or URL)")] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
 ) -> None:

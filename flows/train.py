@@ -19,6 +19,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from features.errors import InputError, StateError
+from features.sql_source import source_arg
 from flows import tracking
 from flows.config import Config, load_config
 from flows.tasks import LoadedSource, build_features, load_and_validate
@@ -178,7 +179,8 @@ def log_and_register(
         tracking.log_json(cfg.model_dump(mode="json"), "config.json")
         if config_path:
             mlflow.set_tag("config_file", str(config_path))
-        mlflow.set_tag("data_fingerprint", tracking.fingerprint(loaded.path))
+        if isinstance(loaded.path, Path):  # files; a database source has no file to hash
+            mlflow.set_tag("data_fingerprint", tracking.fingerprint(loaded.path))
         mlflow.set_tag("data_end", loaded.data_end.isoformat())
         mlflow.set_tag("data_end_from", loaded.data_end_from)
         counts = loaded.report.counts_frame() if hasattr(loaded.report, "counts_frame") else None
@@ -412,12 +414,10 @@ def train_flow(
     from models.registry import ChampionUnavailableError
 
     cfg = load_config(config_path)
-    check_feature_out(cfg.paths.features, source=Path(source or cfg.paths.raw))  # before the work
+    src = source_arg(source or cfg.paths.raw)
+    check_feature_out(cfg.paths.features, source=src)  # before the work
     loaded = load_and_validate(
-        Path(source or cfg.paths.raw),
-        Path(cfg.paths.quarantine),
-        data_end,
-        floor=cfg.features.data_floor,
+        src, Path(cfg.paths.quarantine), data_end, floor=cfg.features.data_floor
     )
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_features(loaded, dates, cfg.features)
