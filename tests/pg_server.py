@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 
 def pg_bin() -> Path | None:
@@ -113,3 +114,14 @@ def load_tables(url: str, raw_dir: Path, *, schema: str = "public") -> dict[str,
             counts[table] = data.num_rows
         con.commit()
     return counts
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a fresh database on a temporary PostgreSQL server (one per session and
+    importing module), skipped with the reason when no server can be started here."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    with TempPostgres() as server:
+        yield server.url

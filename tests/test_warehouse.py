@@ -12,24 +12,16 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pg_server
 import pyarrow as pa
 import pytest
-from pg_server import TempPostgres, load_tables, unavailable_reason
+from pg_server import load_tables
 
 from features.sources import open_source
 from features.validate import validate
 
 pytestmark = pytest.mark.xdist_group("postgres")
-
-
-@pytest.fixture(scope="session")
-def pg_url():
-    """URL of a fresh database on a temporary PostgreSQL server (one per session)."""
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(f"PostgreSQL tests skipped: {reason}")
-    with TempPostgres() as server:
-        yield server.url
+pg_url = pg_server.pg_url  # session fixture: a temporary PostgreSQL server
 
 
 @pytest.fixture(scope="module")
