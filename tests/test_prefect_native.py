@@ -243,3 +243,19 @@ def test_every_setting_is_documented_in_the_readme():
             assert re.search(rf"\b{name}\b", README), f"{section.__name__}.{name}"
     for key in ("schema", "batch_bytes", "nrrcast_manifest", "concurrency_limit"):
         assert key in README, key
+
+
+def test_serve_runs_the_same_guarded_flows_with_the_same_limits(monkeypatch):
+    import prefect
+
+    from flows.deployments import serve_all
+
+    served = []
+    monkeypatch.setattr(prefect, "serve", lambda *deployments: served.extend(deployments))
+    serve_all("configs/default.yaml")
+    by_name = {d.name: d for d in served}
+    assert set(by_name) == set(SCHEDULES)
+    for name, deployment in by_name.items():
+        assert deployment.concurrency_limit == 1
+        assert deployment.entrypoint.endswith(SCHEDULES[name]["flow"].split(":")[1])
+        assert deployment.parameters == {"config_path": "configs/default.yaml"}

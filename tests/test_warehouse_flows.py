@@ -75,7 +75,8 @@ def warehouse(pg_url, tmp_path_factory, _mlflow_template, prefect_harness):
         con.commit()
     (tmp / "mlruns").mkdir()
     shutil.copy(_mlflow_template, tmp / "mlruns" / "mlflow.db")
-    source = f"{pg_url}&schema=crm"
+    # the server trusts local connections: the password only checks that it never shows
+    source = f"{pg_url.replace('postgres@', 'postgres:s3cret@')}&schema=crm"
     cfg = {
         "paths": {
             "raw": source,
@@ -102,7 +103,7 @@ def warehouse(pg_url, tmp_path_factory, _mlflow_template, prefect_harness):
 def test_training_reads_the_contract_from_postgresql(warehouse):
     mlflow.set_tracking_uri(warehouse["cfg"]["paths"]["mlflow_uri"])
     run = mlflow.get_run(warehouse["train"]["run_id"])
-    assert run.data.tags["source"].startswith("postgresql://")
+    assert run.data.tags["source"].startswith("postgresql://postgres:***@")
     assert run.data.metrics["panel.rows"] > 0
 
 
@@ -120,6 +121,7 @@ def test_weekly_scoring_writes_postgresql_then_refuses_the_same_export(warehouse
     print("\n".join(f"{log.timestamp:%H:%M:%S} {log.name}: {log.message[:160]}" for log in logs))
     assert any(log.name == "nrrcast.flows" and "validation of" in log.message for log in project)
     assert any("wrote" in log.message and "postgresql://" in log.message for log in project)
+    assert not any("s3cret" in log.message for log in logs)
 
     # the export was not refreshed: the scheduled run refuses and writes nothing
     state = weekly_scoring(config_path=warehouse["config"], return_state=True)
