@@ -84,6 +84,17 @@ class TempPostgres:
         self.url = f"postgresql://postgres@/{self.database}?host={self.dir}&port=5432"
         return self
 
+    def server_cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by the server: the postmaster and its exited children
+        (a backend is reaped when its connection closes). None when /proc is not readable."""
+        try:
+            pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError, TypeError):
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        return sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
+
     def __exit__(self, *exc: object) -> None:
         if self.dir is None:
             return
