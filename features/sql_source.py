@@ -7,6 +7,12 @@ appends to a local ``raw_<table>`` table one batch at a time (memory stays bound
 batch, not a table). From there validation is exactly the one that files get: the same
 casts, checks and quarantine.
 
+Why ADBC: it moves data between PostgreSQL's binary COPY format and Arrow in C, in both
+directions (reads here, scores written by `flows.scores_sql`), inside ordinary DB-API
+transactions. psycopg 3 also speaks COPY but hands rows or raw bytes to Python, which would
+then have to build Arrow itself; connectorx reads into Arrow quickly but cannot write and
+has no transaction to read several tables as one snapshot.
+
 All tables are read in one REPEATABLE READ, READ ONLY transaction, so they are one
 consistent snapshot of the database even while it is being loaded.
 
