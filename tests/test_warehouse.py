@@ -144,8 +144,8 @@ def test_unreachable_database_is_a_connection_error_without_the_password(tmp_pat
     assert "s3cret" not in str(exc.value)
 
 
-def test_tables_are_one_consistent_snapshot(pg_url):
-    """The source reads inside one repeatable-read transaction: nothing is written."""
+def test_a_schema_with_only_some_tables_keeps_their_native_types(pg_url):
+    """Absent tables are simply not listed (validation reports the required ones)."""
     _execute(
         pg_url,
         "CREATE SCHEMA snap",
@@ -155,6 +155,10 @@ def test_tables_are_one_consistent_snapshot(pg_url):
     src = open_source(_schema_url(pg_url, "snap"))
     assert src.tables == ("plans",)
     assert src.con.execute("SELECT * FROM raw_plans").fetchall() == [("pro", 10, 1000.0)]
+    types = dict(
+        src.con.execute("SELECT column_name, column_type FROM (DESCRIBE raw_plans)").fetchall()
+    )
+    assert types == {"plan": "VARCHAR", "seat_limit": "BIGINT", "usage_limit": "DOUBLE"}
     src.close()
 
 
@@ -246,3 +250,19 @@ def test_a_failed_postgresql_write_leaves_the_previous_scores(pg_url, monkeypatc
     with pytest.raises(ValueError, match=r"lacks the columns \['new_metric'\]"):
         scores_sql.write_scores_sql(wider, url, date(2026, 2, 2))
     assert _read(pg_url, "SELECT count(*) FROM failing.scores") == [(4,)]
+
+
+def test_the_command_line_takes_a_database_url(world_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "validate", "--source", world_url,
+         "--quarantine", str(tmp_path / "q")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "input contract v1: OK" in proc.stdout
