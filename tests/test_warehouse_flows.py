@@ -90,7 +90,8 @@ def warehouse(pg_url, tmp_path_factory, _mlflow_template, prefect_harness):
         },
         "scoring": {"sql_url": pg_url, "report": False},
         "models": {
-            "split": {"valid_dates": 1, "calib_dates": 2, "test_dates": 2, "min_train_dates": 2}
+            "split": {"valid_dates": 1, "calib_dates": 2, "test_dates": 2, "min_train_dates": 2},
+            "lgbm": {"n_estimators": 150, "early_stopping_rounds": 20},  # the source is the point
         },
         "orchestration": {"store_name": "warehouse-test"},
     }
