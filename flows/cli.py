@@ -300,6 +300,13 @@ def score(
         str | None, typer.Option("--as-of", help="scoring date (default: end of the data)")
     ] = None,
     source: Annotated[str | None, typer.Option(help="source to score (path or URL)")] = None,
+    freshness: Annotated[
+        str | None,
+        typer.Option(
+            help="data end not after the last scoring run's: refuse, warn or off "
+            "(default: scoring.freshness)"
+        ),
+    ] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
 ) -> None:
@@ -315,6 +322,7 @@ def score(
         config_path=str(config) if config else None,
         source=str(source) if source else None,
         data_end=end,
+        freshness=freshness,
     )
 
 

@@ -21,7 +21,7 @@ from features.errors import InputError
 from features.sql_source import source_arg
 from flows import scores_store, tracking
 from flows.config import Config, load_config
-from flows.freshness import check_freshness, last_scored, source_key
+from flows.freshness import FRESHNESS_MODES, check_freshness, last_scored, source_key
 from flows.tasks import TRANSIENT_RETRIES, LoadedSource, build_features, load_and_validate
 from flows.train import EXPERIMENT, MODEL_NAMES
 
@@ -286,7 +286,10 @@ def score_flow(
     from features.catalog import CATALOG
 
     cfg = load_config(config_path)
-    _check_outputs(cfg, Path(source or cfg.paths.raw))  # fails now, not after the work
+    mode = freshness or cfg.scoring.freshness
+    if mode not in FRESHNESS_MODES:  # before anything slow runs
+        raise ValueError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
+    _check_outputs(cfg, source_arg(source or cfg.paths.raw))  # fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
     day = parse_day(as_of, "--as-of") if as_of else None
@@ -295,7 +298,6 @@ def score_flow(
         src, Path(cfg.paths.quarantine), data_end, floor=cfg.features.data_floor
     )
     key = source_key(src)
-    mode = freshness or cfg.scoring.freshness
     if mode != "off":
         check_freshness(loaded.data_end, last_scored(cfg.paths.mlflow_uri, EXPERIMENT, key), mode)
     day = day or loaded.data_end

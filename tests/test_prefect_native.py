@@ -259,3 +259,14 @@ def test_serve_runs_the_same_guarded_flows_with_the_same_limits(monkeypatch):
         assert deployment.concurrency_limit == 1
         assert deployment.entrypoint.endswith(SCHEDULES[name]["flow"].split(":")[1])
         assert deployment.parameters == {"config_path": "configs/default.yaml"}
+
+
+def test_an_unknown_freshness_mode_stops_scoring_before_anything_runs(monkeypatch):
+    import flows.score as score
+
+    def must_not_run(cfg):
+        raise AssertionError("champions were loaded before the mode was checked")
+
+    monkeypatch.setattr(score, "load_champions", must_not_run)
+    with pytest.raises(ValueError, match="freshness must be one of"):
+        score.score_flow.fn(freshness="sometimes")
