@@ -97,7 +97,7 @@ def parse_url(url: str) -> SqlUrl:
     dialect = parts.scheme.split("+", 1)[0].lower()
     if dialect not in POSTGRES_SCHEMES:
         raise ValueError(
-            f"{redact(url)}: {dialect}:// databases are not supported yet; use a "
+            f"{redact(url)}: {dialect}:// sources are not supported (PostgreSQL is); use a "
             "postgresql:// URL, or export the tables to Parquet, CSV or a DuckDB file"
         )
     query = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -132,7 +132,7 @@ def test_bad_rows_in_the_database_are_quarantined_with_reasons(pg_url, tmp_path)
 def test_missing_schema_and_other_databases_are_clear_errors(pg_url):
     with pytest.raises(ValueError, match="schema 'nope' holds no tables"):
         open_source(_schema_url(pg_url, "nope"))
-    with pytest.raises(ValueError, match=r"mysql:// databases are not supported"):
+    with pytest.raises(ValueError, match=r"mysql:// sources are not supported"):
         open_source("mysql://user:secret@db/crm")
 
 
