@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import duckdb
 
 from features.contract import TABLES
+from features.errors import InputError, TransientError
 
 RAW_PREFIX = "raw_"
 MANIFEST_TABLE = "nrrcast_manifest"
@@ -75,6 +76,10 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+class DatabaseUnreachableError(TransientError, ConnectionError):
+    """The database did not answer or dropped the connection: may pass on a retry."""
+
+
 @dataclass(frozen=True)
 class SqlUrl:
     """A parsed database URL: what libpq connects to and nrrcast's own options."""
@@ -90,13 +95,13 @@ def parse_url(url: str) -> SqlUrl:
 
     Raises
     ------
-    ValueError
-        For a database other than PostgreSQL, or a bad ``batch_bytes``.
+    InputError
+        For a database other than PostgreSQL, or a bad ``batch_bytes`` (a ValueError).
     """
     parts = urlsplit(url)
     dialect = parts.scheme.split("+", 1)[0].lower()
     if dialect not in POSTGRES_SCHEMES:
-        raise ValueError(
+        raise InputError(
             f"{redact(url)}: {dialect}:// sources are not supported (PostgreSQL is); use a "
             "postgresql:// URL, or export the tables to Parquet, CSV or a DuckDB file"
         )
@@ -106,7 +111,7 @@ def parse_url(url: str) -> SqlUrl:
     try:
         batch_bytes = int(batch) if batch else None
     except ValueError:
-        raise ValueError(f"{redact(url)}: batch_bytes={batch!r} is not a number") from None
+        raise InputError(f"{redact(url)}: batch_bytes={batch!r} is not a number") from None
     uri = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
     return SqlUrl("postgresql", uri, schema, batch_bytes)
 
@@ -114,8 +119,8 @@ def parse_url(url: str) -> SqlUrl:
 def connect(url: str) -> Any:
     """An ADBC DB-API connection (transactions on, autocommit off) to a PostgreSQL URL.
 
-    A failure to connect is raised as ConnectionError (an OSError: the kind of failure a
-    retry may get past), naming the redacted URL.
+    A failure to connect is raised as DatabaseUnreachableError (a TransientError and a
+    ConnectionError: the kind of failure a retry may get past), naming the redacted URL.
     """
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as pg
@@ -125,7 +130,10 @@ def connect(url: str) -> Any:
         return pg.connect(parsed.uri)
     except adbc_driver_manager.OperationalError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ConnectionError(f"cannot connect to {redact(url)}: {first}") from None
+        raise DatabaseUnreachableError(
+            f"cannot connect to {redact(url)}: {first}",
+            hint="check the host, port and credentials (PGPASSWORD, ~/.pgpass)",
+        ) from None
 
 
 def _quote(name: str) -> str:
@@ -183,7 +191,7 @@ def _manifest(cur: Any, schema: str, name: str | None) -> dict[str, Any]:
     cur.execute(f"SELECT * FROM {_quote(schema)}.{_quote(name)}")
     rows = cur.fetchall()
     if len(rows) != 1:
-        raise ValueError(f"{schema}.{name}: expected one row (data_end, ...), found {len(rows)}")
+        raise InputError(f"{schema}.{name}: expected one row (data_end, ...), found {len(rows)}")
     names = [d[0].lower() for d in cur.description]
     return dict(zip(names, rows[0], strict=True))
 
@@ -197,7 +205,7 @@ def _manifest_date(manifest: dict[str, Any], where: str) -> date | None:
     try:
         return date.fromisoformat(str(value)[:10])
     except ValueError:
-        raise ValueError(f"{where}: data_end {value!r} is not a date (YYYY-MM-DD)") from None
+        raise InputError(f"{where}: data_end {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register_sql(
@@ -222,10 +230,11 @@ def register_sql(
 
     Raises
     ------
-    ConnectionError
-        When the database cannot be reached.
-    ValueError
-        For an unsupported database, a schema that does not exist or a bad manifest.
+    DatabaseUnreachableError
+        When the database cannot be reached (a ConnectionError).
+    InputError
+        For an unsupported database, a schema that does not exist or a bad manifest
+        (a ValueError).
     """
     parsed = parse_url(url)
     db = connect(url)
@@ -247,8 +256,9 @@ def register_sql(
         for (name,) in sorted(cur.fetchall()):
             present.setdefault(str(name).lower(), str(name))
         if not present and parsed.schema:
-            raise ValueError(
-                f"{redact(url)}: schema {schema!r} holds no tables (or does not exist)"
+            raise InputError(
+                f"{redact(url)}: schema {schema!r} holds no tables (or does not exist)",
+                hint="check ?schema= in the URL",
             )
         found = tuple(t for t in tables if t in present)
         rows: dict[str, int] = {}

@@ -145,11 +145,15 @@ def _quiet_prefect() -> None:
             logger.addFilter(_HideExpectedTracebacks())
 
 
-def _preflight(config: Path | None, source: Path | None = None) -> Any:
+def _preflight(config: Path | None, source: Path | str | None = None) -> Any:
     """Load the config and check the source exists before any flow (and Prefect) starts."""
+    from features.sql_source import is_sql_url, parse_url
     from flows.config import load_config
 
     cfg = load_config(config)
+    if is_sql_url(str(source or cfg.paths.raw)):  # a database: its scheme is checked here,
+        parse_url(str(source or cfg.paths.raw))  # the connection when the source is opened
+        return cfg
     path = Path(source or cfg.paths.raw)
     url = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):/", str(path))  # Path() folds '://' to ':/'
     if url and not path.exists():

@@ -19,6 +19,7 @@ from typing import Any
 from prefect import Flow, flow
 
 from flows.config import load_config
+from flows.prefect_logging import project_log_level
 from flows.store_slot import store_slot
 
 SCHEDULES: dict[str, dict[str, Any]] = {
@@ -32,7 +33,8 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 
 
 def run_guarded(target: Flow, kind: str, what: str, config_path: str | None, **params: Any) -> Any:
-    """Run flow `target` as a subflow holding the store's slot, within its time limit.
+    """Run flow `target` as a subflow holding the store's slot, within its time limit,
+    with the project's INFO lines on (they go to the Prefect API with the run's logs).
 
     Parameters
     ----------
@@ -47,7 +49,7 @@ def run_guarded(target: Flow, kind: str, what: str, config_path: str | None, **p
     """
     cfg = load_config(config_path)
     timeout = cfg.orchestration.timeout_minutes[kind] * 60
-    with store_slot(cfg, what):
+    with project_log_level(), store_slot(cfg, what):
         return target.with_options(timeout_seconds=timeout)(config_path=config_path, **params)
 
 

@@ -16,12 +16,14 @@ import logging
 from datetime import date
 from pathlib import Path
 
+from features.errors import InputError, StateError
+
 log = logging.getLogger("nrrcast.score")
 
 FRESHNESS_MODES = ("refuse", "warn", "off")
 
 
-class StaleDataError(RuntimeError):
+class StaleDataError(StateError):
     """The data's end has not advanced since the last scoring run of the same source."""
 
 
@@ -65,11 +67,11 @@ def check_freshness(data_end: date, previous: tuple[date, str] | None, mode: str
     ------
     StaleDataError
         With ``mode="refuse"`` when `data_end` is not after the previous run's.
-    ValueError
-        For an unknown mode.
+    InputError
+        For an unknown mode (a ValueError).
     """
     if mode not in FRESHNESS_MODES:
-        raise ValueError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
+        raise InputError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
     if mode == "off" or previous is None or data_end > previous[0]:
         return None
     message = (
@@ -78,8 +80,9 @@ def check_freshness(data_end: date, previous: tuple[date, str] | None, mode: str
     )
     if mode == "refuse":
         raise StaleDataError(
-            f"{message}. Refresh the source, or score anyway with freshness 'warn' "
-            "(scoring.freshness in the config, or the flow's freshness parameter)"
+            message,
+            hint="refresh the source, or score anyway with --freshness warn "
+            "(scoring.freshness, or the flow's freshness parameter)",
         )
     log.warning("%s; scoring anyway (scoring.freshness: warn)", message)
     return message

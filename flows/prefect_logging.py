@@ -9,6 +9,11 @@ and its handler warns on every record logged outside a run (plain commands, note
 flow or task run it hands the record to Prefect's APILogHandler (batched, asynchronous);
 outside a run, or when Prefect is not even imported, it does nothing. Console output is
 left to whatever handlers the application configured.
+
+Under a Prefect worker the root logger is at WARNING, which would drop INFO records such
+as the validation summary before any handler sees them: the scheduled flows run inside
+`project_log_level`, which gives the `nrrcast` logger a level for the run's duration
+only (so an application's own logging setup is left as it was).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 PROJECT_LOGGER = "nrrcast"
@@ -60,20 +67,29 @@ class RunLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def install(logger_name: str = PROJECT_LOGGER, level: str | None = None) -> RunLogHandler:
-    """Attach one `RunLogHandler` to `logger_name` (idempotent) and return it.
-
-    When the logger has no level yet (NOTSET) it gets `level`, by default
-    ``NRRCAST_LOG_LEVEL`` or INFO: under a Prefect worker the root logger is at WARNING,
-    which would drop the validation summary before any handler sees it. A level the
-    application already set wins.
-    """
+def install(logger_name: str = PROJECT_LOGGER) -> RunLogHandler:
+    """Attach one `RunLogHandler` to `logger_name` (idempotent) and return it."""
     logger = logging.getLogger(logger_name)
     for handler in logger.handlers:
         if isinstance(handler, RunLogHandler):
             return handler
     handler = RunLogHandler()
     logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel((level or os.environ.get("NRRCAST_LOG_LEVEL") or "INFO").upper())
     return handler
+
+
+@contextmanager
+def project_log_level(logger_name: str = PROJECT_LOGGER) -> Iterator[None]:
+    """Give `logger_name` a level while the body runs, when it has none (NOTSET).
+
+    The level is ``NRRCAST_LOG_LEVEL``, default INFO; a level the application set wins.
+    """
+    logger = logging.getLogger(logger_name)
+    if logger.level != logging.NOTSET:
+        yield
+        return
+    logger.setLevel((os.environ.get("NRRCAST_LOG_LEVEL") or "INFO").upper())
+    try:
+        yield
+    finally:
+        logger.setLevel(logging.NOTSET)

@@ -288,7 +288,7 @@ def score_flow(
     cfg = load_config(config_path)
     mode = freshness or cfg.scoring.freshness
     if mode not in FRESHNESS_MODES:  # before anything slow runs
-        raise ValueError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
+        raise InputError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
     _check_outputs(cfg, source_arg(source or cfg.paths.raw))  # fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)

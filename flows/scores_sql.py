@@ -20,11 +20,18 @@ from datetime import date
 import pandas as pd
 import pyarrow as pa
 
-from features.sql_source import connect, parse_url, redact
+from features.errors import StateError
+from features.sql_source import DatabaseUnreachableError, connect, parse_url, redact
 
 log = logging.getLogger("nrrcast.scores")
 
 TABLE = "scores"
+
+
+class SchemaMismatchError(StateError, ValueError):
+    """The database's scores table lacks columns the scores have: nothing was written."""
+
+
 CHUNK_ROWS = 100_000
 
 
@@ -55,9 +62,9 @@ def write_scores_sql(
 
     Raises
     ------
-    ConnectionError
-        When the database cannot be reached (nothing was written).
-    ValueError
+    DatabaseUnreachableError
+        When the database cannot be reached (nothing was written; a ConnectionError).
+    SchemaMismatchError
         When the existing table lacks columns of the scores (nothing was written).
     """
     day = pd.Timestamp(as_of).date()
@@ -91,9 +98,10 @@ def _write_postgres(rows: pd.DataFrame, url: str, day: date, table: str, chunk_r
         if existing:
             missing = [c for c in rows.columns if c not in existing]
             if missing:
-                raise ValueError(
+                raise SchemaMismatchError(
                     f"{redact(url)}: table {schema}.{table} lacks the columns {missing} of the "
-                    f"scores; add them (ALTER TABLE ... ADD COLUMN) or write to a new table"
+                    "scores",
+                    hint="add them (ALTER TABLE ... ADD COLUMN) or write to a new table",
                 )
             # writers of the same table queue here; readers keep seeing the committed rows
             cur.execute(f"LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE")
@@ -107,7 +115,7 @@ def _write_postgres(rows: pd.DataFrame, url: str, day: date, table: str, chunk_r
     except adbc_driver_manager.OperationalError as exc:
         db.rollback()
         first = str(exc).strip().splitlines()[0]
-        raise ConnectionError(f"writing scores to {redact(url)} failed: {first}") from None
+        raise DatabaseUnreachableError(f"writing scores to {redact(url)} failed: {first}") from None
     except BaseException:
         db.rollback()
         raise

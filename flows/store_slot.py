@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from features.errors import LockHeldError
 from flows.config import Config
 
 log = logging.getLogger("nrrcast.flows")
@@ -27,7 +28,7 @@ log = logging.getLogger("nrrcast.flows")
 PREFIX = "nrrcast-store-"
 
 
-class StoreBusyError(RuntimeError):
+class StoreBusyError(LockHeldError):
     """Another flow held the store's slot for longer than the configured wait."""
 
 
@@ -77,6 +78,7 @@ def store_slot(cfg: Config, what: str) -> Iterator[str]:
             raise
         raise StoreBusyError(
             f"{what}: store {name} stayed busy for {wait:.0f} s (another training, "
-            "calibration or scoring run holds it); it will run at its next schedule, or "
-            "raise orchestration.wait_for_store_minutes"
+            "calibration or scoring run holds it)",
+            hint="it runs again at its next schedule; or raise "
+            "orchestration.wait_for_store_minutes",
         ) from None

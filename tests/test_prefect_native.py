@@ -17,7 +17,7 @@ from prefect import flow
 from flows.config import Config, OrchestrationConfig, PathsConfig, ScoringConfig
 from flows.deployments import SCHEDULES, run_guarded
 from flows.freshness import StaleDataError, check_freshness, last_scored, source_key
-from flows.prefect_logging import RunLogHandler, install
+from flows.prefect_logging import RunLogHandler, install, project_log_level
 from flows.store_slot import StoreBusyError, store_key, store_slot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,8 @@ def _api_logs(flow_run_id) -> list:
 @pytest.mark.slow
 @pytest.mark.xdist_group("prefect")
 def test_project_logs_of_a_flow_run_are_in_the_prefect_api(prefect_harness, small_world, tmp_path):
-    state = _validate_flow(str(small_world), str(tmp_path / "q"), return_state=True)
+    with project_log_level():  # as the scheduled flows run (flows.deployments.run_guarded)
+        state = _validate_flow(str(small_world), str(tmp_path / "q"), return_state=True)
     assert state.is_completed()
     logs = _api_logs(state.state_details.flow_run_id)
     project = [log for log in logs if log.name.startswith("nrrcast")]
@@ -92,6 +93,21 @@ def test_run_handler_is_silent_outside_a_run(caplog):
             logging.getLogger("nrrcast.test").info("outside any flow run")
     assert "outside any flow run" in caplog.text
     assert handler._api is None or not handler._in_run()
+
+
+def test_project_log_level_is_set_for_a_run_and_restored(monkeypatch):
+    logger = logging.getLogger("nrrcast")
+    assert logger.level == logging.NOTSET  # importing flows leaves the app's logging alone
+    monkeypatch.setenv("NRRCAST_LOG_LEVEL", "debug")
+    with project_log_level():
+        assert logger.level == logging.DEBUG
+    assert logger.level == logging.NOTSET
+    logger.setLevel(logging.WARNING)  # an application's own choice wins
+    try:
+        with project_log_level():
+            assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(logging.NOTSET)
 
 
 # --- one flow per store, time limits ------------------------------------------------------
