@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pg_server import TempPostgres, load_tables, unavailable_reason  # noqa: E402
 
 from features.contract import TABLES  # noqa: E402
+from features.data_end import manifest_path, read_manifest  # noqa: E402
 from features.sources import open_source  # noqa: E402
 from features.validate import validate  # noqa: E402
 from flows import scores_store  # noqa: E402
@@ -239,7 +240,7 @@ def main() -> None:
         simulate(SimConfig(accounts=accounts, months=months, seed=7), world, progress=False)
         _log("loading the world into PostgreSQL")
         _, load_s, _ = _timed(lambda: load_tables(pg.url, world))
-        manifest = json.loads((world / "manifest.json").read_text())
+        manifest = read_manifest(manifest_path(world))
         import adbc_driver_postgresql.dbapi as pgdb
 
         with pgdb.connect(pg.url) as con, con.cursor() as cur:
