@@ -360,7 +360,8 @@ def _log_datasets(table: pd.DataFrame, result: Any, loaded: LoadedSource, cfg: C
         rows = table.loc[result.split.mask(table, slice_name), columns]
         dataset = mlflow.data.from_pandas(
             rows.reset_index(drop=True),
-            source=str(loaded.path.resolve() if isinstance(loaded.path, Path) else loaded.path),
+            # MLflow resolves file-like sources only; a database URL is the run's source tag
+            source=str(loaded.path.resolve()) if isinstance(loaded.path, Path) else None,
             name=f"panel-{slice_name}",
             targets=labels[0],
         )
