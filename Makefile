@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-fast bench lint format clean browser java
+.PHONY: setup demo test test-fast bench lint format clean browser java postgres
 
 setup: $(STAMP)
 
@@ -30,10 +30,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: browser tests will be skipped"; fi; }
 
+# PostgreSQL server binaries for the warehouse tests, which start their own server in a
+# temporary directory (Debian's postgresql; root on CI). The package's own cluster is not used.
+postgres:
+	@test -x "$$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | tail -1)" || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "postgresql missing: warehouse tests will be skipped"; fi; }
+
 demo: setup
 	$(PY) -m flows.cli demo
 
-test: setup browser java
+test: setup browser java postgres
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: setup

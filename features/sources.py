@@ -4,9 +4,9 @@ A source is a directory of Parquet or CSV files (events may be a directory of pa
 DuckDB database file. `open_source` registers one view per table present, named
 ``raw_<table>``; `features.validate.validate` reads those and exposes the clean relations.
 
-SQL database URLs (``sqlite://``, ``postgresql://``) are not supported: DuckDB reads them
-through the sqlite/postgres scanner extensions, which are downloaded on first use and are
-not available offline. Export the tables to Parquet, CSV or a DuckDB file instead.
+A PostgreSQL URL (``postgresql://user@host/db``) is read by `features.sql_source`: its
+tables are streamed into local ``raw_<table>`` tables as Arrow batches (DuckDB's own
+postgres scanner is an extension that cannot be downloaded offline).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ATTACH_ALIAS = "nrr_src"
 DUCKDB_SUFFIXES = (".duckdb", ".ddb", ".db")
 _FILE_FORMATS = {".parquet": "parquet", ".csv": "csv", ".csv.gz": "csv"}
 
-Format = Literal["parquet", "csv", "duckdb"]
+Format = Literal["parquet", "csv", "duckdb", "postgresql"]
 
 
 @dataclass
@@ -41,12 +41,13 @@ class Source:
     ----------
     con : the DuckDB connection holding the ``raw_<table>`` views (and, after validation,
         the clean relations).
-    path : the directory or database file.
+    path : the directory or database file (for a SQL database: the redacted URL).
     tables : contract tables present in the source, in contract order.
     formats : storage format per present table ("parquet", "csv" or "duckdb").
     files : data files per present table (empty for a DuckDB source).
     data_end : ``data_end`` from ``manifest.json`` (exclusive), else None.
     manifest : the whole manifest (empty when there is none).
+    url : the database URL, password redacted (None for files).
     """
 
     con: duckdb.DuckDBPyConnection
@@ -56,6 +57,7 @@ class Source:
     files: dict[str, list[Path]] = field(default_factory=dict)
     data_end: date | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    url: str | None = None
 
     def raw(self, table: str) -> str:
         """Name of the raw view of `table` (KeyError if the table is not present)."""
@@ -294,6 +296,22 @@ def _register_duckdb(con: duckdb.DuckDBPyConnection, db_file: Path) -> dict[str,
     return formats
 
 
+def _open_sql(con: duckdb.DuckDBPyConnection, url: str) -> Source:
+    """A database source: its tables streamed into ``raw_<table>`` tables (see sql_source)."""
+    from features.sql_source import redact, register_sql
+
+    found = register_sql(con, url)
+    return Source(
+        con=con,
+        path=Path(redact(url)),
+        tables=found.tables,
+        formats=dict.fromkeys(found.tables, "postgresql"),
+        data_end=found.data_end,
+        manifest=found.manifest,
+        url=redact(url),
+    )
+
+
 def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = None) -> Source:
     """Register the raw views of a source in a DuckDB connection.
 
@@ -304,8 +322,9 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
     ----------
     source : str or Path
         A directory with ``<table>.parquet`` / ``<table>.csv`` files (events may be a
-        directory ``events/part-*.parquet``) and optionally ``manifest.json``, or a DuckDB
-        database file holding tables with the contract's names.
+        directory ``events/part-*.parquet``) and optionally ``manifest.json``, a DuckDB
+        database file holding tables with the contract's names, or a PostgreSQL URL
+        (tables are then copied in as Arrow batches; `features.sql_source`).
     con : duckdb.DuckDBPyConnection, optional
         Connection to register the views in; a new in-memory one by default. Its
         ``TimeZone`` is set to UTC (naive timestamps are UTC, independent of the host).
@@ -321,9 +340,12 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
     PathNotFoundError
         If `source` does not exist (a FileNotFoundError).
     InputError
-        (a ValueError) For a database URL, a table stored twice (e.g. both CSV and
-        Parquet, or a file and a directory), a file that cannot be read (naming it), or a
-        manifest.json that cannot be read or whose ``data_end`` is not a date.
+        (a ValueError) For a database other than PostgreSQL, a table stored twice (e.g.
+        both CSV and Parquet, or a file and a directory), a file that cannot be read
+        (naming it), or a manifest.json that cannot be read or whose ``data_end`` is not a
+        date.
+    TransientError
+        When a database cannot be reached (also a ConnectionError; may pass on a retry).
 
     Examples
     --------
@@ -332,12 +354,10 @@ def open_source(source: str | Path, *, con: duckdb.DuckDBPyConnection | None = N
     """
     text = str(source)
     if "://" in text:
-        scheme = text.split("://", 1)[0]
-        raise InputError(
-            f"{scheme}:// sources are not supported: DuckDB reads SQL databases through "
-            "scanner extensions that are downloaded on first use, and none is available "
-            "offline. Export the tables to Parquet, CSV or a DuckDB file."
-        )
+        if con is None:
+            con = duckdb.connect()
+            con.execute("SET enable_progress_bar = false")
+        return _open_sql(con, text)
     path = Path(source).expanduser().resolve()
     if not path.exists():  # a simulated world whose swap a kill interrupted is repaired
         path = storage.readable_dir(path) or path

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from evaluation.uplift import save_rate_of_holdout
 from features.errors import StateError
+from features.sql_source import source_arg
 from flows import scores_store, tracking
 from flows.config import Config, load_config
 from flows.score import load_champions
@@ -188,7 +189,7 @@ def calibrate_flow(
     check_writable(cfg.paths.thresholds_dir, "thresholds directory")  # before the work
     models, versions, runs = load_champions(cfg)
     loaded = load_and_validate(
-        Path(source or cfg.paths.raw),
+        source_arg(source or cfg.paths.raw),
         Path(cfg.paths.quarantine),
         data_end,
         floor=cfg.features.data_floor,

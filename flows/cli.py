@@ -159,11 +159,15 @@ def _quiet_prefect() -> None:
             logger.addFilter(_HideExpectedTracebacks())
 
 
-def _preflight(config: Path | None, source: Path | None = None) -> Any:
+def _preflight(config: Path | None, source: Path | str | None = None) -> Any:
     """Load the config and check the source exists before any flow (and Prefect) starts."""
+    from features.sql_source import is_sql_url, parse_url
     from flows.config import load_config
 
     cfg = load_config(config)
+    if is_sql_url(str(source or cfg.paths.raw)):  # a database: its scheme is checked here,
+        parse_url(str(source or cfg.paths.raw))  # the connection when the source is opened
+        return cfg
     path = Path(source or cfg.paths.raw)
     url = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):/", str(path))  # Path() folds '://' to ':/'
     if url and not path.exists():
@@ -216,7 +220,8 @@ def simulate(
 @app.command()
 def validate(
     source: Annotated[
-        Path | None, typer.Option(help="directory of Parquet/CSV or a .duckdb file")
+        str | None,
+        typer.Option(help="directory of Parquet/CSV, a .duckdb file or a postgresql:// URL"),
     ] = None,
     quarantine: Annotated[
         Path | None, typer.Option(help="where set-aside rows are written")
@@ -238,7 +243,8 @@ def validate(
 @app.command()
 def features(
     source: Annotated[
-        Path | None, typer.Option(help="directory of Parquet/CSV or a .duckdb file")
+        str | None,
+        typer.Option(help="directory of Parquet/CSV, a .duckdb file or a postgresql:// URL"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="output directory (Parquet by as_of + features.duckdb)")
@@ -263,7 +269,7 @@ def features(
 
 @app.command()
 def train(
-    source: Annotated[Path | None, typer.Option(help="source to train on")] = None,
+    source: Annotated[str | None, typer.Option(help="source to train on (path or URL)")] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
     force: Annotated[
@@ -292,7 +298,9 @@ def calibrate(
     quarter: Annotated[
         str | None, typer.Option(help="quarter the thresholds take effect in, e.g. 2026Q3")
     ] = None,
-    source: Annotated[Path | None, typer.Option(help="source holding the matured outcomes")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="source holding the matured outcomes (path or URL)")
+    ] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
 ) -> None:
@@ -318,7 +326,14 @@ def score(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="scoring date (default: end of the data)")
     ] = None,
-    source: Annotated[Path | None, typer.Option(help="source to score")] = None,
+    source: Annotated[str | None, typer.Option(help="source to score (path or URL)")] = None,
+    freshness: Annotated[
+        str | None,
+        typer.Option(
+            help="data end not after the last scoring run's: refuse, warn or off "
+            "(default: scoring.freshness)"
+        ),
+    ] = None,
     config: ConfigOpt = None,
     data_end: DataEndOpt = None,
     engine: EngineOpt = None,
@@ -336,6 +351,7 @@ def score(
         source=str(source) if source else None,
         data_end=end,
         engine=engine and engine.value,
+        freshness=freshness,
     )
 
 

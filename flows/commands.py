@@ -51,7 +51,7 @@ def run_simulate(
 def run_validate(
     config: Path | None,
     *,
-    source: Path | None = None,
+    source: Path | str | None = None,
     quarantine: Path | None = None,
     data_end: date | str | None = None,
 ) -> bool:
@@ -62,10 +62,11 @@ def run_validate(
     """
     from features.data_end import validate_until
     from features.sources import open_source
+    from features.sql_source import source_arg
     from flows.tasks import require_events
 
     cfg = _config(config)
-    src_path = Path(source or cfg.paths.raw)
+    src_path = source_arg(source or cfg.paths.raw)
     with open_source(src_path) as src:
         report, _ = validate_until(
             src,
@@ -83,7 +84,7 @@ def run_validate(
 def run_features(
     config: Path | None,
     *,
-    source: Path | None = None,
+    source: Path | str | None = None,
     out: Path | None = None,
     data_end: date | str | None = None,
     engine: str | None = None,
@@ -92,11 +93,12 @@ def run_features(
 
     `engine` ("duckdb" or "spark") overrides the config's ``features.engine``."""
     from features.build import build_feature_table, check_feature_out, write_feature_table
+    from features.sql_source import source_arg
     from flows.tasks import open_validated
     from flows.train import panel_dates
 
     cfg = load_config(config, engine_overrides(engine))
-    src_path = Path(source or cfg.paths.raw)
+    src_path = source_arg(source or cfg.paths.raw)
     out_path = check_feature_out(out or cfg.paths.features, source=src_path)  # before the work
     loaded = open_validated(
         src_path,

@@ -7,7 +7,7 @@ so that a misspelt key or a wrong type fails at load time with the key's path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -78,6 +78,30 @@ class ScoringConfig(BaseModel):
     exports: bool = Field(
         True, description="write account_list.csv / weekly_flags.csv and per-CSM digests"
     )
+    freshness: Literal["refuse", "warn", "off"] = Field(
+        "warn",
+        description="when the data's end has not advanced since the last scoring run of "
+        "the same source: refuse to score, warn, or do not check",
+    )
+
+
+class OrchestrationConfig(BaseModel):
+    """How scheduled deployments run: one flow per store at a time, time limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="names the store's concurrency limit; null = derived from paths.mlflow_uri",
+    )
+    wait_for_store_minutes: float = Field(
+        360, gt=0, description="how long a scheduled flow waits for another one on its store"
+    )
+    timeout_minutes: dict[Literal["score", "train", "calibrate"], float] = Field(
+        default_factory=lambda: {"score": 120, "train": 480, "calibrate": 120},
+        description="a scheduled flow run longer than this is stopped and marked failed",
+    )
 
 
 class Config(BaseModel):
@@ -93,6 +117,7 @@ class Config(BaseModel):
     segment: SegmentConfig = SegmentConfig()
     scoring: ScoringConfig = ScoringConfig()
     territories: TerritoryConfig = TerritoryConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")
     def _labels_agree(self) -> Config:

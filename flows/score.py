@@ -18,8 +18,10 @@ from prefect.cache_policies import NO_CACHE
 
 from features.data_end import parse_day
 from features.errors import InputError
+from features.sql_source import source_arg
 from flows import scores_store, tracking
 from flows.config import Config, engine_overrides, load_config
+from flows.freshness import FRESHNESS_MODES, check_freshness, last_scored, source_key
 from flows.tasks import TRANSIENT_RETRIES, LoadedSource, build_features, load_and_validate
 from flows.train import EXPERIMENT, MODEL_NAMES
 
@@ -281,24 +283,36 @@ def score_flow(
     source: str | None = None,
     data_end: str | None = None,
     engine: str | None = None,
+    freshness: str | None = None,
 ) -> dict[str, Any]:
-    """Score every active account as of a date (default: the end of the data)."""
+    """Score every active account as of a date (default: the end of the data).
+
+    `freshness` (refuse / warn / off) overrides ``scoring.freshness``: what to do when the
+    data's end has not advanced since the last scoring run of the same source.
+    """
     from evaluation.drift import drift_flags
     from evaluation.report import ReportInputs, ReportMeta, write_report
     from features.catalog import CATALOG
 
     cfg = load_config(config_path, engine_overrides(engine))
-    _check_outputs(cfg, Path(source or cfg.paths.raw))  # fails now, not after the work
+    mode = freshness or cfg.scoring.freshness
+    if mode not in FRESHNESS_MODES:  # before anything slow runs
+        raise InputError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
+    _check_outputs(cfg, source_arg(source or cfg.paths.raw))  # fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
     day = parse_day(as_of, "--as-of") if as_of else None
+    src = source_arg(source or cfg.paths.raw)
     loaded = load_and_validate(
-        Path(source or cfg.paths.raw),
+        src,
         Path(cfg.paths.quarantine),
         data_end,
         floor=cfg.features.data_floor,
         feature_cfg=cfg.features,
     )
+    key = source_key(src)
+    if mode != "off":
+        check_freshness(loaded.data_end, last_scored(cfg.paths.mlflow_uri, EXPERIMENT, key), mode)
     day = day or loaded.data_end
     if day > loaded.data_end:
         raise InputError(
@@ -321,16 +335,14 @@ def score_flow(
         scores["csm_name"] = scores["csm_id"].map(names).astype("string")
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
-    with tracking.run(
-        exp,
-        f"score {day}",
-        tags={
-            "flow": "score",
-            "as_of": day.isoformat(),
-            "data_end": loaded.data_end.isoformat(),
-            "data_end_from": loaded.data_end_from,
-        },
-    ) as active:
+    tags = {
+        "flow": "score",
+        "as_of": day.isoformat(),
+        "data_end": loaded.data_end.isoformat(),  # read by the next run's freshness check
+        "data_end_from": loaded.data_end_from,
+        "source_key": key,
+    }
+    with tracking.run(exp, f"score {day}", tags=tags) as active:
         drift = drift_against_training(cfg, runs, table, scores)
         flags = drift_flags(drift) if not drift.empty else []
         history = scores_store.read_scores(cfg.paths.scores)

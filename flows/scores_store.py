@@ -220,15 +220,9 @@ def _recover(out_dir: Path, con: duckdb.DuckDBPyConnection) -> None:
 
 def _write_sql(scores: pd.DataFrame, url: str, as_of: date) -> None:
     """Replace the rows of `as_of` in an SQL database (e.g. PostgreSQL) in one transaction."""
-    import sqlalchemy as sa
+    from flows.scores_sql import write_scores_sql
 
-    day = pd.Timestamp(as_of).date()
-    rows = scores.assign(as_of=day)  # a DATE column compares the same way in every dialect
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        if sa.inspect(conn).has_table(TABLE):
-            conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE as_of = :d"), {"d": day})
-        rows.to_sql(TABLE, conn, if_exists="append", index=False)
+    write_scores_sql(scores, url, as_of)
 
 
 def read_scores(out_dir: str | Path, as_of: date | None = None) -> pd.DataFrame:

@@ -26,7 +26,7 @@ class LoadedSource:
 
     source: Any
     report: Any
-    path: Path
+    path: Path | str  # a str for a database URL (password redacted by the source)
     data_end: date
     data_end_from: str = "manifest"
 
@@ -46,7 +46,7 @@ def open_source_for(source: Path, feature_cfg: Any = None) -> Any:
 
 
 def open_validated(
-    source: Path,
+    source: Path | str,
     quarantine_dir: Path | None,
     data_end: date | str | None = None,
     *,
@@ -72,19 +72,20 @@ def open_validated(
             quarantine_dir=quarantine_dir,
             floor=floor,
         )
-        log.info("validation of %s:\n%s", source, report.summary())
+        where = src.url or Path(source)  # a database URL without its password
+        log.info("validation of %s:\n%s", where, report.summary())
         report.raise_if_failed()
-        require_events(src.con, Path(source))
+        require_events(src.con, where)
     except BaseException:
         src.close()
         del src  # the traceback keeps this frame (and so the connection object) alive
         raise
     return LoadedSource(
-        source=src, report=report, path=Path(source), data_end=end.day, data_end_from=end.origin
+        source=src, report=report, path=where, data_end=end.day, data_end_from=end.origin
     )
 
 
-def require_events(con: Any, source: Path) -> None:
+def require_events(con: Any, source: Path | str) -> None:
     """Refuse a source whose events table holds no clean row: there is no behaviour to learn
     from or score (validation alone accepts it, an optional-looking empty table)."""
     from features.errors import InputError

@@ -19,6 +19,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from features.errors import InputError, StateError
+from features.sql_source import source_arg
 from flows import tracking
 from flows.config import Config, engine_overrides, load_config
 from flows.tasks import LoadedSource, build_features, load_and_validate
@@ -178,7 +179,8 @@ def log_and_register(
         tracking.log_json(cfg.model_dump(mode="json"), "config.json")
         if config_path:
             mlflow.set_tag("config_file", str(config_path))
-        mlflow.set_tag("data_fingerprint", tracking.fingerprint(loaded.path))
+        if isinstance(loaded.path, Path):  # files; a database source has no file to hash
+            mlflow.set_tag("data_fingerprint", tracking.fingerprint(loaded.path))
         mlflow.set_tag("data_end", loaded.data_end.isoformat())
         mlflow.set_tag("data_end_from", loaded.data_end_from)
         counts = loaded.report.counts_frame() if hasattr(loaded.report, "counts_frame") else None
@@ -358,7 +360,8 @@ def _log_datasets(table: pd.DataFrame, result: Any, loaded: LoadedSource, cfg: C
         rows = table.loc[result.split.mask(table, slice_name), columns]
         dataset = mlflow.data.from_pandas(
             rows.reset_index(drop=True),
-            source=str(Path(loaded.path).resolve()),
+            # MLflow resolves file-like sources only; a database URL is the run's source tag
+            source=str(loaded.path.resolve()) if isinstance(loaded.path, Path) else None,
             name=f"panel-{slice_name}",
             targets=labels[0],
         )
@@ -413,9 +416,10 @@ def train_flow(
     from models.registry import ChampionUnavailableError
 
     cfg = load_config(config_path, engine_overrides(engine))
-    check_feature_out(cfg.paths.features, source=Path(source or cfg.paths.raw))  # before the work
+    src = source_arg(source or cfg.paths.raw)
+    check_feature_out(cfg.paths.features, source=src)  # before the work
     loaded = load_and_validate(
-        Path(source or cfg.paths.raw),
+        src,
         Path(cfg.paths.quarantine),
         data_end,
         floor=cfg.features.data_floor,

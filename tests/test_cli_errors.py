@@ -155,8 +155,13 @@ def test_other_unusable_sources(tmp_path):
     csv.write_text("account_id\n")
     _assert_one_line(_run("validate", "--source", str(csv)), 2, "expected a directory")
     _assert_one_line(
-        _run("validate", "--source", "postgresql://db/book"), 2, "sources are not supported"
+        _run("validate", "--source", "mysql://db/book"), 2, "sources are not supported"
     )
+    # PostgreSQL is a source: a server that does not answer is one line (transient, exit 1)
+    unreachable = f"postgresql://me:secret@/book?host={tmp_path}&port=5999"
+    result = _run("validate", "--source", unreachable)
+    _assert_one_line(result, 1, "cannot connect to postgresql://me:***@")
+    assert "secret" not in result.stdout + result.stderr
 
 
 def test_manifest_that_is_a_directory(world, tmp_path):
