@@ -59,6 +59,12 @@ class FeatureIndex:
     first_ai: datetime | None = None
 
 
+#: metered quantities are summed as exact decimals: a float sum depends on the order in
+#: which parallel threads add, so the same data would give features that differ in the
+#: last digits from run to run (and models that differ with them)
+QTY = "DECIMAL(38, 10)"
+
+
 def _ts(d: date) -> datetime:
     return datetime(d.year, d.month, d.day)
 
@@ -198,7 +204,8 @@ def build_activity_base(
         # people: per user and segment (counts as DOUBLE: exact, and cheaper than int128)
         human = f"""
         SELECT account_id, user_id, seg,
-          COUNT(*) AS n_human, SUM(lg) AS n_login, SUM(ai) AS n_ai, SUM(quantity) AS qty,
+          COUNT(*) AS n_human, SUM(lg) AS n_login, SUM(ai) AS n_ai,
+          SUM(CAST(quantity AS {QTY})) AS qty,
           BIT_OR(bit) AS dmask,
           {", ".join(f"BIT_OR(fm{w}) AS m{w}" for w in range(fx.words))}
         FROM (
@@ -216,7 +223,7 @@ def build_activity_base(
         agent = f"""
         SELECT e.account_id, c.seg, COUNT(*) AS n_agent,
           SUM(CASE WHEN e.status = 'error' THEN 1.0 ELSE 0.0 END) AS n_agent_err,
-          SUM(e.quantity) AS qty
+          SUM(CAST(e.quantity AS {QTY})) AS qty
         FROM events AS e
         JOIN {PREFIX}cal AS c ON CAST(e.ts AS DATE) = c.d
         WHERE {where} AND {AGENT}
@@ -302,7 +309,7 @@ def account_windows(run: SqlRunner, fx: FeatureIndex) -> str:
           {s("n_agent", "w30")} AS agent_runs_30d,
           {s("n_agent", "p30")} AS agent_runs_p30,
           {s("n_agent_err", "w30")} AS agent_errors_30d,
-          {s("qty", "w30")} AS usage_30d,
+          CAST({s("qty", "w30")} AS DOUBLE) AS usage_30d,
           MAX(CASE WHEN w.w90 = 1 THEN a.last_active END) AS last_active,
           {used("w7")} AS features_used_7d,
           {used("w30")} AS features_used_30d,
