@@ -36,6 +36,7 @@ import duckdb
 
 from features.contract import TABLES
 from features.errors import InputError, TransientError
+from features.sql_quote import quote_ident
 
 RAW_PREFIX = "raw_"
 MANIFEST_TABLE = "nrrcast_manifest"
@@ -136,10 +137,6 @@ def connect(url: str) -> Any:
         ) from None
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 @dataclass
 class SqlTables:
     """What `register_sql` found and loaded.
@@ -174,21 +171,21 @@ def _select(schema: str, table: str, columns: list[tuple[str, str]]) -> str:
     (numeric) or text (uuid, json, enums, ...), lower-casing column names."""
     items = []
     for name, dtype in columns:
-        col = _quote(name)
+        col = quote_ident(name)
         if dtype in _NATIVE:
             expr = col
         elif dtype == "numeric":
             expr = f"{col}::double precision"
         else:
             expr = f"{col}::text"
-        items.append(f"{expr} AS {_quote(name.lower())}")
-    return f"SELECT {', '.join(items)} FROM {_quote(schema)}.{_quote(table)}"
+        items.append(f"{expr} AS {quote_ident(name.lower())}")
+    return f"SELECT {', '.join(items)} FROM {quote_ident(schema)}.{quote_ident(table)}"
 
 
 def _manifest(cur: Any, schema: str, name: str | None) -> dict[str, Any]:
     if name is None:
         return {}
-    cur.execute(f"SELECT * FROM {_quote(schema)}.{_quote(name)}")
+    cur.execute(f"SELECT * FROM {quote_ident(schema)}.{quote_ident(name)}")
     rows = cur.fetchall()
     if len(rows) != 1:
         raise InputError(f"{schema}.{name}: expected one row (data_end, ...), found {len(rows)}")
@@ -269,12 +266,15 @@ def register_sql(
             con.register("nrr_sql_batches", reader)
             try:
                 con.execute(
-                    f"CREATE OR REPLACE TABLE {RAW_PREFIX}{table} AS SELECT * FROM nrr_sql_batches"
+                    f"CREATE OR REPLACE TABLE {quote_ident(RAW_PREFIX + table)} "
+                    "AS SELECT * FROM nrr_sql_batches"
                 )
             finally:
                 con.unregister("nrr_sql_batches")
             rows[table] = int(
-                con.execute(f"SELECT count(*) FROM {RAW_PREFIX}{table}").fetchall()[0][0]
+                con.execute(f"SELECT count(*) FROM {quote_ident(RAW_PREFIX + table)}").fetchall()[
+                    0
+                ][0]
             )
         manifest = _manifest(cur, schema, present.get(MANIFEST_TABLE))
         db.rollback()

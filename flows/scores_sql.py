@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.errors import StateError
+from features.sql_quote import quote_ident
 from features.sql_source import DatabaseUnreachableError, connect, parse_url, redact
 
 log = logging.getLogger("nrrcast.scores")
@@ -33,10 +34,6 @@ class SchemaMismatchError(StateError, ValueError):
 
 
 CHUNK_ROWS = 100_000
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def write_scores_sql(
@@ -88,7 +85,7 @@ def _write_postgres(rows: pd.DataFrame, url: str, day: date, table: str, chunk_r
         if schema is None:
             cur.execute("SELECT current_schema()")
             schema = str(cur.fetchall()[0][0])
-        target = f"{_quote(schema)}.{_quote(table)}"
+        target = f"{quote_ident(schema)}.{quote_ident(table)}"
         cur.execute(
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = $1 AND table_name = $2",
@@ -130,7 +127,9 @@ def _write_sqlalchemy(rows: pd.DataFrame, url: str, day: date, table: str) -> No
     try:
         with engine.begin() as conn:
             if sa.inspect(conn).has_table(table):
-                conn.execute(sa.text(f"DELETE FROM {_quote(table)} WHERE as_of = :d"), {"d": day})
+                conn.execute(
+                    sa.text(f"DELETE FROM {quote_ident(table)} WHERE as_of = :d"), {"d": day}
+                )
             rows.to_sql(table, conn, if_exists="append", index=False)
     finally:
         engine.dispose()
