@@ -75,6 +75,7 @@ __all__ = [
     "ensure_outside",
     "new_id",
     "pause_point",
+    "process_alive",
     "read_retrying",
     "readable_dir",
     "recover",
@@ -337,7 +338,7 @@ def remove_stale_files(directory: Path, name: str) -> None:
     processes that no longer run: a live writer's file is its own)."""
     for left in directory.glob(f".{glob_escape(name)}.tmp-*"):
         m = re.fullmatch(r".*\.tmp-([0-9a-f]+)-[0-9a-f]+", left.name)
-        if left.is_file() and m and not _alive(int(m.group(1), 16)):
+        if left.is_file() and m and not process_alive(int(m.group(1), 16)):
             cleanup(lambda left=left: left.unlink(missing_ok=True), f"remove {left.name}")
 
 
@@ -620,7 +621,8 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

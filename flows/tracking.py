@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.errors import MissingModelError
+from features.storage import process_alive
 
 log = logging.getLogger("nrrcast.tracking")
 
@@ -77,16 +78,6 @@ def _store_relative_location(db: str, experiment_id: str, location: str) -> None
         )
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_stale_runs(experiment_id: str) -> list[str]:
     """Mark FAILED the RUNNING runs whose process (on this host) no longer exists.
 
@@ -105,7 +96,7 @@ def fail_stale_runs(experiment_id: str) -> list[str]:
     ):
         tags = found.data.tags
         pid = tags.get("nrrcast.pid", "")
-        if tags.get("nrrcast.host") != host or not pid.isdigit() or _process_alive(int(pid)):
+        if tags.get("nrrcast.host") != host or not pid.isdigit() or process_alive(int(pid)):
             continue
         client.set_tag(found.info.run_id, "failure", f"interrupted: process {pid} ended")
         client.set_terminated(found.info.run_id, status="FAILED")
