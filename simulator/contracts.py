@@ -200,10 +200,18 @@ def probabilities(
     x: Drivers,
     cfg: SimConfig,
     shift: tuple[np.ndarray, np.ndarray] | None = None,
+    decides: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Multinomial-logit probabilities of the outcomes, shape (n, N_KINDS), rows sum to 1."""
+    """Multinomial-logit probabilities of the outcomes, shape (n, N_KINDS), rows sum to 1.
+
+    Rows outside `decides` (no decision point: cooldown, outside the window) are 'none'.
+    """
     e = np.exp(logits(book, x, cfg, shift))
-    return e / e.sum(axis=1, keepdims=True)
+    prob = e / e.sum(axis=1, keepdims=True)
+    if decides is not None:
+        prob[~decides] = 0.0
+        prob[~decides, 0] = 1.0
+    return prob
 
 
 def _avoid_tie(old: np.ndarray, new: np.ndarray, ratio: float, step: int) -> np.ndarray:
@@ -410,7 +418,7 @@ TRUTH_KEYS = (
 )  # fmt: skip
 
 
-def _causes(x: Drivers, bk: Book, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+def causes_of(x: Drivers, bk: Book, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
     """The real churn cause and expansion route of each account (`simulator.interventions`)."""
     fx = cfg.touch
     return (
@@ -419,22 +427,25 @@ def _causes(x: Drivers, bk: Book, cfg: SimConfig) -> tuple[np.ndarray, np.ndarra
     )
 
 
+def touch_shift(
+    x: Drivers, bk: Book, cfg: SimConfig, family: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(churn, expansion) log-odds shifts of a play of `family` on each account, read on x."""
+    cause, route = causes_of(x, bk, cfg)
+    health = 0.5 * x.engagement + 0.5 * x.value
+    return I.logit_shifts(family, cause, route, health, cfg.touch)
+
+
 def _touched_probs(
     bk: Book, x: Drivers, cfg: SimConfig, causes: tuple[np.ndarray, np.ndarray], ok: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Outcome probabilities at one point under the matched churn play and expansion play."""
-    fx = cfg.touch
-    now = _causes(x, bk, cfg)
-    health = 0.5 * x.engagement + 0.5 * x.value
     route = np.where(causes[1] == I.NO_DRIVER, I.GENERIC_EXPAND, causes[1])
-    out = []
-    for family in (causes[0], route):
-        d_churn, d_expand = I.logit_shifts(family, now[0], now[1], health, fx)
-        prob = probabilities(bk, x, cfg, (d_churn, d_expand))
-        prob[~ok] = 0.0
-        prob[~ok, 0] = 1.0
-        out.append(prob)
-    return out[0], out[1]
+    churn_play, expand_play = (
+        probabilities(bk, x, cfg, touch_shift(x, bk, cfg, family), decides=ok)
+        for family in (causes[0], route)
+    )
+    return churn_play, expand_play
 
 
 def _window_outcomes(
@@ -521,13 +532,10 @@ def run_contracts(
             k = m + j - anchor[idx]
             ok = (r > t) & (r <= t + H) & (k >= cool)
             x = drivers(idx, bk, r - H, k)
-            prob = probabilities(bk, x, cfg)
-            prob[~ok] = 0.0
-            prob[~ok, 0] = 1.0
-            probs.append(prob)
+            probs.append(probabilities(bk, x, cfg, decides=ok))
             if m >= 0:
                 if j == 0:  # the play a CSM would match to the account's drivers at t
-                    causes = _causes(x, bk, cfg)
+                    causes = causes_of(x, bk, cfg)
                 with_touch.append(_touched_probs(bk, x, cfg, causes, ok))
         if m >= 0:
             seats_ms[:, m] = np.where(alive, book.seats, 0)
@@ -614,16 +622,14 @@ def _month_actions(
     r = t + acc.dom[idx] - 1
     k = m - anchor[idx]
     x = reader(idx, bk, r - cfg.horizon_days, k)
-    cause, route = _causes(x, bk, cfg)
+    cause, route = causes_of(x, bk, cfg)
     flagged = high_touch[idx]
     holdout = flagged & (rng.random(idx.shape[0]) < cfg.actions.holdout_share)
     family = I.choose_families(cause, route, cfg.actions.csm_skill, rng)
     run = np.where(flagged & ~holdout, family, "")  # held-out accounts keep their play unrun
     health = 0.5 * x.engagement + 0.5 * x.value
-    prob = probabilities(bk, x, cfg, I.logit_shifts(run, cause, route, health, cfg.touch))
-    ok = (r > t) & (k >= cool)
-    prob[~ok] = 0.0
-    prob[~ok, 0] = 1.0
+    shift = I.logit_shifts(run, cause, route, health, cfg.touch)
+    prob = probabilities(bk, x, cfg, shift, decides=(r > t) & (k >= cool))
     for key, val in zip(
         ("acct", "month", "family", "holdout"),
         (idx[flagged], np.full(int(flagged.sum()), m), family[flagged], holdout[flagged]),

@@ -32,6 +32,7 @@ from simulator.contracts import (
     cooldown_months,
     outcome_arr,
     probabilities,
+    touch_shift,
 )
 from simulator.latent import NEVER
 
@@ -121,15 +122,6 @@ class Rollout:
         x = self._drivers(idx, bk, day - self.cfg.horizon_days, k)
         return bk, x, day, k >= self._cool
 
-    def _shift(self, idx: np.ndarray, bk: Book, x, family: np.ndarray):
-        fx = self.cfg.touch
-        causes = (
-            I.churn_driver(x.engagement, x.value),
-            I.expand_driver(x.demand_ratio, x.usage_ratio, x.stage, bk.ai, fx),
-        )
-        health = 0.5 * x.engagement + 0.5 * x.value
-        return I.logit_shifts(family[idx], causes[0], causes[1], health, fx)
-
     def advance(self, months: int, family: np.ndarray | None = None) -> QuarterResult:
         """Walk `months` months; `family[i]` is the play family run on account i ('' = none).
 
@@ -151,9 +143,8 @@ class Rollout:
                 raise ValueError("the roll-out ran past the months its draws cover")
             idx = np.flatnonzero(self.alive)
             bk, x, day, ok = self._point(idx, m)
-            prob = probabilities(bk, x, self.cfg, self._shift(idx, bk, x, fam))
-            prob[~ok] = 0.0
-            prob[~ok, 0] = 1.0
+            shift = touch_shift(x, bk, self.cfg, fam[idx])
+            prob = probabilities(bk, x, self.cfg, shift, decides=ok)
             u = self._u[m - self._m0, idx]
             kind = np.minimum((u[:, None] >= np.cumsum(prob, axis=1)).sum(axis=1), N_KINDS - 1)
             ch = kind != 0
@@ -194,10 +185,8 @@ class Rollout:
         for m in range(self.month, self.month + months):
             _, x, _, ok = self._point(idx, m)
             for touched in (False, True):
-                shift = self._shift(idx, bk, x, fam) if touched else None
-                prob = probabilities(bk, x, self.cfg, shift)
-                prob[~ok] = 0.0
-                prob[~ok, 0] = 1.0
+                shift = touch_shift(x, bk, self.cfg, fam[idx]) if touched else None
+                prob = probabilities(bk, x, self.cfg, shift, decides=ok)
                 value[touched] += surv[touched] * (prob * gain).sum(axis=1)
                 surv[touched] *= prob[:, 0]
         out[idx] = value[True] - value[False]
