@@ -4,7 +4,7 @@ Every statement nrrcast runs (validation and features) is written once, in DuckD
 dialect. On Spark, each is parsed by SQLGlot (``read="duckdb"``), rewritten by the rules
 below, and generated as Spark SQL. SQLGlot's own transpiler is not enough, and parsing
 its output with SQLGlot proves nothing about Spark; each rule below was found by running
-the statements on PySpark 4.3 and has a regression test (tests/test_spark_engine.py):
+the statements on PySpark 4.3 and has a regression test (tests/features/test_spark_engine.py):
 
 1. ``CREATE [OR REPLACE] TEMP TABLE t AS q`` -> ``DROP TABLE IF EXISTS t`` +
    ``CREATE TABLE t USING parquet AS q``. SQLGlot emits a temporary VIEW, on which the

@@ -3,7 +3,7 @@
 SQL that nrrcast builds from strings takes every name and every value through these
 helpers (or passes values as DuckDB parameters), so a quote in a column name, a config
 value or a data value can never end a string and start a statement. The test
-``tests/test_sql_quote.py`` scans the code for SQL built from other interpolations.
+``tests/features/test_sql_quote.py`` scans the code for SQL built from other interpolations.
 """
 
 from __future__ import annotations

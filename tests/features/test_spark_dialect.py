@@ -1,6 +1,6 @@
 """The rewrite layer's rules, checked on the SQL text alone (no Java needed).
 
-Whether Spark accepts and answers them like DuckDB is tests/test_spark_engine.py's job.
+Whether Spark accepts and answers them like DuckDB is tests/features/test_spark_engine.py's job.
 """
 
 from __future__ import annotations

@@ -31,10 +31,10 @@ from flows import scores_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("storage_faults")]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DAY = date(2026, 1, 5)
 
-WRITER = str(Path(__file__).with_name("storage_writers.py"))
+WRITER = str(Path(__file__).resolve().parents[1] / "storage_writers.py")
 
 
 def _env(point: str | None, signal_file: Path | None) -> dict[str, str]:

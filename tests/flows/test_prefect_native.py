@@ -20,7 +20,7 @@ from flows.freshness import StaleDataError, check_freshness, last_scored, source
 from flows.prefect_logging import RunLogHandler, install, project_log_level
 from flows.store_slot import StoreBusyError, store_key, store_slot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = yaml.safe_load((ROOT / "prefect.yaml").read_text())
 README = (ROOT / "README.md").read_text()
 

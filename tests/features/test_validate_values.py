@@ -33,7 +33,7 @@ from features.contract import DEFAULT_FLOOR
 from features.sources import open_source
 from features.validate import validate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _csv_source(tables: dict[str, pd.DataFrame], root: Path) -> Path:

@@ -16,7 +16,7 @@ import pytest
 
 from evaluation.csv_safe import escape_frame, write_csv
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 _RUN_AND_WAIT = """
 import sys, time

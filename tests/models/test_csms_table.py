@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tests.test_validate import _problem, _validate, world
+from tests.features.test_validate import _problem, _validate, world
 
 
 def _csms() -> pd.DataFrame:

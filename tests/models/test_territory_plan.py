@@ -11,7 +11,7 @@ from models.territories import MigrationConfig, TerritoryConfig, check_roster, r
 from models.territory_plan import migration_plan, render_texts
 
 AS_OF = date(2026, 9, 1)
-TEMPLATES = Path(__file__).resolve().parent.parent / "configs" / "territories"
+TEMPLATES = Path(__file__).resolve().parents[2] / "configs" / "territories"
 
 
 def _book() -> pd.DataFrame:

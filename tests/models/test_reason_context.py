@@ -17,7 +17,7 @@ from models.reason_context import (
     probability_points,
     reason_state,
 )
-from tests.test_scoring import _score, book, models  # noqa: F401  (shared synthetic book)
+from tests.models.test_scoring import _score, book, models  # noqa: F401  (shared synthetic book)
 
 
 def test_missing_values_are_data_gaps_never_drivers(book, models):  # noqa: F811

@@ -257,7 +257,7 @@ def test_the_command_line_takes_a_database_url(world_url, tmp_path):
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.run(
         [sys.executable, "-m", "flows.cli", "validate", "--source", world_url,

@@ -4,11 +4,11 @@ go through `features.sql_quote`, and a scan of the code fails on new string-buil
 The scan lists every interpolation into SQL text (f-strings, ``.format``, ``+`` and ``%``
 on strings that read as SQL) in features/, models/, evaluation/ and flows/ that is not a
 call of a quoting helper, a number format or a module constant. Those found when the
-rule was introduced are listed in ``tests/sql_interpolations.txt`` (SQL fragments the
+rule was introduced are listed in ``tests/features/sql_interpolations.txt`` (SQL fragments the
 code builds itself, e.g. ``{cond}`` in a WHERE clause). A new one fails the test: quote
 it with `quote_ident` / `quote_literal` (or pass a DuckDB parameter), or, if it is a
 fragment built from quoted parts, add its line to the file (``python
-tests/test_sql_quote.py --update`` rewrites it) so that a reviewer sees it. Config values
+tests/features/test_sql_quote.py --update`` rewrites it) so that a reviewer sees it. Config values
 (``cfg.x``, ``config.x``, ``settings.x``) never go in unquoted, listed or not.
 """
 
@@ -30,7 +30,7 @@ from features.sources import open_source
 from features.sql_quote import quote_ident, quote_literal, set_statement
 from features.sqlrun import in_list, lit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASELINE = Path(__file__).with_name("sql_interpolations.txt")
 SCANNED = ("features", "models", "evaluation", "flows")
 SQL_WORDS = re.compile(
@@ -254,7 +254,7 @@ def test_no_new_string_built_sql():
     assert new == [], (
         "SQL built from interpolations that are not quoting-helper calls; use "
         "features.sql_quote (quote_ident / quote_literal) or DuckDB parameters, or add the "
-        f"reviewed line to {BASELINE.name} (`python tests/test_sql_quote.py --update`):\n"
+        f"reviewed line to {BASELINE.name} (`python tests/features/test_sql_quote.py --update`):\n"
         + "\n".join(new)
     )
 
@@ -286,7 +286,7 @@ def test_scan_finds_string_built_sql(tmp_path):
 if __name__ == "__main__" and "--update" in sys.argv:
     header = [
         "# Interpolations into SQL text reviewed as SQL fragments the code builds itself",
-        "# (see tests/test_sql_quote.py). One per line: path::function::expression.",
+        "# (see tests/features/test_sql_quote.py). One per line: path::function::expression.",
     ]
     BASELINE.write_text("\n".join(header + interpolations()) + "\n")
     print(f"wrote {BASELINE}")

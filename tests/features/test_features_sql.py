@@ -2,7 +2,7 @@
 
 The definitions must stay engine-portable: each statement is transpiled with SQLGlot
 (read='duckdb', write='spark') and the result must parse as Spark SQL. Parsing proves
-little about Spark itself: tests/test_spark_engine.py runs the statements on Spark
+little about Spark itself: tests/features/test_spark_engine.py runs the statements on Spark
 (through features.spark_dialect) and compares the results with DuckDB's.
 """
 

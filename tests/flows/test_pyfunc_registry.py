@@ -23,7 +23,7 @@ import yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("prefect")]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Scoring partitions on Spark gives the single-machine scores and reasons, bit for bit.
 
-The book and the two models of tests/test_scoring.py are scored once here and once with
+The book and the two models of tests/models/test_scoring.py are scored once here and once with
 `models.spark_scoring.SparkPartitions` (mapInArrow on a local session): every score
 column and every reason row must be identical, and each Python worker compiles the
 numba TreeSHAP kernel once, not once per partition.

@@ -261,7 +261,7 @@ def test_only_one_module_parses_manifest_json():
     The simulator reads back the manifest it wrote itself (start, months, decisions) and
     does not depend on the libraries, so it is left out.
     """
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     offenders = []
     for folder in ("features", "flows", "models", "evaluation", "bench"):
         for path in (root / folder).rglob("*.py"):

@@ -207,7 +207,7 @@ def test_default_rules_name_catalogue_features():
 
 
 def test_yaml_section_matches_the_defaults():
-    path = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+    path = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
     section = yaml.safe_load(path.read_text()).get("segment")
     if section is None:
         pytest.skip("configs/default.yaml has no segment section yet")

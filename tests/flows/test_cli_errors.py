@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("accounts", "subscriptions", "users", "events", "tickets", "plans")
 
 
