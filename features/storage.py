@@ -93,6 +93,11 @@ def pause_point(name: str) -> None:
     With ``NRRCAST_TEST_PAUSE_AT`` equal to `name` (or a comma list holding it), the process
     writes `name` to ``NRRCAST_TEST_PAUSE_FILE`` (if set), then sleeps until killed. Unset,
     this costs one dictionary look-up.
+
+    Parameters
+    ----------
+    name : str
+        The point's name, e.g. ``"dir.swap"``; what the test sets to stop here.
     """
     wanted = os.environ.get(PAUSE_ENV)
     if not wanted or name not in wanted.split(","):
@@ -109,7 +114,15 @@ def pause_point(name: str) -> None:
 
 def cleanup(step: Callable[[], object], what: str) -> None:
     """Run a clean-up step; log (never raise) its failure so the original error stays the
-    one the user sees. Use inside ``except``/``finally`` blocks."""
+    one the user sees. Use inside ``except``/``finally`` blocks.
+
+    Parameters
+    ----------
+    step : callable
+        The clean-up, called without arguments; its result is ignored.
+    what : str
+        What it does, for the warning logged when it fails.
+    """
     try:
         step()
     except Exception as exc:  # noqa: BLE001 - clean-up must not mask the real error
@@ -222,8 +235,25 @@ def claim_dir(
 
 
 def ensure_outside(path: str | Path, sources: Iterable[str | Path | None]) -> Path:
-    """Refuse an output location that overlaps a source (either contains the other);
-    returns `path` resolved."""
+    """Refuse an output location that overlaps a source (either contains the other).
+
+    Parameters
+    ----------
+    path : str or Path
+        The output location.
+    sources : iterable of str, Path or None
+        The inputs it must keep clear of; None entries (an unused source) are skipped.
+
+    Returns
+    -------
+    Path
+        `path`, user-expanded and resolved.
+
+    Raises
+    ------
+    UnsafePathError
+        When `path` and a source are the same or one contains the other.
+    """
     target = _resolved(path)
     for src in sources:
         if src is None:
@@ -239,7 +269,22 @@ def ensure_outside(path: str | Path, sources: Iterable[str | Path | None]) -> Pa
 
 def check_replaceable(path: Path, kind: str, layout: Iterable[str]) -> None:
     """Before a whole directory is replaced: refuse if it holds anything nrrcast did not
-    write (e.g. a notes file someone put into the feature table's directory)."""
+    write (e.g. a notes file someone put into the feature table's directory).
+
+    Parameters
+    ----------
+    path : Path
+        The directory about to be replaced; a missing one passes.
+    kind : str
+        What it holds ("features", "scores", ...), for the message.
+    layout : iterable of str
+        Regular expressions for the entry names the writer itself creates.
+
+    Raises
+    ------
+    UnsafePathError
+        Naming (up to three of) the foreign entries.
+    """
     if not path.exists():
         return
     foreign = _foreign(path, layout)
@@ -267,8 +312,29 @@ def _mkdirs(path: Path) -> None:
 
 
 def check_writable(path: str | Path, what: str = "output") -> Path:
-    """Fail fast, before the expensive work, when `path` (a directory, created if missing)
-    cannot be written: one clear line instead of a traceback at the end of a run."""
+    """Fail fast, before the expensive work, when `path` (a directory, created later if
+    missing) cannot be written: one clear line instead of a traceback at the end of a run.
+
+    The nearest existing ancestor is probed with a file created and removed at once; nothing
+    is created for a missing `path`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output directory.
+    what : str
+        What goes there, for the message.
+
+    Returns
+    -------
+    Path
+        `path`, user-expanded and resolved.
+
+    Raises
+    ------
+    NotWritableError
+        When the nearest existing ancestor is a file or cannot be written.
+    """
     target = _resolved(path)
     existing = target
     while not existing.exists():
@@ -292,7 +358,13 @@ def check_writable(path: str | Path, what: str = "output") -> Path:
 
 
 def new_id() -> str:
-    """A short unique id for one write (pid + random): names its staging and backup."""
+    """A short unique id for one write (pid + random): names its staging and backup.
+
+    Returns
+    -------
+    str
+        ``<pid in hex>-<8 hex digits>``; `remove_stale_files` reads the pid back.
+    """
     return f"{os.getpid():x}-{secrets.token_hex(4)}"
 
 
@@ -311,8 +383,22 @@ def _fsync_dir(path: Path) -> None:
 
 def atomic_write(path: str | Path, data: str | bytes, *, point: str | None = None) -> Path:
     """Write a file all-or-nothing: a unique sibling is written, synced and renamed into
-    place, so a reader sees the old file or the new one, never half of one. `point` names
-    the pause point between write and rename (tests)."""
+    place, so a reader sees the old file or the new one, never half of one.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write (replaced if it exists); its directory must exist.
+    data : str or bytes
+        The content; text is encoded as UTF-8.
+    point : str, optional
+        The pause point between write and rename (kill tests).
+
+    Returns
+    -------
+    Path
+        `path`.
+    """
     path = Path(path)
     remove_stale_files(path.parent, path.name)
     tmp = path.with_name(f".{path.name}.tmp-{new_id()}")
@@ -335,7 +421,15 @@ def atomic_write(path: str | Path, data: str | bytes, *, point: str | None = Non
 
 def remove_stale_files(directory: Path, name: str) -> None:
     """Remove ``.<name>.tmp-<id>`` files that a killed `atomic_write` left (only those of
-    processes that no longer run: a live writer's file is its own)."""
+    processes that no longer run: a live writer's file is its own).
+
+    Parameters
+    ----------
+    directory : Path
+        Where the file lives.
+    name : str
+        The file's name (not a pattern: glob characters in it are matched literally).
+    """
     for left in directory.glob(f".{glob_escape(name)}.tmp-*"):
         m = re.fullmatch(r".*\.tmp-([0-9a-f]+)-[0-9a-f]+", left.name)
         if left.is_file() and m and not process_alive(int(m.group(1), 16)):
@@ -343,6 +437,23 @@ def remove_stale_files(directory: Path, name: str) -> None:
 
 
 def glob_escape(name: str) -> str:
+    """Escape glob characters so that a file name is matched literally by ``Path.glob``.
+
+    Parameters
+    ----------
+    name : str
+        A file name that may hold ``*``, ``?`` or ``[``.
+
+    Returns
+    -------
+    str
+        `name` with each of those characters wrapped in ``[...]``.
+
+    Examples
+    --------
+    >>> glob_escape("scores[1]*.csv")
+    'scores[[]1][*].csv'
+    """
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
@@ -351,7 +462,23 @@ def glob_escape(name: str) -> str:
 
 def staging_dir(final: Path, write_id: str | None = None, kind: str | None = None) -> Path:
     """A fresh ``.<name>.tmp-<id>`` beside `final` (same file system, umask mode), with the
-    marker of `kind` when given."""
+    marker of `kind` when given.
+
+    Parameters
+    ----------
+    final : Path
+        The directory the staged version will replace (see `swap_dir`); its parent is
+        created if missing.
+    write_id : str, optional
+        The write's id (`new_id`); a new one by default.
+    kind : str, optional
+        The store kind whose marker the staged directory gets.
+
+    Returns
+    -------
+    Path
+        The new, empty (but for the marker) staging directory.
+    """
     wid = write_id or new_id()
     tmp = final.with_name(f".{final.name}.tmp-{wid}")
     _mkdirs(final.parent)
@@ -378,6 +505,13 @@ def _leftovers(final: Path) -> dict[str, dict[str, Path]]:
 
 
 def fsync_tree(root: Path) -> None:
+    """Flush every file under `root`, then `root` itself, to disk before a swap publishes it.
+
+    Parameters
+    ----------
+    root : Path
+        A staged directory.
+    """
     for p in root.rglob("*"):
         if p.is_file():
             with open(p, "rb") as fh:
@@ -392,6 +526,15 @@ def swap_dir(staged: Path, final: Path, *, point: str = "dir") -> None:
     steps is repaired by `recover`. On an error the previous version is put back and the
     original error is raised. Pause points ``<point>.staged``, ``<point>.swap`` (between the
     renames) and ``<point>.swapped`` (before the old version is removed).
+
+    Parameters
+    ----------
+    staged : Path
+        The complete new version, a ``.<name>.tmp-<id>`` from `staging_dir`.
+    final : Path
+        The directory it replaces (may be missing).
+    point : str
+        The prefix of the pause points (kill tests).
     """
     wid = staged.name.rsplit(".tmp-", 1)[1]
     fsync_tree(staged)
@@ -464,7 +607,18 @@ def recover(final: Path, committed: Callable[[str], bool] | None = None) -> list
 def readable_dir(final: Path) -> Path | None:
     """Where a reader finds the current version of `final` without waiting for a writer:
     `final`, else the previous version an interrupted swap left (None if neither exists).
-    Repairs the leftovers first when no writer holds `lock_path`."""
+    Repairs the leftovers first when no writer holds `lock_path`.
+
+    Parameters
+    ----------
+    final : Path
+        The store's directory.
+
+    Returns
+    -------
+    Path or None
+        The directory to read from, or None when there is no version at all.
+    """
     if final.is_dir():
         return final
     parts = _leftovers(final)
@@ -483,7 +637,20 @@ def readable_dir(final: Path) -> Path | None:
 
 def read_retrying(read: Callable[[], T], attempts: int = 3) -> T:
     """Run a read again when a concurrent swap moved its files away mid-read (the second
-    attempt finds the new version); other errors and the last failure propagate."""
+    attempt finds the new version); other errors and the last failure propagate.
+
+    Parameters
+    ----------
+    read : callable
+        The read, called without arguments; retried only on ``FileNotFoundError``.
+    attempts : int
+        How many times it runs at most.
+
+    Returns
+    -------
+    T
+        What `read` returned.
+    """
     for attempt in range(attempts):
         try:
             return read()
@@ -495,7 +662,18 @@ def read_retrying(read: Callable[[], T], attempts: int = 3) -> T:
 
 
 def lock_path(final: Path) -> Path:
-    """The lock file of a directory that is replaced as a whole: beside it, not inside."""
+    """The lock file of a directory that is replaced as a whole: beside it, not inside.
+
+    Parameters
+    ----------
+    final : Path
+        The store's directory.
+
+    Returns
+    -------
+    Path
+        ``.<name>.lock`` in the same parent.
+    """
     return final.with_name(f".{final.name}.lock")
 
 
@@ -622,7 +800,18 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (one we may not signal counts)."""
+    """Whether a process with this pid exists on this host (one we may not signal counts).
+
+    Parameters
+    ----------
+    pid : int
+        The process id, e.g. read back from a staging file's name.
+
+    Returns
+    -------
+    bool
+        True when the process exists.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -634,6 +823,26 @@ def process_alive(pid: int) -> bool:
 
 @contextmanager
 def locked(path: Path, what: str, timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[None]:
-    """``with locked(...)``: shorthand for `StoreLock`."""
+    """``with locked(...)``: shorthand for `StoreLock`.
+
+    Parameters
+    ----------
+    path : Path
+        The lock file.
+    what : str
+        The store, for messages.
+    timeout : float
+        Seconds to wait for another writer; 0 fails at once.
+
+    Yields
+    ------
+    None
+        While the lock is held.
+
+    Raises
+    ------
+    LockHeldError
+        When another writer still holds the lock after `timeout`.
+    """
     with StoreLock(path, what=what, timeout=timeout):
         yield
