@@ -36,12 +36,34 @@ CheckAction = Literal["quarantine", "warning", "nullify", "info"]
 
 
 def qi(name: str) -> str:
-    """Quote an SQL identifier (short name of `features.sql_quote.quote_ident`)."""
+    """Quote an SQL identifier (short name of `features.sql_quote.quote_ident`).
+
+    Parameters
+    ----------
+    name : str
+        A column or relation name, as the source spells it.
+
+    Returns
+    -------
+    str
+        The double-quoted identifier.
+    """
     return quote_ident(name)
 
 
 def typed_col(col: str) -> str:
-    """The typed (contract-type) copy of a contract column in the staged relation."""
+    """The typed (contract-type) copy of a contract column in the staged relation.
+
+    Parameters
+    ----------
+    col : str
+        The contract column's name.
+
+    Returns
+    -------
+    str
+        The quoted identifier ``"_t_<col>"``.
+    """
     return qi("_t_" + col)
 
 
@@ -122,7 +144,18 @@ class ParentKeys:
 
 
 def ts_literal(ts: datetime) -> str:
-    """A DuckDB TIMESTAMP literal (microseconds) of a naive datetime."""
+    """A DuckDB TIMESTAMP literal (microseconds) of a naive datetime.
+
+    Parameters
+    ----------
+    ts : datetime
+        Naive UTC (an aware one raises ``ValueError``).
+
+    Returns
+    -------
+    str
+        E.g. ``TIMESTAMP '2026-01-01 00:00:00.000000'``.
+    """
     return quote_literal(ts)
 
 
@@ -490,6 +523,18 @@ def plan_table(
 
 
 def typed_sql(plan: TablePlan) -> str:
+    """The raw relation with the typed copy (``_t_<column>``) of every contract column added.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        From `plan_table`, for a table that is present.
+
+    Returns
+    -------
+    str
+        A SELECT over ``plan.raw``; the raw columns are kept unchanged for the quarantine.
+    """
     typed = ",\n    ".join(f"{expr} AS {typed_col(c)}" for c, expr in plan.typed.items())
     return f"SELECT *,\n    {typed}\nFROM {plan.raw}"
 
@@ -512,7 +557,22 @@ def _flags_sql(checks: list[Check], sql: str) -> str:
 
 
 def stage_sql(plan: TablePlan) -> str:
-    """The raw rows with typed columns, parent keys and one flag per check (+ `_nrr_q`)."""
+    """The raw rows with typed columns, parent keys and one flag per check (+ `_nrr_q`).
+
+    The duplicate-key check keeps one row per key: rows not set aside first, then the most
+    complete, then by the contract's ``dedupe_by`` and every column, so the row kept does not
+    depend on the source's row order.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        From `plan_table`.
+
+    Returns
+    -------
+    str
+        A SELECT whose `Q` column is true for every row to set aside.
+    """
     row_checks = [c for c in plan.checks if not c.dedupe]
     sql = _flags_sql(row_checks, _join_sql(plan, typed_sql(plan)))
     quarantine = [c.flag for c in row_checks if c.action == "quarantine"]
@@ -539,6 +599,18 @@ def probe_sql(plan: TablePlan, checks: list[Check]) -> str:
 
     Meant for checks on one column: DuckDB then pushes the filter into the Parquet scan,
     where statistics and dictionaries answer it without decoding most rows.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        The table's plan (its raw relation and typed columns).
+    checks : list of Check
+        Row-level checks that read no parent keys.
+
+    Returns
+    -------
+    str
+        A query returning one row with one count per check, in order.
     """
     conds = [f"COALESCE({c.cond}, false)" for c in checks]
     counts = ", ".join(f"count(*) FILTER (WHERE {c})" for c in conds)
@@ -551,6 +623,18 @@ def bad_keys_sql(plan: TablePlan, coarse: CoarseRef) -> str:
     Only the key columns are read, and the distinct keys (a few hundred thousand at most)
     are tested: a hash aggregate over 100M rows is cheaper than probing the parent's keys
     once per row.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        The table's plan.
+    coarse : CoarseRef
+        The reference test: its key columns and the condition on them.
+
+    Returns
+    -------
+    str
+        A query returning the failing keys, columns named as in the contract.
     """
     typed = ", ".join(typed_col(k) for k in coarse.keys)
     cols = ", ".join(f"{typed_col(k)} AS {qi(k)}" for k in coarse.keys)
@@ -583,6 +667,25 @@ def suspects_sql(plan: TablePlan, fired: list[Check], bad_keys: list[BadKeys]) -
     row). Run them one by one: in one UNION ALL, DuckDB may share the scan and lose the
     pushdown. The flags are computed afterwards on these few rows by `detail_sql`. The
     first query is empty, without reading any row, when there is nothing to keep.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        The table's plan; its reference checks must all quarantine.
+    fired : list of Check
+        Checks known to flag some row; those reading parent keys are covered by `bad_keys`.
+    bad_keys : list of BadKeys
+        The failing keys of each reference check, in small tables.
+
+    Returns
+    -------
+    list of str
+        One SELECT per finding kind (at least one), disjoint, over the typed relation.
+
+    Raises
+    ------
+    AssertionError
+        When a reference check only warns (it needs a materialized table): a planning bug.
     """
     if any(c.joined and c.action != "quarantine" for c in plan.checks):
         raise AssertionError(f"{plan.spec.name}: a reference warning needs a materialized table")
@@ -606,7 +709,20 @@ def suspects_sql(plan: TablePlan, fired: list[Check], bad_keys: list[BadKeys]) -
 
 
 def detail_sql(plan: TablePlan, suspects: str) -> str:
-    """The flags (and `Q`) of the rows `suspects_sql` selected, parent keys joined."""
+    """The flags (and `Q`) of the rows `suspects_sql` selected, parent keys joined.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        The table's plan.
+    suspects : str
+        The relation (table or view name) holding the selected rows.
+
+    Returns
+    -------
+    str
+        A SELECT like `stage_sql`'s, without the duplicate-key check.
+    """
     checks = [c for c in plan.checks if not c.dedupe]
     sql = _flags_sql(checks, _join_sql(plan, f"SELECT * FROM {suspects}"))
     quarantine = [c.flag for c in plan.checks if c.action == "quarantine"]
@@ -614,6 +730,18 @@ def detail_sql(plan: TablePlan, suspects: str) -> str:
 
 
 def reason_sql(plan: TablePlan) -> str:
+    """The quarantine file's ``reason`` of a row: the reasons of its quarantine flags.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        The table's plan, its checks' flag columns assigned.
+
+    Returns
+    -------
+    str
+        An SQL expression: the reasons joined by ``"; "`` (a VARCHAR NULL with no check).
+    """
     parts = [
         f"CASE WHEN {c.flag} THEN {sql_str(c.reason)} END"
         for c in plan.checks
@@ -623,7 +751,21 @@ def reason_sql(plan: TablePlan) -> str:
 
 
 def final_sql(plan: TablePlan) -> str:
-    """Select list of the clean relation: contract columns, canonical types and order."""
+    """Select list of the clean relation: contract columns, canonical types and order.
+
+    Values a "nullify" check flagged become NULL (only when it flagged rows), then the
+    contract's defaults fill NULLs.
+
+    Parameters
+    ----------
+    plan : TablePlan
+        The table's plan after its checks ran (``Check.rows`` filled).
+
+    Returns
+    -------
+    str
+        Comma-separated ``CAST(... AS <type>) AS "<column>"`` items.
+    """
     out = []
     for col in plan.spec.columns:
         expr = typed_col(col.name)
@@ -637,5 +779,17 @@ def final_sql(plan: TablePlan) -> str:
 
 
 def empty_sql(spec: TableSpec) -> str:
+    """An empty relation with the contract's columns and types (an optional table missing).
+
+    Parameters
+    ----------
+    spec : TableSpec
+        The table's contract.
+
+    Returns
+    -------
+    str
+        A SELECT of typed NULLs ``WHERE false``.
+    """
     cols = ", ".join(f"CAST(NULL AS {c.dtype}) AS {qi(c.name)}" for c in spec.columns)
     return f"SELECT {cols} WHERE false"
