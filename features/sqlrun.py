@@ -26,8 +26,25 @@ PREFIX = "_nrr_f_"
 def lit(value: object) -> str:
     """An SQL literal for a Python value (date, datetime, str, number, bool, None).
 
-    Dates and times are written as ``CAST('...' AS DATE)``, which every engine SQLGlot
-    targets reads; everything else is `features.sql_quote.quote_literal`.
+    Dates and times are written as ``CAST('...' AS DATE)`` (``AS TIMESTAMP``), which every
+    engine SQLGlot targets reads; everything else is `features.sql_quote.quote_literal`.
+
+    Parameters
+    ----------
+    value : object
+        The value to embed in feature SQL.
+
+    Returns
+    -------
+    str
+        The literal.
+
+    Examples
+    --------
+    >>> lit(date(2026, 1, 1))
+    "CAST('2026-01-01' AS DATE)"
+    >>> lit(None)
+    'NULL'
     """
     if isinstance(value, datetime):
         return f"CAST({quote_literal(value.isoformat(sep=' '))} AS TIMESTAMP)"
@@ -43,6 +60,30 @@ def values_table(
 
     `types` (SQL type names, one per column) casts each column, so that a column of NULLs
     still gets a type.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column names (plain identifiers, written unquoted).
+    rows : iterable of sequences
+        The rows, each with one value per column (see `lit`).
+    types : sequence of str, optional
+        SQL type of each column.
+
+    Returns
+    -------
+    str
+        A SELECT usable as a sub-query.
+
+    Raises
+    ------
+    ValueError
+        When `rows` is empty (VALUES needs a row).
+
+    Examples
+    --------
+    >>> values_table(["a", "b"], [(1, None)], ["INTEGER", "VARCHAR"])
+    'SELECT CAST(a AS INTEGER) AS a, CAST(b AS VARCHAR) AS b FROM (VALUES (1, NULL)) AS t(a, b)'
     """
     body = ", ".join("(" + ", ".join(lit(v) for v in row) + ")" for row in rows)
     if not body:
@@ -55,7 +96,23 @@ def values_table(
 
 
 def in_list(values: Iterable[str]) -> str:
-    """``('a', 'b')`` for an IN predicate; ``(NULL)`` (matches nothing) when empty."""
+    """``('a', 'b')`` for an IN predicate; ``(NULL)`` (matches nothing) when empty.
+
+    Parameters
+    ----------
+    values : iterable of str
+        The values to match.
+
+    Returns
+    -------
+    str
+        The parenthesised list of literals.
+
+    Examples
+    --------
+    >>> in_list(["a", "b"]), in_list([])
+    ("('a', 'b')", '(NULL)')
+    """
     items = [lit(v) for v in values]
     return "(" + (", ".join(items) if items else "NULL") + ")"
 
@@ -87,7 +144,21 @@ class SqlRunner:
         self._log("features: %-14s %6.2f s wall %6.2f s cpu%s", name, wall, cpu, note)
 
     def create(self, name: str, select_sql: str) -> str:
-        """Materialize `select_sql` as temporary table ``_nrr_f_<name>``; returns its name."""
+        """Materialize `select_sql` as temporary table ``_nrr_f_<name>`` (replaced if it
+        exists); `drop_all` removes it.
+
+        Parameters
+        ----------
+        name : str
+            The step's name: names the table and its timing.
+        select_sql : str
+            The query whose rows the table holds.
+
+        Returns
+        -------
+        str
+            The table's name, ``_nrr_f_<name>``.
+        """
         table = PREFIX + name
         sql = f"CREATE OR REPLACE TEMPORARY TABLE {table} AS {select_sql}"
         t0, c0 = time.perf_counter(), time.process_time()
@@ -99,7 +170,20 @@ class SqlRunner:
         return table
 
     def insert(self, name: str, select_sql: str) -> str:
-        """Append the rows of `select_sql` to intermediate table ``_nrr_f_<name>``."""
+        """Append the rows of `select_sql` to intermediate table ``_nrr_f_<name>``.
+
+        Parameters
+        ----------
+        name : str
+            The step's name, as given to `create` (the table must exist).
+        select_sql : str
+            The query whose rows are appended (columns in the table's order).
+
+        Returns
+        -------
+        str
+            The table's name, ``_nrr_f_<name>``.
+        """
         table = PREFIX + name
         sql = f"INSERT INTO {table} {select_sql}"
         t0, c0 = time.perf_counter(), time.process_time()
@@ -109,7 +193,20 @@ class SqlRunner:
         return table
 
     def df(self, select_sql: str, name: str = "fetch") -> pd.DataFrame:
-        """Run a query and return a pandas DataFrame."""
+        """Run a query, timed and recorded like a step, and return its result.
+
+        Parameters
+        ----------
+        select_sql : str
+            The query.
+        name : str
+            The step's name for the timings.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The query's rows.
+        """
         t0, c0 = time.perf_counter(), time.process_time()
         self.statements.append(select_sql)
         out = self.con.execute(select_sql).df()
@@ -117,7 +214,18 @@ class SqlRunner:
         return out
 
     def rows(self, select_sql: str) -> list[tuple]:
-        """Run a small query and return its rows."""
+        """Run a small query (recorded, not timed) and return its rows.
+
+        Parameters
+        ----------
+        select_sql : str
+            The query.
+
+        Returns
+        -------
+        list of tuple
+            The rows, as DuckDB returns them.
+        """
         self.statements.append(select_sql)
         return self.con.execute(select_sql).fetchall()
 
@@ -129,12 +237,38 @@ class SqlRunner:
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
-    """Column names of a relation (table or view) in `con`."""
+    """Column names of a relation (table or view) in `con`.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection holding the relation.
+    relation : str
+        Its name, as it may appear in SQL.
+
+    Returns
+    -------
+    list of str
+        The column names, in the relation's order.
+    """
     return [r[0] for r in con.execute(f"DESCRIBE {relation}").fetchall()]
 
 
 def require_relations(con: duckdb.DuckDBPyConnection, needed: dict[str, Iterable[str]]) -> None:
-    """Fail with an actionable message if a clean relation or one of its columns is missing."""
+    """Fail with an actionable message if a clean relation or one of its columns is missing.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        The connection the feature SQL runs on.
+    needed : dict of str to iterable of str
+        Relation name -> the columns the features read from it.
+
+    Raises
+    ------
+    ValueError
+        Naming the missing relation, or the missing columns and those the relation has.
+    """
     present = {
         r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
     }
