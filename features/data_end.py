@@ -56,18 +56,50 @@ class DataEnd:
     where: str
 
     def describe(self) -> str:
-        """One line for logs and run tags, e.g. ``2026-07-01 (manifest data/raw/manifest.json)``."""
+        """One line for logs and run tags, e.g. ``2026-07-01 (manifest data/raw/manifest.json)``.
+
+        Returns
+        -------
+        str
+            The day, then the origin and where it came from in parentheses.
+
+        Examples
+        --------
+        >>> DataEnd(date(2026, 7, 1), "option", "--data-end").describe()
+        '2026-07-01 (option --data-end)'
+        """
         return f"{self.day} ({self.origin} {self.where})"
 
 
 def manifest_path(source: str | Path) -> Path:
-    """Where the manifest of a source lives: inside a directory, beside a database file."""
+    """Where the manifest of a source lives: inside a directory, beside a database file.
+
+    Parameters
+    ----------
+    source : str or Path
+        The source directory or database file.
+
+    Returns
+    -------
+    Path
+        The ``manifest.json`` path (it may not exist).
+    """
     path = Path(source)
     return path / MANIFEST if path.is_dir() else path.parent / MANIFEST
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest as a dict; empty when the file does not exist.
+
+    Parameters
+    ----------
+    path : str or Path
+        The manifest file (see `manifest_path`).
+
+    Returns
+    -------
+    dict
+        The manifest's JSON object.
 
     Raises
     ------
@@ -99,7 +131,30 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
 
 
 def parse_day(value: Any, where: str) -> date:
-    """A ``YYYY-MM-DD`` date (a date-time at midnight is accepted), else InputError naming `where`."""
+    """A ``YYYY-MM-DD`` date (a date-time at midnight is accepted), else an error naming `where`.
+
+    Parameters
+    ----------
+    value : date, datetime or str
+        The declared data's end (a datetime must be midnight).
+    where : str
+        Where the value came from (file and key, or option), for the message.
+
+    Returns
+    -------
+    date
+        The day.
+
+    Raises
+    ------
+    InputError
+        When `value` is not a date, or a date-time other than midnight.
+
+    Examples
+    --------
+    >>> parse_day("2026-07-01T00:00:00", "--data-end")
+    datetime.date(2026, 7, 1)
+    """
     if isinstance(value, datetime):
         value = value.isoformat()
     if isinstance(value, date):
@@ -124,7 +179,25 @@ def parse_day(value: Any, where: str) -> date:
 
 
 def manifest_data_end(manifest: dict[str, Any], where: str | Path) -> date | None:
-    """The manifest's ``data_end`` key as a date; None when the key is absent or null."""
+    """The manifest's ``data_end`` key as a date; None when the key is absent or null.
+
+    Parameters
+    ----------
+    manifest : dict
+        From `read_manifest`.
+    where : str or Path
+        The manifest file, for messages.
+
+    Returns
+    -------
+    date or None
+        The declared end.
+
+    Raises
+    ------
+    InputError
+        When the key holds something other than a date (see `parse_day`).
+    """
     value = manifest.get("data_end")
     if value is None:
         return None
@@ -137,6 +210,25 @@ def declared_data_end(
     """Rules 1 and 2: the manifest's ``data_end``, else the option; None means "infer".
 
     A manifest and an option that disagree are refused: one of them is wrong.
+
+    Parameters
+    ----------
+    manifest_end : date or None
+        The manifest's ``data_end`` (`manifest_data_end`).
+    manifest_file : str or Path
+        The manifest file, for messages.
+    option : date, str or None
+        The ``--data-end`` value, if the user gave one.
+
+    Returns
+    -------
+    DataEnd or None
+        The declared end and its origin; None when neither declares one.
+
+    Raises
+    ------
+    InputError
+        When the option is not a date, or disagrees with the manifest.
     """
     opt = parse_day(option, OPTION) if option is not None else None
     if manifest_end is not None:
@@ -153,6 +245,20 @@ def declared_data_end(
 
 def inferred_data_end(latest: date | None, today: date, where: str) -> DataEnd:
     """Rule 3: the day after the latest timestamp (before `today`), with a notice.
+
+    Parameters
+    ----------
+    latest : date or None
+        The day of the latest timestamp kept, None when there is none.
+    today : date
+        The caller's clock, named in the message.
+    where : str
+        The source, for the notice and the message.
+
+    Returns
+    -------
+    DataEnd
+        ``latest + 1 day``, origin "data"; a warning is logged saying how to declare it.
 
     Raises
     ------
@@ -234,6 +340,16 @@ def latest_data_end(con: duckdb.DuckDBPyConnection) -> date | None:
 
     For library callers that build features without a declared end (e.g. a notebook);
     commands always decide it with `validate_until`.
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Holding the clean relations (events, tickets, users, accounts).
+
+    Returns
+    -------
+    date or None
+        The day after the latest of their timestamps.
     """
     row = con.execute(
         "SELECT GREATEST("
