@@ -85,11 +85,28 @@ class ValidationReport:
         return [p for p in self.problems if p.action == "error"]
 
     def by_action(self, action: Action) -> list[Problem]:
-        """The problems with the given action."""
+        """The problems with the given action.
+
+        Parameters
+        ----------
+        action : {"error", "quarantined", "warning", "info"}
+            What was done about them.
+
+        Returns
+        -------
+        list of Problem
+            In report order.
+        """
         return [p for p in self.problems if p.action == action]
 
     def raise_if_failed(self) -> None:
-        """Raise ContractError listing every error by table, column and row count."""
+        """Raise ContractError listing every error by table, column and row count.
+
+        Raises
+        ------
+        ContractError
+            When `ok` is false; it carries this report.
+        """
         if self.ok:
             return
         lines = [
@@ -104,14 +121,26 @@ class ValidationReport:
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """Problems as a DataFrame with columns table, column, problem, rows, action."""
+        """Problems as a DataFrame with columns table, column, problem, rows, action.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per problem (``rows`` int64), empty with those columns when there is none.
+        """
         cols = ["table", "column", "problem", "rows", "action"]
         return pd.DataFrame([asdict(p) for p in self.problems], columns=cols).astype(
             {"rows": "int64"}
         )
 
     def counts_frame(self) -> pd.DataFrame:
-        """Row counts as a DataFrame indexed by table (read, quarantined, clean)."""
+        """Row counts as a DataFrame indexed by table (read, quarantined, clean).
+
+        Returns
+        -------
+        pandas.DataFrame
+            int64 columns read, quarantined and clean; index named ``table``.
+        """
         frame = pd.DataFrame(
             [asdict(c) for c in self.counts.values()], index=list(self.counts)
         ).astype("int64")
@@ -119,7 +148,13 @@ class ValidationReport:
         return frame
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary (for run tracking): counts, problems, dates."""
+        """A JSON-ready summary (for run tracking): counts, problems, dates.
+
+        Returns
+        -------
+        dict
+            Dates as ISO strings, paths as strings, counts and problems as plain dicts.
+        """
         return {
             "contract_version": self.contract_version,
             "ok": self.ok,
@@ -132,7 +167,14 @@ class ValidationReport:
         }
 
     def summary(self) -> str:
-        """A readable text table: row counts per table, then problems by severity."""
+        """A readable text table: row counts per table, then problems by severity.
+
+        Returns
+        -------
+        str
+            A header line, the counts table, the problems (errors first) and the quarantine
+            files, separated by blank lines.
+        """
         head = (
             f"input contract {self.contract_version}: {'OK' if self.ok else 'FAILED'}"
             f" ({len(self.errors)} errors, {len(self.by_action('quarantined'))} quarantine "
