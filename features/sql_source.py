@@ -64,12 +64,44 @@ _NATIVE = frozenset(
 
 
 def is_sql_url(source: object) -> bool:
-    """True when `source` is a database URL (``scheme://...``) rather than a path."""
+    """True when `source` is a database URL (``scheme://...``) rather than a path.
+
+    Parameters
+    ----------
+    source : object
+        A source as given (str, Path, ...); only a str can be a URL.
+
+    Returns
+    -------
+    bool
+        Whether it starts with a URL scheme and ``://``.
+
+    Examples
+    --------
+    >>> is_sql_url("postgresql://cs@db/crm"), is_sql_url("data/raw")
+    (True, False)
+    """
     return isinstance(source, str) and bool(_URL_RE.match(source))
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe for logs and MLflow tags)."""
+    """The URL with its password replaced by ``***`` (safe for logs and MLflow tags).
+
+    Parameters
+    ----------
+    url : str
+        A database URL.
+
+    Returns
+    -------
+    str
+        `url` unchanged when it holds no password.
+
+    Examples
+    --------
+    >>> redact("postgresql://cs:secret@db:5432/crm?schema=cs")
+    'postgresql://cs:***@db:5432/crm?schema=cs'
+    """
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -93,6 +125,17 @@ class SqlUrl:
 
 def parse_url(url: str) -> SqlUrl:
     """Split a SQLAlchemy-style URL into the libpq URI and nrrcast's options.
+
+    Parameters
+    ----------
+    url : str
+        ``postgresql[+driver]://...`` or ``postgres://...``, optionally with ``schema`` and
+        ``batch_bytes`` query parameters; other parameters go to libpq.
+
+    Returns
+    -------
+    SqlUrl
+        The ``postgresql://`` URI without nrrcast's parameters, and those parameters.
 
     Raises
     ------
@@ -122,6 +165,23 @@ def connect(url: str) -> Any:
 
     A failure to connect is raised as DatabaseUnreachableError (a TransientError and a
     ConnectionError: the kind of failure a retry may get past), naming the redacted URL.
+
+    Parameters
+    ----------
+    url : str
+        A PostgreSQL URL (see `parse_url`).
+
+    Returns
+    -------
+    adbc_driver_postgresql.dbapi.Connection
+        Open; the caller closes it.
+
+    Raises
+    ------
+    DatabaseUnreachableError
+        When the database cannot be reached or refuses the credentials.
+    InputError
+        For an unsupported URL (see `parse_url`).
     """
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as pg
@@ -292,6 +352,17 @@ def register_sql(
 
 def source_arg(source: str | Path) -> str | Path:
     """A source as given on a command line or in a config: URLs stay text (a Path would
-    collapse their ``//``), anything else becomes a Path."""
+    collapse their ``//``), anything else becomes a Path.
+
+    Parameters
+    ----------
+    source : str or Path
+        The source as given.
+
+    Returns
+    -------
+    str or Path
+        The URL text, or the path.
+    """
     text = str(source)
     return text if is_sql_url(text) else Path(source)
