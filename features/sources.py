@@ -60,7 +60,23 @@ class Source:
     url: str | None = None
 
     def raw(self, table: str) -> str:
-        """Name of the raw view of `table` (KeyError if the table is not present)."""
+        """Name of the raw view of `table`.
+
+        Parameters
+        ----------
+        table : str
+            A contract table.
+
+        Returns
+        -------
+        str
+            ``raw_<table>``.
+
+        Raises
+        ------
+        KeyError
+            When the source does not hold `table`.
+        """
         if table not in self.tables:
             raise KeyError(f"table {table!r} is not in source {self.path}")
         return RAW_PREFIX + table
@@ -77,7 +93,23 @@ class Source:
 
 
 def sql_str(value: str | Path) -> str:
-    """A single-quoted SQL string literal (`features.sql_quote.quote_literal` of the text)."""
+    """A single-quoted SQL string literal (`features.sql_quote.quote_literal` of the text).
+
+    Parameters
+    ----------
+    value : str or Path
+        The text (a path is written as its string).
+
+    Returns
+    -------
+    str
+        The literal, embedded quotes doubled.
+
+    Examples
+    --------
+    >>> sql_str("it's")
+    "'it''s'"
+    """
     return quote_literal(str(value))
 
 
@@ -102,7 +134,18 @@ def _first_line(exc: BaseException) -> str:
 
 
 def open_bytes(path: Path) -> IO[bytes]:
-    """A data file opened for bytes (gzip-decompressed for ``.gz``)."""
+    """A data file opened for bytes (gzip-decompressed for ``.gz``).
+
+    Parameters
+    ----------
+    path : Path
+        The data file.
+
+    Returns
+    -------
+    binary file object
+        Open; the caller closes it (use it in ``with``).
+    """
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
 
 
@@ -111,6 +154,17 @@ def first_non_utf8_line(path: Path) -> tuple[int, int, int] | None:
 
     Lines are counted from 1 as an editor shows them (the header is line 1). None when
     every line decodes. Only called once a read has failed, so a full pass is affordable.
+
+    Parameters
+    ----------
+    path : Path
+        A text data file, possibly ``.gz``.
+
+    Returns
+    -------
+    tuple of (int, int, int) or None
+        The first bad line's number, the 1-based byte offset of its first undecodable byte,
+        and how many lines do not decode.
     """
     first, bad = None, 0
     with open_bytes(path) as fh:
