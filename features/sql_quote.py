@@ -18,6 +18,21 @@ _SETTING_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 def quote_ident(name: str) -> str:
     """A double-quoted SQL identifier (embedded double quotes doubled).
 
+    Parameters
+    ----------
+    name : str
+        A table, view or column name, any spelling (other objects are written as ``str``).
+
+    Returns
+    -------
+    str
+        The quoted identifier; its case is kept.
+
+    Raises
+    ------
+    ValueError
+        When `name` holds a NUL character (no SQL engine takes it).
+
     Examples
     --------
     >>> print(quote_ident('a "b" c'))
@@ -34,6 +49,22 @@ def quote_literal(value: object) -> str:
 
     Strings are single-quoted with embedded quotes doubled; numbers must be finite;
     dates and datetimes become typed literals (naive datetimes, microseconds).
+
+    Parameters
+    ----------
+    value : object
+        The value; types not listed above are written as the string of ``str(value)``.
+
+    Returns
+    -------
+    str
+        ``NULL``, ``TRUE``/``FALSE``, a number, ``DATE '...'``, ``TIMESTAMP '...'`` or a
+        quoted string.
+
+    Raises
+    ------
+    ValueError
+        For a non-finite float, an aware datetime, or a string holding a NUL character.
 
     Examples
     --------
@@ -66,6 +97,23 @@ def quote_literal(value: object) -> str:
 
 def set_statement(name: str, value: object) -> str:
     """``SET name = <literal>`` for a DuckDB setting; the name must be a plain word.
+
+    Parameters
+    ----------
+    name : str
+        The setting, lower-case letters, digits and underscores.
+    value : object
+        Its value (see `quote_literal`).
+
+    Returns
+    -------
+    str
+        The statement.
+
+    Raises
+    ------
+    ValueError
+        When `name` is not a plain setting name.
 
     Examples
     --------
