@@ -46,7 +46,23 @@ class CastPlan:
 
 
 def base_type(found: str) -> str:
-    """Family of a DuckDB type name: ``DECIMAL(18,2)`` -> ``DECIMAL``, enums -> ``ENUM``."""
+    """Family of a DuckDB type name: ``DECIMAL(18,2)`` -> ``DECIMAL``, enums -> ``ENUM``.
+
+    Parameters
+    ----------
+    found : str
+        A type name as DuckDB's DESCRIBE reports it.
+
+    Returns
+    -------
+    str
+        The upper-cased family, which `cast_plan` decides on.
+
+    Examples
+    --------
+    >>> base_type("decimal(18,2)"), base_type("ENUM('a', 'b')"), base_type("BIGINT")
+    ('DECIMAL', 'ENUM', 'BIGINT')
+    """
     found = found.strip().upper()
     if found.startswith("DECIMAL"):
         return "DECIMAL"
@@ -172,5 +188,21 @@ def cast_plan(col: str, expected: str, found: str) -> CastPlan | None:
 
 
 def type_label(found: str) -> str:
-    """Short printable type name (enums lose their value list)."""
+    """Short printable type name (enums lose their value list) for messages and the report.
+
+    Parameters
+    ----------
+    found : str
+        A type name as DuckDB's DESCRIBE reports it.
+
+    Returns
+    -------
+    str
+        `found` stripped, ``ENUM(...)`` shortened to ``ENUM``; its case is kept.
+
+    Examples
+    --------
+    >>> type_label("ENUM('a', 'b')"), type_label("DECIMAL(18,2)")
+    ('ENUM', 'DECIMAL(18,2)')
+    """
     return re.sub(r"^ENUM\(.*\)$", "ENUM", found.strip(), flags=re.S)
