@@ -103,7 +103,23 @@ class TableSpec:
         object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
 
     def column(self, name: str) -> ColumnSpec:
-        """The spec of column `name` (KeyError if it is not in the contract)."""
+        """The spec of column `name`.
+
+        Parameters
+        ----------
+        name : str
+            A contract column of this table.
+
+        Returns
+        -------
+        ColumnSpec
+            Its type, nullability and rules.
+
+        Raises
+        ------
+        KeyError
+            When the table's contract has no such column.
+        """
         return self._by_name[name]
 
     @property

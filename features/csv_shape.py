@@ -37,7 +37,21 @@ def _header_delimiter(header: str, wanted: set[str]) -> tuple[str, int]:
 def first_bad_line(path: Path, delim: str) -> tuple[int, str] | None:
     """(line number, what is wrong) of the first line that does not parse like the header.
 
-    Lines are numbered as an editor shows them (the header is line 1).
+    Lines are numbered as an editor shows them (the header is line 1). Only the first five
+    million lines are read: this diagnoses an error, it does not validate the file.
+
+    Parameters
+    ----------
+    path : Path
+        A CSV file, possibly ``.gz``; bytes that are not UTF-8 are replaced, not fatal.
+    delim : str
+        The delimiter the header uses.
+
+    Returns
+    -------
+    tuple of (int, str) or None
+        The line number and a short reason (field count, broken quoting); None when every
+        line read parses like the header.
     """
     with open_bytes(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
