@@ -9,7 +9,9 @@ Conventions:
   ECE = sum over bins of (bin share) * |mean outcome - mean prediction|;
 - top-k precision is tie-aware: rows tied with the k-th score share the remaining
   slots in proportion (the expected precision under random tie-breaking), so step-like
-  scores such as isotonic outputs are judged fairly.
+  scores such as isotonic outputs are judged fairly;
+- inputs are checked, not coerced: outcomes other than 0/1 (e.g. NaN labels), non-finite
+  probabilities or lengths that differ raise ValueError naming the count.
 """
 
 from __future__ import annotations
@@ -44,25 +46,84 @@ def _two_classes(y: np.ndarray) -> bool:
 
 
 def roc_auc(y: Any, p: Any) -> float:
-    """Area under the ROC curve; NaN when `y` holds a single class."""
+    """Area under the ROC curve; NaN when `y` holds a single class.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+
+    Returns
+    -------
+    float
+        The probability that a random positive outscores a random negative (ties count half).
+    """
     y_arr, p_arr = _arrays(y, p)
     return float(roc_auc_score(y_arr, p_arr)) if _two_classes(y_arr) else math.nan
 
 
 def pr_auc(y: Any, p: Any) -> float:
-    """Average precision (area under the precision-recall steps); NaN for a single class."""
+    """Average precision (area under the precision-recall steps); NaN for a single class.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+
+    Returns
+    -------
+    float
+        1 for a perfect ranking; random scores give about the base rate.
+    """
     y_arr, p_arr = _arrays(y, p)
     return float(average_precision_score(y_arr, p_arr)) if _two_classes(y_arr) else math.nan
 
 
 def brier(y: Any, p: Any) -> float:
-    """Mean squared difference between probability and outcome."""
+    """Mean squared difference between probability and outcome.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+
+    Returns
+    -------
+    float
+        Lower is better; NaN for no rows.
+
+    Examples
+    --------
+    >>> round(brier([0, 1], [0.2, 0.6]), 6)
+    0.1
+    """
     y_arr, p_arr = _arrays(y, p)
     return float(np.mean((p_arr - y_arr) ** 2)) if y_arr.size else math.nan
 
 
 def log_loss(y: Any, p: Any) -> float:
-    """Mean negative log-likelihood, probabilities clipped to [1e-15, 1 - 1e-15]."""
+    """Mean negative log-likelihood, probabilities clipped to [1e-15, 1 - 1e-15].
+
+    The clipping keeps a confident miss finite (about 34.5) instead of infinite.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+
+    Returns
+    -------
+    float
+        Lower is better; NaN for no rows.
+    """
     y_arr, p_arr = _arrays(y, p)
     if not y_arr.size:
         return math.nan
@@ -82,9 +143,27 @@ def _equal_frequency_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
 def calibration_table(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
     """Reliability table over equal-frequency bins.
 
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+    n_bins : int
+        Number of bins (fewer when there are fewer rows).
+
     Returns
     -------
-    DataFrame with one row per bin: ``bin, n, mean_p, frac_pos, p_min, p_max``.
+    pandas.DataFrame
+        One row per bin, lowest probabilities first: ``bin, n, mean_p, frac_pos, p_min,
+        p_max``; empty (with those columns) for no rows.
+
+    Examples
+    --------
+    >>> calibration_table([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], n_bins=2)
+       bin  n  mean_p  frac_pos  p_min  p_max
+    0    0  2   0.225       0.5    0.1   0.35
+    1    1  2   0.600       0.5    0.4   0.80
     """
     y_arr, p_arr = _arrays(y, p)
     if not y_arr.size:
@@ -106,7 +185,22 @@ def calibration_table(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
 
 
 def expected_calibration_error(y: Any, p: Any, n_bins: int = 10) -> float:
-    """ECE over `n_bins` equal-frequency bins (see the module docstring)."""
+    """ECE over `n_bins` equal-frequency bins (see the module docstring).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+    n_bins : int
+        Number of bins of `calibration_table`.
+
+    Returns
+    -------
+    float
+        Between 0 (calibrated in every bin) and 1; NaN for no rows.
+    """
     t = calibration_table(y, p, n_bins)
     if t.empty:
         return math.nan
@@ -115,7 +209,29 @@ def expected_calibration_error(y: Any, p: Any, n_bins: int = 10) -> float:
 
 
 def precision_at_k(y: Any, p: Any, k: int) -> float:
-    """Share of positives among the `k` highest scores (tie-aware); k is capped at n."""
+    """Share of positives among the `k` highest scores (tie-aware); k is capped at n.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+    k : int
+        How many rows are flagged (e.g. the accounts a team can call).
+
+    Returns
+    -------
+    float
+        Expected precision under random tie-breaking; NaN for no rows or ``k <= 0``.
+
+    Examples
+    --------
+    Two rows tie for the second slot, one of them positive: half a hit.
+
+    >>> precision_at_k([1, 0, 1, 0], [0.9, 0.5, 0.5, 0.1], k=2)
+    0.75
+    """
     y_arr, p_arr = _arrays(y, p)
     n = y_arr.size
     if n == 0 or k <= 0:
@@ -130,17 +246,46 @@ def precision_at_k(y: Any, p: Any, k: int) -> float:
 
 
 def top_fraction_k(n: int, fraction: float) -> int:
-    """Number of rows in the top `fraction` of `n` (at least one)."""
+    """Number of rows in the top `fraction` of `n` (at least one).
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    fraction : float
+        Share flagged, e.g. 0.1 for the top decile (rounded up).
+
+    Returns
+    -------
+    int
+        The `k` for `precision_at_k`.
+
+    Examples
+    --------
+    >>> top_fraction_k(1000, 0.1), top_fraction_k(5, 0.1)
+    (100, 1)
+    """
     return max(1, math.ceil(fraction * n))
 
 
 def lift_table(y: Any, p: Any, n_bins: int = 10) -> pd.DataFrame:
     """Outcome rate per score decile (bin 1 = highest scores), lift and cumulative capture.
 
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+    n_bins : int
+        Number of equal-frequency bins (10: deciles).
+
     Returns
     -------
-    DataFrame: ``decile, n, positives, rate, lift, cum_capture`` (cum_capture = share of
-    all positives found in this and higher deciles).
+    pandas.DataFrame
+        ``decile, n, positives, rate, lift, cum_capture`` (lift = rate / overall rate;
+        cum_capture = share of all positives found in this and higher deciles; NaN without
+        positives); empty (with those columns) for no rows.
     """
     y_arr, p_arr = _arrays(y, p)
     cols = ["decile", "n", "positives", "rate", "lift", "cum_capture"]
@@ -221,6 +366,16 @@ def slice_metrics(
     y, p : array-like of shape (n_samples,)
     masks : mapping of slice name to boolean array of shape (n_samples,)
     **kwargs : passed to `binary_metrics`.
+
+    Returns
+    -------
+    dict of str to dict
+        Slice name -> its `binary_metrics`, for the non-empty slices only.
+
+    Raises
+    ------
+    ValueError
+        When a mask's length differs from `y`'s.
     """
     y_arr, p_arr = _arrays(y, p)
     out: dict[str, dict[str, float]] = {}
@@ -234,7 +389,30 @@ def slice_metrics(
 
 
 def segment_masks(frame: pd.DataFrame, column: str) -> dict[str, np.ndarray]:
-    """One mask per distinct value of `column` (missing values under ``'<missing>'``)."""
+    """One mask per distinct value of `column` (missing values under ``'<missing>'``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The scored rows, aligned with the `y`, `p` given to `slice_metrics`.
+    column : str
+        The column to slice by (e.g. the segment); values are compared as text.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Value -> boolean mask of shape (n_rows,), values in sorted order.
+
+    Raises
+    ------
+    KeyError
+        When `frame` has no such column.
+
+    Examples
+    --------
+    >>> segment_masks(pd.DataFrame({"segment": ["smb", None, "smb"]}), "segment")
+    {'<missing>': array([False,  True, False]), 'smb': array([ True, False,  True])}
+    """
     if column not in frame.columns:
         raise KeyError(f"no column {column!r} to slice metrics by")
     values = frame[column].astype("string").fillna("<missing>").to_numpy()
