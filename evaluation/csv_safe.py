@@ -19,6 +19,16 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def escape_cell(value: object) -> object:
     """`value` with a leading apostrophe when it is text a spreadsheet would run.
 
+    Parameters
+    ----------
+    value : object
+        A cell; only strings are ever changed.
+
+    Returns
+    -------
+    object
+        `value`, or ``"'" + value`` for text starting like a formula.
+
     Examples
     --------
     >>> escape_cell("=1+1"), escape_cell("Acme"), escape_cell(-3.5)
@@ -30,7 +40,26 @@ def escape_cell(value: object) -> object:
 
 
 def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells (and column names) are escaped; numbers untouched."""
+    """A copy whose text cells (and column names) are escaped; numbers untouched.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table to export; not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Numeric and boolean columns as they were; every other column as object dtype with
+        its cells passed through `escape_cell`.
+
+    Examples
+    --------
+    >>> escape_frame(pd.DataFrame({"account": ["=cmd", "Acme"], "mrr": [-1200, 5]}))
+      account   mrr
+    0   '=cmd -1200
+    1    Acme     5
+    """
     out = frame.copy()
     for col in out.columns:
         s = out[col]
@@ -44,6 +73,18 @@ def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write `frame` as UTF-8 CSV (with BOM, so Excel reads accents), formulas escaped.
 
     Written to a temporary file first and renamed, so a reader never sees half a file.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The table; its index is not written.
+    path : str or Path
+        The CSV file (replaced if it exists); missing parent directories are created.
+
+    Returns
+    -------
+    Path
+        `path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,25 @@ __all__ = ["observed_save_rate", "save_rate_of_holdout", "uplift_curve", "uplift
 
 
 def uplift_curve(true_effect: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Cumulative true effect of the accounts taken in decreasing `score`, shape (n + 1,)."""
+    """Cumulative true effect of the accounts taken in decreasing `score`, shape (n + 1,).
+
+    Parameters
+    ----------
+    true_effect : array-like of shape (n,)
+        Each account's true effect of a touch.
+    score : array-like of shape (n,)
+        The ranking (higher = touch first); ties keep the input order.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n + 1,)
+        Entry k is the total effect of the top k accounts (entry 0 is 0).
+
+    Examples
+    --------
+    >>> uplift_curve(np.array([0.0, 2.0, 1.0]), np.array([0.1, 0.9, 0.5]))
+    array([0., 2., 3., 3.])
+    """
     effect = np.asarray(true_effect, dtype=float)
     order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
     return np.concatenate([[0.0], np.cumsum(effect[order])])
@@ -34,8 +52,14 @@ def uplift_summary(true_effect: np.ndarray, score: np.ndarray, top_share: float 
     Returns
     -------
     dict with ``auuc_normalised`` (oracle = 1, random = 0), ``qini`` (area between the
-    curve and the random line, per account, in the effect's unit), ``top_effect`` (true
-    effect of the top share) and ``top_effect_oracle``.
+    curve and the random line, per account, in the effect's unit), ``top_share``,
+    ``top_effect`` (true effect of the top share), ``top_effect_oracle`` and
+    ``top_effect_random`` (the top share's expected effect under a random order).
+
+    Raises
+    ------
+    ValueError
+        When there is no account.
     """
     effect = np.asarray(true_effect, dtype=float)
     n = effect.shape[0]
@@ -65,6 +89,27 @@ def observed_save_rate(
     The save rate is the held-out churn rate minus the touched churn rate (a Wald
     interval on the difference of two proportions). Only meaningful when the held-out
     accounts were chosen at random among the same flagged accounts.
+
+    Parameters
+    ----------
+    churned : array-like of bool, shape (n,)
+        Whether each account churned.
+    touched : array-like of bool, shape (n,)
+        Whether it was touched (False = held out).
+    z : float
+        Normal quantile of the interval (1.96: 95%).
+
+    Returns
+    -------
+    dict
+        ``touched``, ``held_out`` (counts), ``churn_rate_touched``, ``churn_rate_held_out``,
+        ``save_rate`` and its interval ``save_rate_low``, ``save_rate_high`` (rounded to
+        4 decimals).
+
+    Raises
+    ------
+    ValueError
+        When either group is empty.
     """
     c = np.asarray(churned, dtype=bool)
     t = np.asarray(touched, dtype=bool)
