@@ -33,6 +33,8 @@ class TimeSplit:
     train, valid, calib, test : sorted snapshot dates (``pd.Timestamp``) of each slice.
     purged : matured dates left out because their label window crosses a boundary.
     unmatured : dates whose labels are not known yet (scored, never trained on).
+    rows : row counts per slice, plus ``purged`` (label-known rows of purged dates) and
+        ``unmatured`` (rows whose label is not known).
     """
 
     horizon_days: int
@@ -57,19 +59,65 @@ class TimeSplit:
         return self.test[0]
 
     def dates(self, name: str) -> tuple[pd.Timestamp, ...]:
-        """Dates of slice `name` (one of train, valid, calib, test)."""
+        """Dates of slice `name`.
+
+        Parameters
+        ----------
+        name : {"train", "valid", "calib", "test"}
+            The slice.
+
+        Returns
+        -------
+        tuple of pandas.Timestamp
+            Its snapshot dates, sorted.
+
+        Raises
+        ------
+        ValueError
+            For another name.
+        """
         if name not in SLICES:
             raise ValueError(f"unknown slice {name!r}; expected one of {SLICES}")
         return getattr(self, name)
 
     def mask(self, frame: pd.DataFrame, name: str) -> np.ndarray:
-        """Boolean row mask of slice `name` over `frame` (label-known rows only)."""
+        """Boolean row mask of slice `name` over `frame` (label-known rows only).
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            A feature table with ``as_of`` and ``label_known`` columns (not necessarily
+            the one the split was made on: the dates decide).
+        name : {"train", "valid", "calib", "test"}
+            The slice.
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_rows,)
+            True for rows dated in the slice whose label is known.
+
+        Raises
+        ------
+        KeyError
+            When `frame` has no ``label_known`` column.
+        """
         as_of = pd.to_datetime(frame["as_of"]).to_numpy(dtype="datetime64[us]")
         days = np.asarray(self.dates(name), dtype="datetime64[us]")
         return np.isin(as_of, days) & _label_known(frame)
 
     def masks(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Masks of all four slices; they are disjoint."""
+        """Masks of all four slices; they are disjoint.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            A feature table with ``as_of`` and ``label_known`` columns.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Slice name (train, valid, calib, test) -> its `mask`.
+        """
         return {name: self.mask(frame, name) for name in SLICES}
 
     def matured_before(self, frame: pd.DataFrame, boundary: pd.Timestamp) -> np.ndarray:
@@ -77,13 +125,32 @@ class TimeSplit:
 
         With ``boundary = calib_start`` these are the rows a model may be refitted on
         after early stopping (train, validation and the dates purged between them).
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            A feature table with ``as_of`` and ``label_known`` columns.
+        boundary : pandas.Timestamp
+            The latest label date allowed (inclusive).
+
+        Returns
+        -------
+        numpy.ndarray of bool, shape (n_rows,)
+            True for label-known rows whose label date is on or before `boundary`.
         """
         as_of = pd.to_datetime(frame["as_of"]).to_numpy(dtype="datetime64[us]")
         label_date = as_of + np.timedelta64(self.horizon_days, "D")
         return (label_date <= np.datetime64(boundary, "us")) & _label_known(frame)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly description (ISO dates, row counts) for logging with the run."""
+        """JSON-friendly description (ISO dates, row counts) for logging with the run.
+
+        Returns
+        -------
+        dict
+            ``horizon_days``, ``<slice>_dates`` lists (also purged and unmatured), the three
+            slice starts and ``rows``.
+        """
 
         def iso(ds: Sequence[pd.Timestamp]) -> list[str]:
             return [d.date().isoformat() for d in ds]
@@ -140,6 +207,16 @@ def time_split(
     Returns
     -------
     TimeSplit
+        The dates of each slice, the purged and unmatured dates, and row counts.
+
+    Raises
+    ------
+    ValueError
+        For a negative horizon, an incomplete or unordered set of boundaries, no
+        label-known row, or too few matured dates for the four slices (the message gives
+        the dates found and the counts per slice).
+    KeyError
+        When `frame` has no ``label_known`` column.
 
     Examples
     --------
@@ -214,7 +291,22 @@ def time_split(
 
 
 def split_from_config(frame: pd.DataFrame, cfg: Any, *, horizon_days: int) -> TimeSplit:
-    """`time_split` with the counts and boundaries of a `models.config.SplitConfig`."""
+    """`time_split` with the counts and boundaries of a `models.config.SplitConfig`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The feature table (see `time_split`).
+    cfg : models.config.SplitConfig
+        Its ``*_dates``, ``min_train_dates``, ``purge`` and ``*_start`` fields are used.
+    horizon_days : int
+        The label horizon in days, used for the purge.
+
+    Returns
+    -------
+    TimeSplit
+        As `time_split` returns it; raises as it does.
+    """
     return time_split(
         frame,
         horizon_days=horizon_days,
