@@ -41,6 +41,11 @@ def assign_holdout(
     -------
     bool array of shape (n,): True for held-out accounts (always a subset of `flagged`).
 
+    Raises
+    ------
+    ValueError
+        When `share` is outside [0, 1) or the ids and flags differ in length.
+
     Examples
     --------
     >>> ids = [f"A{i}" for i in range(10000)]
