@@ -1,0 +1,338 @@
+"""Every public function of the libraries documents its parameters and what it returns.
+
+A public function (module level, or a method of a public class; not ``_private``, not
+``__init__``, not a property) of features/, models/ or evaluation/ needs a numpydoc
+``Parameters`` section when it takes arguments (besides ``self``/``cls``) and a ``Returns``
+(or ``Yields``) section when its return annotation is not None. A section counts when its
+title is followed by an underline of dashes.
+
+Functions still missing a section when the rule was introduced are listed in `ALLOWLIST`
+(``path::function`` or ``path::Class.method``, one per line). The list only shrinks:
+documenting a listed function, or removing it, fails the test until its line is removed,
+so the list stays exact. ``python tests/features/test_docstrings.py --update`` rewrites it
+from the code (review the diff: it must only lose lines).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCANNED = ("features", "models", "evaluation")
+
+# Public functions still lacking Parameters/Returns. Only ever remove lines from this list.
+ALLOWLIST = """
+evaluation/actions.py::csm_directory
+evaluation/actions.py::weekly_flags
+evaluation/actions.py::write_exports
+evaluation/backtest.py::models_trainer
+evaluation/backtest.py::point_in_time_frame
+evaluation/digest.py::digest_file_stem
+evaluation/digest.py::digest_html
+evaluation/digest.py::digest_markdown
+evaluation/digest.py::write_digests
+evaluation/drift.py::bin_shares
+evaluation/drift.py::drift_between
+evaluation/drift.py::drift_flags
+evaluation/drift.py::drift_sentences
+evaluation/drift.py::psi
+evaluation/drift.py::psi_from_shares
+evaluation/nrr.py::NRRForecaster.fit
+evaluation/nrr.py::NRRForecaster.predict
+evaluation/nrr.py::forecast_error
+evaluation/nrr.py::nrr_alerts
+evaluation/nrr.py::period_starts
+evaluation/nrr.py::signup_cohort
+evaluation/plots.py::calibration_figure
+evaluation/plots.py::importance_figure
+evaluation/plots.py::lift_figure
+evaluation/plots.py::roc_pr_figure
+evaluation/report_territories.py::TerritoryReport.from_run
+evaluation/report_territories.py::account_moves
+evaluation/report_territories.py::add_territories
+evaluation/report_territories.py::render_section
+evaluation/thresholds.py::ThresholdCalibration.as_dict
+evaluation/thresholds.py::account_weeks
+evaluation/thresholds.py::apply_calibration
+evaluation/thresholds.py::calibrate
+evaluation/thresholds.py::calibration_params
+evaluation/thresholds.py::choose_churn_threshold
+evaluation/thresholds.py::choose_expand_threshold
+evaluation/thresholds.py::evaluate_threshold
+evaluation/thresholds.py::fit_calibrator
+evaluation/thresholds.py::join_outcomes
+evaluation/thresholds.py::load_latest_thresholds
+evaluation/thresholds.py::load_thresholds
+evaluation/thresholds.py::matured_window
+evaluation/thresholds.py::quarter_bounds
+evaluation/thresholds.py::quarter_label
+evaluation/thresholds.py::scoring_weeks
+evaluation/thresholds.py::thresholds_to_yaml
+features/activity.py::account_windows
+features/activity.py::build_activity_base
+features/activity.py::catalogue_size
+features/activity.py::feature_index
+features/activity.py::first_seen
+features/activity.py::known_users
+features/activity.py::monthly_active_users
+features/activity.py::scan_chunks
+features/activity.py::user_windows
+features/build.py::check_feature_out
+features/build.py::feature_expressions
+features/build.py::final_sql
+features/build.py::read_feature_table
+features/build.py::write_feature_table
+features/catalog.py::FeatureSpec.format_value
+features/catalog.py::FeatureSpec.sentence
+features/catalog.py::catalog_frame
+features/catalog.py::feature_names
+features/catalog.py::gap_text
+features/commercial.py::add_months_sql
+features/commercial.py::arr_history
+features/commercial.py::asof_table
+features/commercial.py::open_at
+features/commercial.py::plans_have
+features/commercial.py::seat_utilization_streak
+features/commercial.py::subscription_features
+features/labels.py::finish_labels
+features/labels.py::infer_data_end
+features/labels.py::label_sql
+features/maturity.py::describe_rules
+features/snapshots.py::add_months
+features/snapshots.py::month_start
+features/snapshots.py::normalize_as_of
+features/snapshots.py::panel_dates
+features/snapshots.py::to_date
+features/snapshots.py::window_plan
+features/spark_engine.py::SparkConnection.execute
+features/spark_engine.py::SparkResult.df
+features/spark_engine.py::SparkResult.fetchall
+features/spark_engine.py::SparkResult.fetchone
+features/spark_engine.py::duckdb_type
+features/spark_engine.py::java_problem
+features/spark_engine.py::open_spark_source
+features/support.py::ticket_availability
+features/support.py::ticket_features
+features/validate.py::claim_quarantine_dir
+models/baselines.py::HealthScoreBaseline.fit
+models/baselines.py::HealthScoreBaseline.health_score
+models/baselines.py::HealthScoreBaseline.predict_raw
+models/baselines.py::LogisticBaseline.fit
+models/baselines.py::LogisticBaseline.predict_raw
+models/baselines.py::signed_log1p
+models/calibrate.py::CalibratedScoreMixin.predict
+models/calibrate.py::CalibratedScoreMixin.predict_proba
+models/calibrate.py::ProbabilityCalibrator.from_params
+models/calibrate.py::ProbabilityCalibrator.predict
+models/calibrate.py::ProbabilityCalibrator.to_params
+models/calibrate.py::check_binary
+models/calibrate.py::fit_calibrator
+models/config.py::ModelConfig.lgbm_for
+models/explain.py::ReasonCodes.explanation
+models/explain.py::ReasonCodes.summary
+models/explain.py::account_positions
+models/explain.py::beeswarm_figure
+models/explain.py::waterfall_figure
+models/playbooks.py::decode_labels
+models/playbooks.py::describe_rules
+models/portable.py::ParamCalibrator.predict
+models/portable.py::PortableModel.from_estimator
+models/portable.py::PortableModel.load
+models/portable.py::PortableModel.matrix
+models/portable.py::PortableModel.predict_frame
+models/portable.py::PortableModel.predict_proba
+models/portable.py::PortableModel.predict_raw
+models/portable.py::PortableModel.reason_codes
+models/portable.py::PortableModel.save
+models/portable.py::apply_calibration
+models/portable.py::calibration_params
+models/predict.py::feature_matrix
+models/reason_context.py::data_gaps
+models/reason_context.py::reason_state
+models/reason_context.py::segment_medians
+models/scoring.py::check_features
+models/scoring.py::score_snapshot
+models/segment.py::coverage_changes
+models/segment.py::csm_load
+models/segment.py::high_touch_capacity
+models/segment.py::priority_columns
+models/segment.py::recommend_coverage
+models/territories.py::balance_measures
+models/territories.py::check_roster
+models/territories.py::constraint_violations
+models/territory_solvers.py::Problem.fixed_load
+models/territory_solvers.py::Problem.out_caps
+models/territory_solvers.py::Problem.seats
+models/territory_solvers.py::greedy_assignment
+models/territory_solvers.py::milp_assignment
+models/territory_solvers.py::objective
+models/territory_solvers.py::score
+models/train.py::NrrClassifier.from_config
+models/train.py::NrrClassifier.importance_frame
+models/train.py::NrrClassifier.predict_raw
+models/train.py::TrainResult.comparison
+models/train.py::TrainResult.flat_metrics
+models/train.py::TrainResult.flat_params
+models/train.py::lgbm_params
+models/train.py::tune_lgbm
+models/uplift.py::TwoModelUplift.predict
+models/uplift.py::relative_arr_change
+"""
+
+
+def _section(doc: str, title: str) -> bool:
+    return re.search(rf"^\s*{title}\s*\n\s*-{{3,}}\s*$", doc, re.MULTILINE) is not None
+
+
+def _skipped(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    if fn.name.startswith("_"):  # private, and __init__ (documented on its class)
+        return True
+    for d in fn.decorator_list:
+        if isinstance(d, ast.Name) and d.id in ("property", "overload"):
+            return True
+        if isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter"):
+            return True
+    return False
+
+
+def missing_sections(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    """The numpydoc sections `fn`'s docstring lacks: "Parameters" and/or "Returns"."""
+    doc = ast.get_docstring(fn) or ""
+    args = fn.args
+    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+    names = [n for n in names if n not in ("self", "cls")]
+    names += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+    need = []
+    if names and not _section(doc, "Parameters"):
+        need.append("Parameters")
+    ret = fn.returns
+    returns_none = ret is None or (isinstance(ret, ast.Constant) and ret.value is None)
+    if not returns_none and not (_section(doc, "Returns") or _section(doc, "Yields")):
+        need.append("Returns")
+    return need
+
+
+def _functions(tree: ast.Module):
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            for member in node.body:
+                if isinstance(member, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield f"{node.name}.{member.name}", member
+
+
+def scan(root: Path = ROOT) -> dict[str, list[str]]:
+    """``path::qualname`` -> missing sections, for every public library function lacking any."""
+    found: dict[str, list[str]] = {}
+    for package in SCANNED:
+        for path in sorted((root / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            rel = path.relative_to(root).as_posix()
+            for qualname, fn in _functions(tree):
+                if _skipped(fn):
+                    continue
+                need = missing_sections(fn)
+                if need:
+                    found[f"{rel}::{qualname}"] = need
+    return found
+
+
+def _allowlist() -> list[str]:
+    return [line.strip() for line in ALLOWLIST.splitlines() if line.strip()]
+
+
+def test_allowlist_has_no_duplicates() -> None:
+    listed = _allowlist()
+    assert len(listed) == len(set(listed)), sorted({x for x in listed if listed.count(x) > 1})
+
+
+def test_public_library_functions_have_parameters_and_returns() -> None:
+    allowed = set(_allowlist())
+    new = {k: v for k, v in scan().items() if k not in allowed}
+    lines = [f"{k}: missing {' and '.join(v)}" for k, v in sorted(new.items())]
+    assert not lines, (
+        "public library functions without numpydoc sections (add them; do not extend the "
+        "allowlist):\n" + "\n".join(lines)
+    )
+
+
+def test_allowlist_only_names_functions_still_missing_sections() -> None:
+    stale = sorted(set(_allowlist()) - set(scan()))
+    assert not stale, (
+        "documented or gone: remove these lines from ALLOWLIST in "
+        + Path(__file__).name
+        + "\n"
+        + "\n".join(stale)
+    )
+
+
+def _parse_one(source: str) -> ast.FunctionDef:
+    return next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def f(x: int) -> int:\n    '''Double.'''\n    return 2 * x\n", ["Parameters", "Returns"]),
+        ("def f() -> int:\n    '''One.'''\n    return 1\n", ["Returns"]),
+        ("def f(x: int) -> None:\n    '''Nothing back.'''\n", ["Parameters"]),
+        (
+            "def f(x):\n    '''Title only.\n\n    Parameters\n    Returns\n    '''\n",
+            ["Parameters"],
+        ),
+        (
+            "def f(*args, **kw) -> int:\n    '''Sum.\n\n    Parameters\n    ----------\n"
+            "    args, kw : numbers\n\n    Returns\n    -------\n    int\n    '''\n",
+            [],
+        ),
+        (
+            "def f(path: str) -> Iterator[str]:\n    '''Lines.\n\n    Parameters\n"
+            "    ----------\n    path : str\n\n    Yields\n    ------\n    str\n    '''\n",
+            [],
+        ),
+        ("def f(self) -> None:\n    '''A method without arguments.'''\n", []),
+    ],
+)
+def test_missing_sections_reads_numpydoc_titles(source: str, expected: list[str]) -> None:
+    assert missing_sections(_parse_one(source)) == expected
+
+
+def test_scan_skips_private_functions_and_properties(tmp_path: Path) -> None:
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "m.py").write_text(
+        "def _helper(x) -> int:\n    return x\n\n"
+        "def public(x) -> int:\n    return x\n\n"
+        "class Spec:\n"
+        "    def __init__(self, x):\n        self.x = x\n\n"
+        "    @property\n    def key(self) -> int:\n        return 1\n\n"
+        "    def column(self, name: str) -> str:\n        return name\n\n"
+        "class _Hidden:\n    def column(self, name: str) -> str:\n        return name\n"
+    )
+    assert scan(tmp_path) == {
+        "features/m.py::public": ["Parameters", "Returns"],
+        "features/m.py::Spec.column": ["Parameters", "Returns"],
+    }
+
+
+def _update() -> None:
+    """Rewrite `ALLOWLIST` from the code (for when the rule's list must be regenerated)."""
+    path = Path(__file__)
+    body = "".join(f"{key}\n" for key in sorted(scan()))
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r'(?ms)^ALLOWLIST = """\n.*?^"""', f'ALLOWLIST = """\n{body}"""', text, count=1)
+    path.write_text(text, encoding="utf-8")
+    print(f"{len(scan())} functions listed in {path.name}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--update"]:
+        _update()
+    else:
+        for key, need in sorted(scan().items()):
+            print(f"{key}: missing {' and '.join(need)}")
