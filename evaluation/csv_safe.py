@@ -50,8 +50,8 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Numeric and boolean columns as they were; every other column as object dtype with
-        its cells passed through `escape_cell`.
+        Numeric and boolean columns as they were; the cells of every other column passed
+        through `escape_cell` (pandas infers their dtype again).
 
     Examples
     --------

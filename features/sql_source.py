@@ -173,7 +173,7 @@ def connect(url: str) -> Any:
 
     Returns
     -------
-    adbc_driver_postgresql.dbapi.Connection
+    adbc_driver_manager.dbapi.Connection
         Open; the caller closes it.
 
     Raises
