@@ -487,11 +487,18 @@ def plan_table(
 
     Parameters
     ----------
-    con, source : where the raw view ``raw_<table>`` lives, and what was found.
-    spec : the table's contract.
-    keys : parents already validated, whose keys the reference checks use.
-    now : naive UTC extraction time; values at or after it are in the future.
-    floor : naive UTC time; timestamps and dates before it are set aside.
+    con : duckdb.DuckDBPyConnection
+        Where the raw view ``raw_<table>`` lives.
+    source : Source
+        What was found (tables, formats, files).
+    spec : TableSpec
+        The table's contract.
+    keys : dict of str to ParentKeys
+        Parents already validated, whose keys the reference checks use.
+    now : datetime
+        Naive UTC extraction time; values at or after it are in the future.
+    floor : datetime
+        Naive UTC time; timestamps and dates before it are set aside.
 
     Returns
     -------

@@ -75,9 +75,12 @@ def header_hint(files: list[Path], wanted: set[str], found: list[str]) -> str | 
 
     Parameters
     ----------
-    files : the table's CSV files (the first one is read).
-    wanted : the contract's column names, lower case.
-    found : the column names DuckDB read.
+    files : list of Path
+        The table's CSV files (the first one is read; none gives None).
+    wanted : set of str
+        The contract's column names, lower case.
+    found : list of str
+        The column names DuckDB read.
 
     Returns
     -------

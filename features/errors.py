@@ -22,8 +22,13 @@ class NrrcastError(Exception):
 
     Parameters
     ----------
-    message : what went wrong and where (file, table, column, key, row count).
-    hint : what the user can do about it, e.g. "pass --data-end YYYY-MM-DD".
+    message : str
+        What went wrong and where (file, table, column, key, row count).
+    *args : object
+        Further exception arguments, kept in ``args`` as for any exception.
+    hint : str, optional
+        What the user can do about it, e.g. "pass --data-end YYYY-MM-DD"; shown after the
+        message in parentheses.
     """
 
     exit_code: int = 1

@@ -176,17 +176,23 @@ def claim_dir(
 
     Parameters
     ----------
-    path : the output directory.
-    kind : what it holds ("quarantine", "features", "scores", "world", ...); a directory
+    path : str or Path
+        The output directory.
+    kind : str
+        What it holds ("quarantine", "features", "scores", "world", ...); a directory
         marked as another kind is refused (a feature table never lands on the scores).
-    layout : regular expressions for the entry names the writer itself creates; an
-        unmarked directory holding only such entries is adopted (written by nrrcast before
-        markers existed).
-    keep_clear_of : sources that must not overlap `path` (neither may contain the other).
-    adopt : for an unmarked, non-empty directory that holds only `layout` entries: proof
-        that nrrcast wrote it (e.g. its own database file is there); without it such a
-        directory is refused too.
-    create : create the directory (and its marker) when it is missing; False only checks.
+    layout : iterable of str
+        Regular expressions for the entry names the writer itself creates; an unmarked
+        directory holding only such entries is adopted (written by nrrcast before markers
+        existed).
+    keep_clear_of : iterable of str, Path or None
+        Sources that must not overlap `path` (neither may contain the other).
+    adopt : callable, optional
+        For an unmarked, non-empty directory that holds only `layout` entries: proof that
+        nrrcast wrote it (e.g. its own database file is there); when given and it says
+        no, such a directory is refused.
+    create : bool
+        Create the directory (and its marker) when it is missing; False only checks.
 
     Returns
     -------
@@ -198,6 +204,8 @@ def claim_dir(
     UnsafePathError
         When `path` overlaps a source, is a file, is marked as another kind or holds
         files nrrcast did not write.
+    NotWritableError
+        When the directory or its marker cannot be created.
     """
     target = ensure_outside(path, keep_clear_of)
     if target.exists() and not target.is_dir():
@@ -562,15 +570,23 @@ def recover(final: Path, committed: Callable[[str], bool] | None = None) -> list
 
     Parameters
     ----------
-    final : the directory a swap replaces.
-    committed : tells whether the write `id` was committed elsewhere (the scores' DuckDB
-        transaction); by default a write counts as committed once its swap started (its
-        ``.old-<id>`` exists), which is when its staging was complete.
+    final : Path
+        The directory a swap replaces.
+    committed : callable, optional
+        Tells whether the write of the given id was committed elsewhere (the scores'
+        DuckDB transaction); by default a write counts as committed once its swap started
+        (its ``.old-<id>`` exists), which is when its staging was complete.
 
     Returns
     -------
     list of str
         What was done, one line per leftover (also logged).
+
+    Raises
+    ------
+    UnsafePathError
+        When `final`, its replaced version and an unswapped staging all exist: nrrcast
+        refuses to guess which one is right.
     """
     done: list[str] = []
     for wid, parts in sorted(_leftovers(final).items()):
@@ -691,10 +707,19 @@ class StoreLock:
 
     Parameters
     ----------
-    path : the lock file (created, with its parent, if missing).
-    what : the store, for messages.
-    timeout : seconds to wait for another writer; 0 fails at once.
-    hint : what the user can do, shown with the error.
+    path : Path
+        The lock file (created, with its parent, if missing).
+    what : str
+        The store, for messages.
+    timeout : float
+        Seconds to wait for another writer; 0 fails at once.
+    hint : str
+        What the user can do, shown with the error.
+
+    Raises
+    ------
+    LockHeldError
+        On entry, when another writer still holds the lock after `timeout`.
     """
 
     def __init__(
