@@ -318,17 +318,22 @@ def binary_metrics(
 
     Parameters
     ----------
-    y : array-like of shape (n_samples,), outcomes 0/1.
-    p : array-like of shape (n_samples,), predicted probabilities.
-    n_bins : equal-frequency bins of the ECE.
-    top_fraction : share of rows flagged for ``precision_top`` and ``lift_top``
-        (0.1 = top decile).
-    k : fixed number of flags for ``precision_at_k``.
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+    n_bins : int
+        Equal-frequency bins of the ECE.
+    top_fraction : float
+        Share of rows flagged for ``precision_top`` and ``lift_top`` (0.1 = top decile).
+    k : int
+        Fixed number of flags for ``precision_at_k``.
 
     Returns
     -------
-    dict with ``n, positives, base_rate, mean_p, roc_auc, pr_auc, brier, log_loss, ece,
-    precision_top, lift_top, precision_at_k`` (NaN where undefined).
+    dict of str to float
+        ``n, positives, base_rate, mean_p, roc_auc, pr_auc, brier, log_loss, ece,
+        precision_top, lift_top, precision_at_k`` (NaN where undefined).
 
     Examples
     --------
@@ -363,9 +368,14 @@ def slice_metrics(
 
     Parameters
     ----------
-    y, p : array-like of shape (n_samples,)
-    masks : mapping of slice name to boolean array of shape (n_samples,)
-    **kwargs : passed to `binary_metrics`.
+    y : array-like of shape (n_samples,)
+        Outcomes, 0/1.
+    p : array-like of shape (n_samples,)
+        Predicted probabilities of outcome 1.
+    masks : mapping of str to array-like of bool, shape (n_samples,)
+        Slice name -> its rows (see `segment_masks`).
+    **kwargs
+        Passed to `binary_metrics` (``n_bins``, ``top_fraction``, ``k``).
 
     Returns
     -------

@@ -45,16 +45,21 @@ def uplift_summary(true_effect: np.ndarray, score: np.ndarray, top_share: float 
 
     Parameters
     ----------
-    true_effect : float array (n,), each account's true effect of a touch.
-    score : float array (n,), the ranking to judge (higher = touch first).
-    top_share : share of accounts a team can touch.
+    true_effect : array-like of float, shape (n,)
+        Each account's true effect of a touch.
+    score : array-like of float, shape (n,)
+        The ranking to judge (higher = touch first).
+    top_share : float
+        Share of accounts a team can touch (rounded to at least one account).
 
     Returns
     -------
-    dict with ``auuc_normalised`` (oracle = 1, random = 0), ``qini`` (area between the
-    curve and the random line, per account, in the effect's unit), ``top_share``,
-    ``top_effect`` (true effect of the top share), ``top_effect_oracle`` and
-    ``top_effect_random`` (the top share's expected effect under a random order).
+    dict
+        ``auuc_normalised`` (oracle = 1, random = 0; NaN when the oracle is no better than
+        random), ``qini`` (area between the curve and the random line, per account, in the
+        effect's unit), ``top_share``, ``top_effect`` (true effect of the top share),
+        ``top_effect_oracle`` and ``top_effect_random`` (the top share's expected effect
+        under a random order).
 
     Raises
     ------
@@ -135,13 +140,16 @@ def save_rate_of_holdout(scores) -> dict[str, float | int] | None:
 
     Parameters
     ----------
-    scores : DataFrame of issued scores with ``at_risk``, ``holdout`` (the randomised
-        holdout of the scoring flow) and ``label_churn`` (NaN = not matured).
+    scores : pandas.DataFrame
+        Issued scores with ``at_risk``, ``holdout`` (the randomised holdout of the scoring
+        flow) and ``label_churn`` (NaN = not matured).
 
     Returns
     -------
-    `observed_save_rate` of worked vs held-out at-risk account-weeks, or None when the
-    window holds no held-out or no worked at-risk account with a matured outcome.
+    dict or None
+        `observed_save_rate` of worked vs held-out at-risk account-weeks; None when a
+        column is missing, or the window holds no held-out or no worked at-risk account
+        with a matured outcome.
     """
     need = {"at_risk", "holdout", "label_churn"}
     if not need <= set(scores.columns):

@@ -32,14 +32,20 @@ def assign_holdout(
     Parameters
     ----------
     account_ids : sequence of str, shape (n,)
-    flagged : bool array of shape (n,), the accounts a CSM would work.
-    as_of : the scoring date (any value with a stable ``str``).
-    share : share of flagged accounts to hold out, 0 <= share < 1 (0 = none).
-    seed : changes the draw (the same seed, ids and date give the same holdout).
+        The scored accounts (compared as text).
+    flagged : array-like of bool, shape (n,)
+        The accounts a CSM would work.
+    as_of : object
+        The scoring date (any value with a stable ``str``).
+    share : float
+        Share of flagged accounts to hold out, 0 <= share < 1 (0 = none).
+    seed : int
+        Changes the draw (the same seed, ids and date give the same holdout).
 
     Returns
     -------
-    bool array of shape (n,): True for held-out accounts (always a subset of `flagged`).
+    numpy.ndarray of bool, shape (n,)
+        True for held-out accounts (always a subset of `flagged`).
 
     Raises
     ------

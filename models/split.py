@@ -192,17 +192,21 @@ def time_split(
 
     Parameters
     ----------
-    frame : DataFrame with ``as_of`` and ``label_known`` columns (one row per account
-        and snapshot date).
-    horizon_days : label horizon H; used to purge rows whose label date
-        ``as_of + H`` lies after the start of the next slice.
-    valid_dates, calib_dates, test_dates : number of snapshot dates per slice, counted
-        backwards from the latest matured date (test first, then calibration, then
-        validation), skipping purged dates.
-    min_train_dates : fewer training dates than this is an error.
-    purge : set False only to study the effect of leakage.
-    valid_start, calib_start, test_start : explicit boundaries (all three or none);
-        they override the counts.
+    frame : pandas.DataFrame
+        With ``as_of`` and ``label_known`` columns (one row per account and snapshot
+        date).
+    horizon_days : int
+        Label horizon H; used to purge rows whose label date ``as_of + H`` lies after the
+        start of the next slice.
+    valid_dates, calib_dates, test_dates : int
+        Number of snapshot dates per slice, counted backwards from the latest matured date
+        (test first, then calibration, then validation), skipping purged dates.
+    min_train_dates : int
+        Fewer training dates than this is an error.
+    purge : bool
+        Set False only to study the effect of leakage.
+    valid_start, calib_start, test_start : date, optional
+        Explicit boundaries (all three or none); they override the counts.
 
     Returns
     -------
