@@ -107,6 +107,11 @@ def cast_plan(col: str, expected: str, found: str) -> CastPlan | None:
     CastPlan or None
         None when the types are incompatible (e.g. a DATE where DOUBLE is expected).
 
+    Raises
+    ------
+    ValueError
+        When `expected` is not one of the contract types (a contract bug, not bad input).
+
     Examples
     --------
     >>> cast_plan('"ts"', "TIMESTAMP", "TIMESTAMP_NS").expr
