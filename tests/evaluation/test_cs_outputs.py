@@ -138,7 +138,7 @@ def test_report_offers_both_csv_downloads(cs, html):
 
 
 def _money(v: float) -> str:
-    from evaluation.report import _money as money
+    from evaluation.report.format import money
 
     return money(v)
 

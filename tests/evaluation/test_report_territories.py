@@ -11,7 +11,7 @@ import pytest
 from report_fixtures import XSS_NAME, make_inputs
 
 from evaluation.report import render_report
-from evaluation.report_territories import TerritoryReport, account_moves
+from evaluation.report.territories import TerritoryReport, account_moves
 from models.territories import TerritoryConfig, rebalance
 from models.territory_plan import migration_plan
 

@@ -1,7 +1,7 @@
 """The report's Territories section and each moved account's move, from a rebalancing.
 
-`evaluation.report` calls `add_territories` once: it returns the section's HTML (rendered
-here with autoescaping from ``report_assets/territories.html.j2``: loads per CSM before
+`evaluation.report.render` calls `add_territories` once: it returns the section's HTML
+(rendered with autoescaping from ``assets/territories.html.j2``: loads per CSM before
 and after, the moves, the exceptions and the waves) and adds ``territory`` to the embedded
 data: per account, its move (from, to, kind, reason, wave, date) or why it stays, which
 the account page shows.
@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-ASSETS_DIR = Path(__file__).with_name("report_assets")
+from evaluation.report.charts import load_chart
+from evaluation.report.format import environment
+from features.names import COVERAGE_LABELS
+
 TEMPLATE = "territories.html.j2"
-TIER_LABELS = {"high_touch": "High touch", "standard": "Standard", "digital": "Digital"}
 KIND_LABELS = {
     "move": "Move",
     "handover": "Handover",
@@ -61,7 +60,21 @@ class TerritoryReport:
 
     @classmethod
     def from_run(cls, result: Any, plan: Any = None, top_n: int = 15) -> TerritoryReport:
-        """From a rebalancing result and (optionally) its migration plan."""
+        """From a rebalancing result and (optionally) its migration plan.
+
+        Parameters
+        ----------
+        result : RebalanceResult-like
+            Has ``loads``, ``moves``, ``exceptions`` and ``balance``.
+        plan : MigrationPlan-like, optional
+            Has ``actions`` and ``waves``.
+        top_n : int
+            Rows shown per table.
+
+        Returns
+        -------
+        TerritoryReport
+        """
         return cls(
             loads=result.loads,
             moves=result.moves,
@@ -95,48 +108,19 @@ def _waves_of(data: TerritoryReport) -> dict[str, tuple[int, str | None]]:
     }
 
 
-def _load_chart(loads: pd.DataFrame, width: int = 560, height: int = 220) -> dict[str, Any]:
-    """Load per CSM (ordered by load before), before and after, as SVG polylines."""
-    ld = loads.sort_values(["load_before", "csm_id"], ascending=[False, True])
-    before = ld["load_before"].to_numpy(np.float64)
-    after = ld["load_after"].to_numpy(np.float64)
-    n = len(ld)
-    left, right, top, bottom = 44, width - 10, 12, height - 26
-    hi = float(max(before.max(initial=0.0), after.max(initial=0.0), 1e-9)) * 1.05
-    xs = np.linspace(left, right, n) if n > 1 else np.array([(left + right) / 2])
-
-    def y(v: np.ndarray) -> np.ndarray:
-        return bottom - (bottom - top) * v / hi
-
-    def points(v: np.ndarray) -> str:
-        return " ".join(f"{x:.1f},{yy:.1f}" for x, yy in zip(xs, y(v), strict=True))
-
-    ticks = [{"y": round(float(y(np.array([t]))[0]), 1), "label": f"{t:g}"}
-             for t in np.linspace(0, hi / 1.05, 5).round(1)]  # fmt: skip
-    return {
-        "width": width,
-        "height": height,
-        "left": left,
-        "right": right,
-        "axis_y": height - 8,
-        "ticks": ticks,
-        "before": points(before),
-        "after": points(after),
-        "n": n,
-    }
-
-
 def render_section(data: TerritoryReport) -> str:
-    """The Territories section as an HTML fragment (autoescaped)."""
-    env = Environment(
-        loader=FileSystemLoader(str(ASSETS_DIR)),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["tier"] = lambda v: TIER_LABELS.get(v, v or "—")
-    env.filters["num1"] = lambda v: "—" if v is None or pd.isna(v) else f"{float(v):.1f}"
+    """The Territories section as an HTML fragment (autoescaped).
+
+    Parameters
+    ----------
+    data : TerritoryReport
+        The rebalancing to show.
+
+    Returns
+    -------
+    str
+        HTML of the section (KPIs, load chart, loads, moves, exceptions, waves).
+    """
     roster = data.loads[data.loads["in_roster"].astype(bool)]
     outside = data.loads[~data.loads["in_roster"].astype(bool)]
     ordered = roster.assign(_abs=roster["load_change"].abs()).sort_values(
@@ -174,7 +158,7 @@ def render_section(data: TerritoryReport) -> str:
     context = {
         "b": b,
         "solver": b.get("solver", {}),
-        "chart": _load_chart(roster),
+        "chart": load_chart(roster),
         "csms": [r._asdict() for r in ordered.head(data.top_n).itertuples(index=False)],
         "n_csms": len(roster),
         "outside": len(outside),
@@ -189,11 +173,23 @@ def render_section(data: TerritoryReport) -> str:
         else [{**w, "date": _date(w["date"])} for w in data.waves.to_dict("records")],
         "violations": b.get("violations", {}),
     }
-    return env.get_template(TEMPLATE).render(**context)
+    return environment().get_template(TEMPLATE).render(**context)
 
 
 def account_moves(data: TerritoryReport) -> dict[str, dict[str, Any]]:
-    """Per account: its move and why (kind, from, to, reason, wave, date) or why it stays."""
+    """Per account: its move and why (kind, from, to, reason, wave, date) or why it stays.
+
+    Parameters
+    ----------
+    data : TerritoryReport
+        The rebalancing.
+
+    Returns
+    -------
+    dict
+        Account id -> ``kind``, ``from``, ``to``, ``tier``, ``reason``, ``risk``, ``wave``
+        and ``date``; exceptions (accounts that stay) have kind ``"Stays"``.
+    """
     waves = _waves_of(data)
     out: dict[str, dict[str, Any]] = {}
     for r in data.moves.itertuples(index=False):
@@ -204,7 +200,7 @@ def account_moves(data: TerritoryReport) -> dict[str, dict[str, Any]]:
             "to": _text(r.to_csm),
             "tier": None
             if r.coverage_current == r.coverage_after or _text(r.coverage_current) is None
-            else f"{TIER_LABELS.get(r.coverage_current)} → {TIER_LABELS.get(r.coverage_after)}",
+            else f"{COVERAGE_LABELS.get(r.coverage_current)} → {COVERAGE_LABELS.get(r.coverage_after)}",
             "reason": r.reason,
             "risk": _text(r.risk_notes) if hasattr(r, "risk_notes") else None,
             "wave": wave[0],
@@ -228,8 +224,22 @@ def account_moves(data: TerritoryReport) -> dict[str, dict[str, Any]]:
 
 
 def add_territories(territories: Any, payload: dict[str, Any]) -> str:
-    """Hook for `evaluation.report`: the section's HTML ('' when there is no rebalancing);
-    adds ``payload["territory"]`` (account id -> move) for the account pages."""
+    """The Territories section's HTML, and each account's move in the report's payload.
+
+    Parameters
+    ----------
+    territories : TerritoryReport, rebalancing result or None
+        The rebalancing to show (also an object with ``result`` and optional ``plan``);
+        None for a report without the section.
+    payload : dict
+        The report's embedded data; ``payload["territory"]`` (account id -> move, see
+        :func:`account_moves`) is added for the account pages.
+
+    Returns
+    -------
+    str
+        The section's HTML; ``''`` when there is no rebalancing.
+    """
     if territories is None:
         return ""
     data = territories if isinstance(territories, TerritoryReport) else (

@@ -56,9 +56,10 @@
   }
   const pct = (v, d = 1) => (isNum(v) ? (v * 100).toFixed(d) + '%' : '—');
   const pts = (v) => (isNum(v) ? (v >= 0 ? '+' : '') + (v * 100).toFixed(1) + ' pts' : '—');
-  const segLabel = (v) => (v === null ? '—' : (D.labels.seg[v] || v.replace(/_/g, ' ')));
-  const segShort = (v) => (v === null ? '—' : (D.labels.seg_short[v] || segLabel(v)));
-  const covLabel = (v) => (v === null ? '—' : (D.labels.cov[v] || v.replace(/_/g, ' ')));
+  // names and their labels come from the payload (features.names.vocabulary), never re-typed here
+  const segLabel = (v) => (v === null ? '—' : (D.vocab.segment_labels[v] || v.replace(/_/g, ' ')));
+  const segShort = (v) => (v === null ? '—' : (D.vocab.segment_short[v] || segLabel(v)));
+  const covLabel = (v) => (v === null ? '—' : (D.vocab.coverage_labels[v] || v.replace(/_/g, ' ')));
   const featLabel = (v) => (v === null ? '—' : (D.labels.feature[v] || v.replace(/_/g, ' ')));
   const accountHref = (a) => '#account/' + encodeURIComponent(a.id);
 
@@ -111,10 +112,10 @@
   }
 
   function reasonsOf(i) {
-    const r = D.reasons, out = [];
+    const r = D.reasons, targets = Object.keys(D.vocab.targets), out = [];
     for (let k = r.off[i]; k < r.off[i + 1]; k++) {
       out.push({
-        target: r.t[k] === 0 ? 'churn' : 'expand', feature: dec(D.dict.feature, r.f[k]),
+        target: targets[r.t[k]], feature: dec(D.dict.feature, r.f[k]),
         value: r.v[k], c: r.c[k], sentence: dec(D.dict.sentence, r.s[k]) || '',
         state: r.g ? dec(D.dict.state, r.g[k]) : null,
       });
@@ -286,7 +287,7 @@
 
   function setupList() {
     const segs = countBy('seg');
-    const segOrder = Object.keys(D.labels.seg);
+    const segOrder = D.vocab.segments;
     const segVals = [...segs.keys()].filter((v) => v !== null)
       .sort((x, y) => (segOrder.indexOf(x) + 99) % 99 - (segOrder.indexOf(y) + 99) % 99 || x.localeCompare(y));
     fillSelect('f-seg', segVals.map((v) => [v, segLabel(v) + ' (' + segs.get(v) + ')']));
@@ -295,9 +296,10 @@
     fillSelect('f-csm', csmVals.map((v) => [v, v + ' (' + csms.get(v) + ')']));
     if (csms.has(null)) fillSelect('f-csm', [['(unassigned)', '(unassigned) (' + csms.get(null) + ')']]);
     const bands = countBy('cb');
-    fillSelect('f-band', ['high', 'medium', 'low'].filter((b) => bands.has(b)).map((b) => [b, b + ' (' + bands.get(b) + ')']));
+    fillSelect('f-band', D.vocab.bands.slice().reverse().filter((b) => bands.has(b)).map((b) => [b, b + ' (' + bands.get(b) + ')']));
     const covs = countBy('cov');
-    fillSelect('f-cov', ['high_touch', 'standard', 'digital'].concat([...covs.keys()].filter((v) => v !== null && !(v in D.labels.cov)))
+    const levels = D.vocab.coverage_levels.slice().reverse();  // heaviest touch first
+    fillSelect('f-cov', levels.concat([...covs.keys()].filter((v) => v !== null && !levels.includes(v)))
       .filter((c) => covs.has(c)).map((c) => [c, covLabel(c) + ' (' + covs.get(c) + ')']));
     const chgs = countBy('chg');
     fillSelect('f-chg', [['upgrade', 'Upgrade'], ['downgrade', 'Downgrade'], ['aligned', 'Aligned'], ['unknown', 'Unknown']]
@@ -541,7 +543,7 @@
           : h('div', { class: 'empty', text: 'No missing data among what the models use.' }))].filter(Boolean));
   }
 
-  function territoryCard(id) {  // the account's move from a rebalancing (report_territories.py)
+  function territoryCard(id) {  // the account's move from a rebalancing (report/territories.py)
     const m = D.territory && Object.prototype.hasOwnProperty.call(D.territory, id) ? D.territory[id] : null;
     if (!m) return null;
     return h('div', { class: 'card mt', id: 'territory-move' }, h('h3', { text: 'Territory: ' + m.kind }),
