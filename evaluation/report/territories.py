@@ -21,7 +21,7 @@ import pandas as pd
 
 from evaluation.report.charts import load_chart
 from evaluation.report.format import environment
-from features.names import COVERAGE_LABELS
+from features.names import COVERAGE_LABELS, COVERAGE_LEVELS
 
 TEMPLATE = "territories.html.j2"
 KIND_LABELS = {
@@ -172,6 +172,7 @@ def render_section(data: TerritoryReport) -> str:
         if data.waves is None
         else [{**w, "date": _date(w["date"])} for w in data.waves.to_dict("records")],
         "violations": b.get("violations", {}),
+        "named_tier": COVERAGE_LABELS[COVERAGE_LEVELS[-1]],  # the heaviest touch, seat-limited
     }
     return environment().get_template(TEMPLATE).render(**context)
 

@@ -546,8 +546,9 @@
   function territoryCard(id) {  // the account's move from a rebalancing (report/territories.py)
     const m = D.territory && Object.prototype.hasOwnProperty.call(D.territory, id) ? D.territory[id] : null;
     if (!m) return null;
+    const pool = covLabel(D.vocab.coverage_levels[0]).toLowerCase() + ' pool';  // no CSM: lightest touch
     return h('div', { class: 'card mt', id: 'territory-move' }, h('h3', { text: 'Territory: ' + m.kind }),
-      h('div', { class: 'name', text: (m.from || 'no CSM') + ' → ' + (m.to || 'digital pool') + (m.tier ? ' · ' + m.tier : '') }),
+      h('div', { class: 'name', text: (m.from || 'no CSM') + ' → ' + (m.to || pool) + (m.tier ? ' · ' + m.tier : '') }),
       h('p', { text: m.reason }), m.risk ? h('p', { class: 'muted', text: m.risk }) : null,
       m.wave ? h('p', { class: 'muted', text: 'Wave ' + m.wave + ' · ' + m.date }) : null);
   }
