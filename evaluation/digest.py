@@ -83,7 +83,25 @@ def _headline(flags: pd.DataFrame) -> str:
 
 
 def digest_file_stem(csm_id: object, csm: str) -> str:
-    """A safe, unique file name stem for a CSM: letters, digits and dashes plus a hash."""
+    """A safe, unique file name stem for a CSM: letters, digits and dashes plus a hash.
+
+    Parameters
+    ----------
+    csm_id : str or None
+        The CSM's id (preferred: stable across renames).
+    csm : str
+        The CSM's display name, used when there is no id.
+
+    Returns
+    -------
+    str
+        ``digest-<slug>-<8 hex digits of the id's SHA-256>``.
+
+    Examples
+    --------
+    >>> digest_file_stem("csm/01", "Ann")
+    'digest-csm-01-64efe86c'
+    """
     raw = str(csm_id) if csm_id is not None and not pd.isna(csm_id) else csm
     slug = re.sub(r"[^A-Za-z0-9]+", "-", raw).strip("-")[:40] or "csm"
     return f"digest-{slug}-{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
@@ -96,7 +114,24 @@ def _steps(text: object) -> list[str]:
 
 
 def digest_markdown(csm: str, flags: pd.DataFrame, as_of: date, *, report: str = "") -> str:
-    """The Markdown digest of one CSM (`flags`: their rows of `weekly_flags`)."""
+    """The Markdown digest of one CSM.
+
+    Parameters
+    ----------
+    csm : str
+        The CSM's display name.
+    flags : DataFrame
+        Their rows of `evaluation.actions.weekly_flags`.
+    as_of : date
+        Scoring date (the week of the digest).
+    report : str
+        Name or link of the full report, shown when given.
+
+    Returns
+    -------
+    str
+        Markdown, every name and reason escaped.
+    """
     lines = [
         f"# Weekly flags for {_md(csm)}, week of {as_of.isoformat()}",
         "",
@@ -126,7 +161,24 @@ def digest_markdown(csm: str, flags: pd.DataFrame, as_of: date, *, report: str =
 
 
 def digest_html(csm: str, flags: pd.DataFrame, as_of: date, *, report: str = "") -> str:
-    """The self-contained HTML digest of one CSM (no script, no network access)."""
+    """The self-contained HTML digest of one CSM (no script, no network access).
+
+    Parameters
+    ----------
+    csm : str
+        The CSM's display name.
+    flags : DataFrame
+        Their rows of `evaluation.actions.weekly_flags`.
+    as_of : date
+        Scoring date (the week of the digest).
+    report : str
+        Name or link of the full report, shown when given.
+
+    Returns
+    -------
+    str
+        An HTML document, every text escaped.
+    """
     cards = []
     for i, r in enumerate(flags.itertuples(index=False), 1):
         cls = "risk" if r.at_risk else "gain"
@@ -178,7 +230,25 @@ def digest_html(csm: str, flags: pd.DataFrame, as_of: date, *, report: str = "")
 def write_digests(
     flags: pd.DataFrame, directory: str | Path, as_of: date, *, report: str = ""
 ) -> list[Path]:
-    """One ``.html`` and one ``.md`` digest per CSM of `flags` into `directory`."""
+    """One ``.html`` and one ``.md`` digest per CSM of `flags` into `directory`.
+
+    Parameters
+    ----------
+    flags : DataFrame
+        `evaluation.actions.weekly_flags` of the run.
+    directory : str or Path
+        Where the files go (created if needed); each file is written to a temporary
+        sibling and renamed.
+    as_of : date
+        Scoring date.
+    report : str
+        Name or link of the full report, shown in each digest when given.
+
+    Returns
+    -------
+    list of Path
+        The written files, per CSM (sorted by name) the ``.html`` then the ``.md``.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []

@@ -34,9 +34,17 @@ def roc_pr_figure(y: Any, scores: Mapping[str, Any], *, title: str = "") -> Figu
 
     Parameters
     ----------
-    y : array-like of shape (n_samples,), outcomes 0/1.
-    scores : mapping of model name to predicted probabilities of shape (n_samples,).
-    title : figure title (e.g. "churn, test slice").
+    y : array-like of shape (n_samples,)
+        Outcomes 0/1.
+    scores : mapping of str to array-like of shape (n_samples,)
+        Model name -> predicted probabilities.
+    title : str
+        Figure title (e.g. "churn, test slice").
+
+    Returns
+    -------
+    Figure
+        Two panels; with a single class the ROC panel says the curves are undefined.
     """
     y_arr = _y(y)
     fig = Figure(figsize=(10, 4.5), layout="constrained")
@@ -72,6 +80,22 @@ def calibration_figure(
 
     Both axes are on the same scale up to the largest bin value, so small
     probabilities (churn is rare) stay readable.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes 0/1.
+    probs : mapping of str to array-like of shape (n_samples,)
+        Model name -> predicted probabilities.
+    n_bins : int
+        Equal-frequency bins.
+    title : str
+        Figure title (default: the number of bins).
+
+    Returns
+    -------
+    Figure
+        One panel with the diagonal of perfect calibration.
     """
     y_arr = _y(y)
     fig = Figure(figsize=(5.5, 5), layout="constrained")
@@ -97,7 +121,24 @@ def calibration_figure(
 
 
 def lift_figure(y: Any, scores: Mapping[str, Any], *, n_bins: int = 10, title: str = "") -> Figure:
-    """Lift per score decile (left) and cumulative share of positives captured (right)."""
+    """Lift per score decile (left) and cumulative share of positives captured (right).
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Outcomes 0/1.
+    scores : mapping of str to array-like of shape (n_samples,)
+        Model name -> scores (higher means more likely).
+    n_bins : int
+        Score bins (10: deciles).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Figure
+        Two panels, with the random baseline on each.
+    """
     y_arr = _y(y)
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax_lift, ax_cap = fig.subplots(1, 2)
@@ -126,8 +167,18 @@ def importance_figure(
 
     Parameters
     ----------
-    importance : `NrrClassifier.importance_frame()` (columns ``feature``, ``gain``) or a
-        Series of importance indexed by feature name.
+    importance : DataFrame or Series
+        `NrrClassifier.importance_frame()` (columns ``feature``, ``gain``) or a Series of
+        importance indexed by feature name.
+    top : int
+        Features shown.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Figure
+        One panel, largest share on top.
     """
     if isinstance(importance, pd.DataFrame):
         s = importance.set_index("feature")["gain"]
