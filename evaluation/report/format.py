@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -151,6 +152,27 @@ def short_label(text: str) -> str:
         ``"Seat use"``.
     """
     return str(text).split(":")[0].rstrip(".")
+
+
+def account_href(account_id: Any) -> str:
+    """The in-page link to an account's page (the id percent-encoded).
+
+    Parameters
+    ----------
+    account_id : object
+        The account id.
+
+    Returns
+    -------
+    str
+        ``#account/<id>``, which the browser code routes to the account page.
+
+    Examples
+    --------
+    >>> account_href("acme/eu 1")
+    '#account/acme%2Feu%201'
+    """
+    return "#account/" + quote(str(account_id), safe="")
 
 
 def _num1(value: Any) -> str:

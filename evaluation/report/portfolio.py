@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from evaluation.report.charts import bridge_chart, trend_chart
-from evaluation.report.format import short_label
+from evaluation.report.format import account_href, short_label
 from evaluation.report.prepare import ReportInputs, ReportMeta
 from features.names import (
     COVERAGE_LEVELS,
@@ -313,7 +312,7 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Records for the template, with NA as None and an ``href`` when there is an account."""
     recs = frame.astype(object).where(frame.notna(), None).to_dict("records")
     if "account_id" in frame.columns:
-        hrefs = ["#account/" + quote(str(a), safe="") for a in frame["account_id"]]
+        hrefs = [account_href(a) for a in frame["account_id"]]
         for rec, href in zip(recs, hrefs, strict=True):
             rec["href"] = href
     return recs

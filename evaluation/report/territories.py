@@ -15,12 +15,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 
 from evaluation.report.charts import load_chart
-from evaluation.report.format import environment
+from evaluation.report.format import account_href, environment
 from features.names import COVERAGE_LABELS, COVERAGE_LEVELS
 
 TEMPLATE = "territories.html.j2"
@@ -39,15 +38,22 @@ class TerritoryReport:
 
     Parameters
     ----------
-    loads : one row per CSM (csm_id, in_roster, capacity, accounts_before/after,
+    loads : DataFrame
+        One row per CSM (csm_id, in_roster, capacity, accounts_before/after,
         high_touch_after, load_before, load_after, load_change, moves_out, moves_in).
-    moves : account_id, name, from_csm, to_csm, kind, reason, coverage_current,
+    moves : DataFrame
+        account_id, name, from_csm, to_csm, kind, reason, coverage_current,
         coverage_after, renewal_date.
-    exceptions : account_id, name, csm_id, reason, deferred_tier_change, renewal_date.
-    balance : the rebalancing's measures (``before``/``after`` dicts, moves, method...).
-    actions : the migration plan's actions (account_id, wave, wave_date), optional.
-    waves : the plan's waves (wave, date, actions, moves, tier_changes), optional.
-    top_n : rows shown per table (the CSV files beside the scores hold them all).
+    exceptions : DataFrame
+        account_id, name, csm_id, reason, deferred_tier_change, renewal_date.
+    balance : dict
+        The rebalancing's measures (``before``/``after`` dicts, moves, method...).
+    actions : DataFrame, optional
+        The migration plan's actions (account_id, wave, wave_date).
+    waves : DataFrame, optional
+        The plan's waves (wave, date, actions, moves, tier_changes).
+    top_n : int
+        Rows shown per table (the CSV files beside the scores hold them all).
     """
 
     loads: pd.DataFrame
@@ -94,10 +100,6 @@ def _text(v: Any) -> str | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
-def _href(account_id: Any) -> str:
-    return "#account/" + quote(str(account_id), safe="")
-
-
 def _waves_of(data: TerritoryReport) -> dict[str, tuple[int, str | None]]:
     if data.actions is None or not len(data.actions):
         return {}
@@ -131,7 +133,7 @@ def render_section(data: TerritoryReport) -> str:
     def move_row(r: Any) -> dict[str, Any]:
         wave = waves.get(str(r.account_id), (None, None))
         return {
-            "href": _href(r.account_id),
+            "href": account_href(r.account_id),
             "name": _text(r.name) or str(r.account_id),
             "from_csm": _text(r.from_csm),
             "to_csm": _text(r.to_csm),
@@ -145,7 +147,7 @@ def render_section(data: TerritoryReport) -> str:
 
     def exc_row(r: Any) -> dict[str, Any]:
         return {
-            "href": _href(r.account_id),
+            "href": account_href(r.account_id),
             "name": _text(r.name) or str(r.account_id),
             "csm_id": _text(r.csm_id),
             "reason": r.reason,
