@@ -33,10 +33,6 @@ evaluation/actions.py::weekly_flags
 evaluation/actions.py::write_exports
 evaluation/backtest.py::models_trainer
 evaluation/backtest.py::point_in_time_frame
-evaluation/digest.py::digest_file_stem
-evaluation/digest.py::digest_html
-evaluation/digest.py::digest_markdown
-evaluation/digest.py::write_digests
 evaluation/drift.py::bin_shares
 evaluation/drift.py::drift_between
 evaluation/drift.py::drift_flags
@@ -49,14 +45,6 @@ evaluation/nrr.py::forecast_error
 evaluation/nrr.py::nrr_alerts
 evaluation/nrr.py::period_starts
 evaluation/nrr.py::signup_cohort
-evaluation/plots.py::calibration_figure
-evaluation/plots.py::importance_figure
-evaluation/plots.py::lift_figure
-evaluation/plots.py::roc_pr_figure
-evaluation/report_territories.py::TerritoryReport.from_run
-evaluation/report_territories.py::account_moves
-evaluation/report_territories.py::add_territories
-evaluation/report_territories.py::render_section
 evaluation/thresholds.py::ThresholdCalibration.as_dict
 evaluation/thresholds.py::account_weeks
 evaluation/thresholds.py::apply_calibration
