@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from features.names import BANDS, TARGET_WORDS, TARGETS
 
 __all__ = [
     "BAND_ORDER",
@@ -30,8 +32,8 @@ __all__ = [
     "decode_labels",
 ]
 
-BAND_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
-_TARGET_WORDS = {"churn": "churn risk", "expand": "expansion likelihood"}
+BAND_ORDER: dict[str, int] = {band: i for i, band in enumerate(BANDS)}
+_TARGET_NAMES = tuple(TARGETS)
 _OVERLAY_WORDS = {"churn": "At risk", "expand": "Expansion-ready"}
 
 
@@ -41,12 +43,19 @@ class PlaybookRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     play: str = Field(description="playbook name shown to CSMs")
-    target: Literal["churn", "expand"]
+    target: str = Field(description="a target of features.names.TARGETS")
     direction: Literal["up", "down"] = "up"
     features: list[str] = Field(min_length=1)
     value_at_least: float | None = Field(None, description="driver value must be >= this")
     value_below: float | None = Field(None, description="driver value must be < this")
     why: str = Field(description="short phrase for playbook_reason, e.g. 'falling breadth'")
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        if value not in TARGETS:
+            raise ValueError(f"unknown target {value!r}; valid: {', '.join(TARGETS)}")
+        return value
 
     @model_validator(mode="after")
     def _range(self) -> PlaybookRule:
@@ -82,7 +91,7 @@ def choose_playbooks(
     rules: Sequence[PlaybookRule],
     fallback: Mapping[str, FallbackPlay],
     *,
-    min_band: Literal["low", "medium", "high"] = "high",
+    min_band: str = "high",
     max_rank: int = 3,
     positions: np.ndarray | None = None,
 ) -> pd.DataFrame:
@@ -95,7 +104,8 @@ def choose_playbooks(
     reasons : long reason frame (`models.explain.REASON_COLUMNS`) or None.
     rules : driver rules, in order of preference for equal drivers.
     fallback : play per segment.
-    min_band : band of the rule's target an account needs for the rule to apply.
+    min_band : band of the rule's target an account needs for the rule to apply (one of
+        `features.names.BANDS`).
     max_rank : only drivers of rank <= max_rank are considered.
     positions : row of `accounts` of every reason row (-1: unknown), when already known
         (`models.explain.account_positions`).
@@ -143,7 +153,25 @@ def choose_playbooks(
 
 
 def decode_labels(codes: np.ndarray, texts: Sequence[str]) -> Any:
-    """A pandas str array holding ``texts[codes]``; code -1 gives a missing value."""
+    """A pandas str array holding ``texts[codes]``; code -1 gives a missing value.
+
+    Parameters
+    ----------
+    codes : ndarray of int
+        Index into `texts` per row; -1 for a missing value.
+    texts : sequence of str
+        The labels.
+
+    Returns
+    -------
+    pandas.arrays.ArrowStringArray
+        ``texts[codes]`` as pandas' str dtype, built once per label (dictionary take).
+
+    Examples
+    --------
+    >>> list(decode_labels(np.array([1, -1, 0]), ["low", "high"]))
+    ['high', nan, 'low']
+    """
     dictionary = pa.array(list(texts) or [""], pa.large_string())
     idx = pa.array(np.asarray(codes, dtype=np.int64), mask=np.asarray(codes) < 0)
     return pd.array(pc.take(dictionary, idx), dtype="str")
@@ -168,12 +196,9 @@ def _matches(
 
         positions = account_positions(reasons["account_id"], accounts["account_id"])
     pos = np.asarray(positions, dtype=np.int64)
-    target = _codes(reasons["target"], ("churn", "expand"))
+    target = _codes(reasons["target"], _TARGET_NAMES)
     band_ok = np.stack(
-        [
-            accounts[f"{t}_band"].map(BAND_ORDER).fillna(-1).to_numpy() >= need
-            for t in ("churn", "expand")
-        ]
+        [accounts[f"{t}_band"].map(BAND_ORDER).fillna(-1).to_numpy() >= need for t in _TARGET_NAMES]
     )
     # drivers that can matter: known account, rank in range, account's band reached
     keep = (pos >= 0) & (reasons["rank"].to_numpy() <= max_rank) & (target >= 0)
@@ -189,7 +214,7 @@ def _matches(
     hits = []
     for i, rule in enumerate(rules):  # a loop over the few rules, vectorised over drivers
         wanted = feature.cat.categories.get_indexer(rule.features)
-        ok = target == ("churn", "expand").index(rule.target)
+        ok = target == _TARGET_NAMES.index(rule.target)
         ok &= direction == ("up", "down").index(rule.direction)
         ok &= np.isin(feature_code, wanted[wanted >= 0])
         if rule.value_at_least is not None:
@@ -223,7 +248,7 @@ def _matches(
     reason = (
         overlay
         + " ("
-        + tgt.map(_TARGET_WORDS)
+        + tgt.map(TARGET_WORDS)
         + " "
         + pct
         + "%). Leading driver: "
@@ -251,6 +276,17 @@ def _codes(col: pd.Series, names: tuple[str, ...]) -> np.ndarray:
 
 
 def describe_rules(rules: Sequence[PlaybookRule]) -> pd.DataFrame:
-    """The rule table as a DataFrame (for reports and logging)."""
+    """The rule table as a DataFrame (for reports and logging).
+
+    Parameters
+    ----------
+    rules : sequence of PlaybookRule
+        Driver rules, e.g. ``SegmentConfig().playbooks``.
+
+    Returns
+    -------
+    DataFrame
+        One row per rule, one column per `PlaybookRule` field.
+    """
     rows: list[dict[str, Any]] = [r.model_dump() for r in rules]
     return pd.DataFrame(rows)

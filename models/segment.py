@@ -3,9 +3,9 @@
 For every scored account (one as_of) it combines
 
 * opportunity: TAM split high/low at a configurable cut (USD, or a quantile of the book's
-  known TAM), and whitespace = TAM - ARR (the default base of the expected expansion;
-  ``expansion_base: arr`` takes current ARR, and `estimate_capture_rate` measures the
-  rate on matured history);
+  known TAM), and whitespace = TAM - ARR; the expected expansion is a share of current
+  ARR by default (``expansion_base: whitespace`` takes the whitespace instead;
+  `estimate_capture_rate` measures the share on matured history);
 * the AI-maturity stage (low: Experimenter; high: Builder and Transformer by default);
 * calibrated churn and expansion probabilities against the quarter's thresholds;
 * the SHAP drivers (`models.explain`), which choose the playbook (`models.playbooks`);
@@ -19,18 +19,26 @@ their expected ARR to gain is left unknown (NaN), never invented.
 
 `coverage_changes` lists upgrade / downgrade candidates; `csm_load` shows each CSM's
 complexity-weighted load before and after the recommendation.
+
+Every setting's default (cuts, rates, playbooks, fallback plays, playbook details, load
+weights) lives only in ``configs/default.yaml``, section ``segment:`` (see
+`features.config_source`); names in it are checked against `features.catalog` and
+`features.names` when it loads.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from features.catalog import CATALOG
+from features.config_source import ConfigSection, require_known
+from features.names import BANDS, COVERAGE_LEVELS, SEGMENTS, STAGES
 from models.playbooks import (
     FallbackPlay,
     PlaybookDetail,
@@ -42,9 +50,7 @@ from models.playbooks import (
 log = logging.getLogger("nrrcast.segment")
 
 __all__ = [
-    "COVERAGE_LEVELS",
     "SCORE_COLUMNS",
-    "SEGMENTS",
     "CoverageChanges",
     "SegmentConfig",
     "coverage_changes",
@@ -55,10 +61,6 @@ __all__ = [
     "segment",
 ]
 
-SEGMENTS = ("accelerate", "strategic_partnership", "efficient_expansion", "prove_value")
-COVERAGE_LEVELS = ("digital", "standard", "high_touch")
-STAGES = ("Experimenter", "Builder", "Transformer")
-BANDS = ("low", "medium", "high")
 SCORE_COLUMNS = (
     "account_id",
     "name",
@@ -90,296 +92,81 @@ SCORE_COLUMNS = (
 EXTRA_COLUMNS = ("tam_known", "segment_reason", "playbook_feature")
 """Further columns `segment` adds after `SCORE_COLUMNS`."""
 
-Segment = Literal["accelerate", "strategic_partnership", "efficient_expansion", "prove_value"]
-Coverage = Literal["digital", "standard", "high_touch"]
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TamSplitConfig(_Section):
+class TamSplitConfig(ConfigSection):
     """Where TAM counts as high."""
 
-    method: Literal["usd", "quantile"] = "usd"
-    usd: float = Field(500_000.0, ge=0, description="cut for method 'usd': TAM >= usd is high")
+    yaml_section: ClassVar[str] = "segment.tam"
+
+    method: Literal["usd", "quantile"]
+    usd: float = Field(ge=0, description="cut for method 'usd': TAM >= usd is high")
     quantile: float = Field(
-        0.5, gt=0, lt=1, description="for method 'quantile': cut at this quantile of known TAM"
+        gt=0, lt=1, description="for method 'quantile': cut at this quantile of known TAM"
     )
     unknown_as: Literal["low", "high"] = Field(
-        "low", description="side for accounts without TAM (flagged tam_known = False)"
+        description="side for accounts without TAM (flagged tam_known = False)"
     )
 
 
-class CoverageConfig(_Section):
+class CoverageConfig(ConfigSection):
     """High-touch capacity, then the standard/digital rule for everyone else."""
 
-    accounts_per_csm: int = Field(25, ge=0, description="high-touch accounts one CSM can hold")
-    csms: int | None = Field(
-        None, ge=0, description="CSMs with high-touch seats; default: distinct csm_id"
-    )
-    standard_min_arr: float = Field(25_000.0, ge=0, description="ARR that earns standard")
-    standard_min_priority: float = Field(
-        2_500.0, ge=0, description="priority (USD) that earns standard"
-    )
-    digital_segments: list[Segment] = Field(
-        default_factory=lambda: ["prove_value"],
-        description="segments served digitally unless they win a high-touch seat",
+    yaml_section: ClassVar[str] = "segment.coverage"
+
+    accounts_per_csm: int = Field(ge=0, description="high-touch accounts one CSM can hold")
+    csms: int | None = Field(ge=0, description="CSMs with high-touch seats; None: distinct csm_id")
+    standard_min_arr: float = Field(ge=0, description="ARR that earns standard")
+    standard_min_priority: float = Field(ge=0, description="priority (USD) that earns standard")
+    digital_segments: list[str] = Field(
+        description="segments served digitally unless they win a high-touch seat"
     )
 
+    @model_validator(mode="after")
+    def _segments_known(self) -> CoverageConfig:
+        key = f"{self.yaml_section}.digital_segments"
+        require_known(key, self.digital_segments, SEGMENTS, "segment")
+        return self
 
-class LoadConfig(_Section):
-    """Complexity weights of one account in a CSM's load."""
 
-    coverage: dict[Coverage, float] = Field(
-        default_factory=lambda: {"high_touch": 1.0, "standard": 0.3, "digital": 0.05}
-    )
-    segment: dict[Segment, float] = Field(
-        default_factory=lambda: {
-            "strategic_partnership": 1.5,
-            "accelerate": 1.25,
-            "efficient_expansion": 1.0,
-            "prove_value": 0.75,
-        }
-    )
-    at_risk: float = Field(1.5, ge=0, description="multiplier for accounts at risk")
+class LoadConfig(ConfigSection):
+    """Complexity weights of one account in a CSM's load (every level and segment weighed)."""
+
+    yaml_section: ClassVar[str] = "segment.load"
+
+    coverage: dict[str, float] = Field(description="weight per coverage level")
+    segment: dict[str, float] = Field(description="weight per segment")
+    at_risk: float = Field(ge=0, description="multiplier for accounts at risk")
 
     @model_validator(mode="after")
     def _complete(self) -> LoadConfig:
-        for name, table, keys in (
-            ("coverage", self.coverage, COVERAGE_LEVELS),
-            ("segment", self.segment, SEGMENTS),
+        for name, table, keys, kind in (
+            ("coverage", self.coverage, COVERAGE_LEVELS, "coverage level"),
+            ("segment", self.segment, SEGMENTS, "segment"),
         ):
+            require_known(f"{self.yaml_section}.{name}", table, keys, kind)
             missing = sorted(set(keys) - set(table))
             if missing:
                 raise ValueError(f"load.{name} lacks weights for {missing}")
         return self
 
 
-def _default_rules() -> list[PlaybookRule]:
-    r = PlaybookRule
-    return [
-        r(play="Support escalation", target="churn",
-          features=["tickets_trend_30d"], value_at_least=0.5, why="rising support tickets"),
-        r(play="Support escalation", target="churn",
-          features=["high_priority_tickets_90d", "open_ticket_max_age_days", "open_tickets",
-                    "tickets_30d"], value_at_least=1.0, why="support pain"),
-        r(play="Support escalation", target="churn",
-          features=["csat_90d"], value_below=3.5, why="low support satisfaction"),
-        r(play="Workflow review", target="churn",
-          features=["agent_success_rate_30d"], value_below=0.9, why="failing agent runs"),
-        r(play="Adoption plan", target="churn",
-          features=["features_used_change_30d"], value_below=0.0, why="falling adoption breadth"),
-        r(play="Adoption plan", target="churn",
-          features=["features_used_7d", "features_used_30d", "features_used_90d",
-                    "feature_share_30d", "depth_30d", "power_users_30d",
-                    "power_user_share_30d"], why="narrow or shallow adoption"),
-        r(play="Re-engagement", target="churn",
-          features=["login_decay", "active_users_trend_30d", "events_trend_30d"],
-          value_below=0.0, why="falling activity"),
-        r(play="Re-engagement", target="churn",
-          features=["days_since_last_activity"], value_at_least=10.0, why="inactivity"),
-        r(play="Executive sponsor", target="churn",
-          features=["champion_depth_30d", "admin_engagement_30d", "admins_active_30d"],
-          why="thin champion coverage"),
-        r(play="Renewal plan", target="churn",
-          features=["days_to_renewal"], value_below=90.0, why="renewal is near"),
-        r(play="Seat expansion", target="expand",
-          features=["seat_utilization_30d", "seats_vs_plan_limit"], value_at_least=0.8,
-          why="seats above 80% in use"),
-        r(play="Seat expansion", target="expand",
-          features=["months_high_seat_util"], value_at_least=1.0, why="seats above 80% in use"),
-        r(play="Plan upgrade", target="expand",
-          features=["usage_vs_limit_30d"], value_at_least=0.8, why="usage near the plan limit"),
-        r(play="AI add-on expansion", target="expand",
-          features=["agent_runs_30d", "agent_runs_trend_30d", "ai_feature_share_30d",
-                    "agent_share_30d"], why="growing AI and agent use"),
-        r(play="Cross-team expansion", target="expand",
-          features=["champion_depth_30d", "active_users_30d", "active_user_share_30d",
-                    "features_used_30d"], why="broad use across teams"),
-    ]  # fmt: skip
-
-
-def _default_fallback() -> dict[Segment, FallbackPlay]:
-    return {
-        "accelerate": FallbackPlay(
-            play="Accelerate adoption",
-            why="high TAM, early AI maturity: a success plan that moves the account "
-            "from experiments to production use",
-        ),
-        "strategic_partnership": FallbackPlay(
-            play="Strategic partnership",
-            why="high TAM, mature AI use: executive business reviews and a joint roadmap",
-        ),
-        "efficient_expansion": FallbackPlay(
-            play="Efficient expansion and advocacy",
-            why="limited TAM, mature AI use: pooled coverage, self-serve upsell, "
-            "references and case studies",
-        ),
-        "prove_value": FallbackPlay(
-            play="Prove value in 90 days",
-            why="limited TAM, early AI maturity: a digital 90-day value plan",
-        ),
-    }
-
-
-def _default_details() -> dict[str, PlaybookDetail]:
-    """Steps, owner, due days and success measure of every default play."""
-    raw: dict[str, dict[str, object]] = {
-        "Support escalation": {
-            "steps": [
-                "Review open and high-priority tickets with the support lead",
-                "Agree a fix plan and dates with the customer",
-                "Confirm closure with the customer contact",
-            ],
-            "owner": "CSM with the support lead",
-            "due_days": 7,
-            "success": "no ticket open longer than 14 days and CSAT at 4 or above",
-        },
-        "Workflow review": {
-            "steps": [
-                "Pull the failing agent runs and their errors",
-                "Review the workflows with the customer builder",
-                "Ship fixes or a workaround",
-            ],
-            "owner": "CSM with a solutions engineer",
-            "due_days": 14,
-            "success": "agent success rate at 90% or above for 2 weeks",
-        },
-        "Adoption plan": {
-            "steps": [
-                "Show the account which features peers in its segment use",
-                "Agree 2 features to roll out with the champion",
-                "Run a training session",
-            ],
-            "owner": "CSM",
-            "due_days": 21,
-            "success": "features used in 30 days back at the segment median",
-        },
-        "Re-engagement": {
-            "steps": [
-                "Call the champion to learn what changed",
-                "Offer an office hour or training",
-                "Check activity one week later",
-            ],
-            "owner": "CSM",
-            "due_days": 7,
-            "success": "active users in 30 days back to the level 4 weeks earlier",
-        },
-        "Executive sponsor": {
-            "steps": [
-                "Map decision makers and admins",
-                "Ask the champion for an introduction",
-                "Hold an executive check-in",
-            ],
-            "owner": "CSM with the account executive",
-            "due_days": 30,
-            "success": "an executive sponsor named and 2 or more departments active",
-        },
-        "Renewal plan": {
-            "steps": [
-                "Confirm the renewal date and decision makers",
-                "Share a value summary",
-                "Agree the renewal terms",
-            ],
-            "owner": "Account executive with the CSM",
-            "due_days": 14,
-            "success": "renewal signed or a renewal meeting booked",
-        },
-        "Seat expansion": {
-            "steps": ["Share seat usage with the admin", "Propose a seat bundle", "Send the quote"],
-            "owner": "Account executive",
-            "due_days": 14,
-            "success": "seat quote sent and answered",
-        },
-        "Plan upgrade": {
-            "steps": [
-                "Show usage against the plan limit",
-                "Propose the next plan",
-                "Send the quote",
-            ],
-            "owner": "Account executive",
-            "due_days": 14,
-            "success": "upgrade quote sent and answered",
-        },
-        "AI add-on expansion": {
-            "steps": [
-                "Review agent and AI feature use with the builder",
-                "Demo the AI add-on on their workflows",
-                "Offer a trial",
-            ],
-            "owner": "CSM with the account executive",
-            "due_days": 21,
-            "success": "AI add-on trial started",
-        },
-        "Cross-team expansion": {
-            "steps": [
-                "Ask the champion which teams could use the product",
-                "Run a demo for one new team",
-                "Propose a team plan",
-            ],
-            "owner": "CSM",
-            "due_days": 30,
-            "success": "a new department active within 30 days",
-        },
-        "Accelerate adoption": {
-            "steps": [
-                "Agree a success plan with production goals",
-                "Schedule a monthly review",
-                "Track the goals",
-            ],
-            "owner": "CSM",
-            "due_days": 30,
-            "success": "success plan agreed with dated goals",
-        },
-        "Strategic partnership": {
-            "steps": [
-                "Prepare an executive business review",
-                "Share the roadmap",
-                "Agree joint goals for the next quarter",
-            ],
-            "owner": "CSM with the account executive",
-            "due_days": 45,
-            "success": "executive business review held and joint goals written down",
-        },
-        "Efficient expansion and advocacy": {
-            "steps": [
-                "Invite to the customer community",
-                "Ask for a reference or case study",
-                "Point to self-serve upgrades",
-            ],
-            "owner": "Digital CS",
-            "due_days": 30,
-            "success": "reference agreed or self-serve upgrade made",
-        },
-        "Prove value in 90 days": {
-            "steps": [
-                "Send the 90-day value plan",
-                "Check the first milestone at day 30",
-                "Share results at day 90",
-            ],
-            "owner": "Digital CS",
-            "due_days": 30,
-            "success": "first value milestone reached",
-        },
-    }
-    return {k: PlaybookDetail.model_validate(v) for k, v in raw.items()}
-
-
-class SegmentConfig(_Section):
+class SegmentConfig(ConfigSection):
     """Settings of the segmenter (section ``segment:`` of configs/default.yaml).
 
     Thresholds are not here: they are versioned per quarter in configs/thresholds/ and
     passed to `segment` as arguments.
     """
 
-    tam: TamSplitConfig = TamSplitConfig()
+    yaml_section: ClassVar[str] = "segment"
+
+    tam: TamSplitConfig
     high_maturity_min_level: int = Field(
-        1, ge=0, le=2, description="maturity_level counted as high (1 = Builder and up)"
+        ge=0,
+        le=len(STAGES) - 1,
+        description="maturity_level counted as high (index into features.names.STAGES)",
     )
-    save_rate: float = Field(0.3, ge=0, le=1, description="share of at-risk ARR a CSM saves")
+    save_rate: float = Field(ge=0, le=1, description="share of at-risk ARR a CSM saves")
     capture_rate: float = Field(
-        0.38,
         ge=0,
         le=1,
         description="share of the expansion base one expansion adds within the horizon "
@@ -387,24 +174,31 @@ class SegmentConfig(_Section):
         "simulated world)",
     )
     expansion_base: Literal["whitespace", "arr"] = Field(
-        "arr",
         description="what an expansion is a share of: whitespace (TAM - ARR) or current ARR",
     )
     medium_band_ratio: float = Field(
-        0.5, gt=0, lt=1, description="band 'medium' from this fraction of the threshold"
+        gt=0, lt=1, description="band 'medium' from this fraction of the threshold"
     )
-    playbook_min_band: Literal["low", "medium", "high"] = Field(
-        "high", description="band of a rule's target needed for driver rules to apply"
+    playbook_min_band: str = Field(
+        description="band of a rule's target needed for driver rules to apply"
     )
-    playbook_max_rank: int = Field(3, ge=1, description="drivers considered per direction")
-    playbooks: list[PlaybookRule] = Field(default_factory=_default_rules)
-    fallback: dict[Segment, FallbackPlay] = Field(default_factory=_default_fallback)
+    playbook_max_rank: int = Field(ge=1, description="drivers considered per direction")
+    playbooks: list[PlaybookRule] = Field(description="driver rules, in order of preference")
+    fallback: dict[str, FallbackPlay] = Field(description="play per segment without a rule")
     playbook_details: dict[str, PlaybookDetail] = Field(
-        default_factory=_default_details,
         description="per play name: steps, owner, due in N days, success measure",
     )
-    coverage: CoverageConfig = CoverageConfig()
-    load: LoadConfig = LoadConfig()
+    coverage: CoverageConfig
+    load: LoadConfig
+
+    @model_validator(mode="after")
+    def _names_known(self) -> SegmentConfig:
+        where = self.yaml_section
+        require_known(f"{where}.playbook_min_band", [self.playbook_min_band], BANDS, "band")
+        for i, rule in enumerate(self.playbooks):
+            require_known(f"{where}.playbooks.{i}.features", rule.features, CATALOG, "feature")
+        require_known(f"{where}.fallback", self.fallback, SEGMENTS, "segment")
+        return self
 
     @model_validator(mode="after")
     def _all_fallbacks(self) -> SegmentConfig:
@@ -619,7 +413,7 @@ def segment(
         TAM - ARR), ``model_version_churn``, ``model_version_expand``.
     reasons : `models.explain.ReasonCodes`, a long reason frame, or None (no driver
         rules, empty ``reasons_json``).
-    cfg : SegmentConfig (defaults when None).
+    cfg : SegmentConfig (the default configuration's when None).
     churn_threshold, expand_threshold : float
         This quarter's alert thresholds: ``at_risk = p_churn >= churn_threshold``,
         ``expansion_ready = p_expand >= expand_threshold``.
@@ -638,65 +432,24 @@ def segment(
             raise ValueError(f"{name} must lie in [0, 1], got {thr}")
     _require(scored)
     s = scored.reset_index(drop=True)
-    n = len(s)
     p_churn = s["p_churn"].to_numpy(dtype=np.float64)
     p_expand = s["p_expand"].to_numpy(dtype=np.float64)
     arr = s["arr"].to_numpy(dtype=np.float64, na_value=np.nan)
-    tam = s["tam_usd"].to_numpy(dtype=np.float64, na_value=np.nan)
-
-    # opportunity
-    tam_known = ~np.isnan(tam)
-    if cfg.tam.method == "usd":
-        cut = float(cfg.tam.usd)
-    elif tam_known.any():
-        cut = float(np.quantile(tam[tam_known], cfg.tam.quantile))
-    else:
-        cut = float("nan")
-        log.warning(
-            "no account has a known TAM: every account is placed as %s TAM", cfg.tam.unknown_as
-        )
-    high_tam = np.where(tam_known, tam >= cut, cfg.tam.unknown_as == "high")
-    if "whitespace" in s.columns:
-        whitespace = s["whitespace"].to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        whitespace = np.clip(tam - arr, 0.0, None)
-
-    # maturity
+    opp = _opportunity(s, arr, cfg.tam)
     level = _maturity_level(s)
     maturity_known = ~np.isnan(level)
     high_mat = maturity_known & (level >= cfg.high_maturity_min_level)
-    stage = (
-        s["maturity_stage"].astype(object).to_numpy()
-        if "maturity_stage" in s.columns
-        else pd.Series(level).map(dict(enumerate(STAGES))).to_numpy(dtype=object)
-    )
-
-    seg_code = np.select(
-        [high_tam & ~high_mat, high_tam & high_mat, ~high_tam & high_mat], [0, 1, 2], 3
-    )
+    seg_code = _quadrant_codes(opp.high_tam, high_mat)
     seg = decode_labels(seg_code, SEGMENTS)
 
-    # overlays, bands, money
     churn_band = _bands(p_churn, churn_threshold, cfg.medium_band_ratio)
     expand_band = _bands(p_expand, expand_threshold, cfg.medium_band_ratio)
-    base = whitespace if cfg.expansion_base == "whitespace" else arr
+    base = opp.whitespace if cfg.expansion_base == "whitespace" else arr
     priority, arr_at_risk, arr_to_gain = priority_columns(
         p_churn, p_expand, arr, base, save_rate=cfg.save_rate, capture_rate=cfg.capture_rate
     )
-
-    # playbook: driver rules, else the quadrant's play
     frame_reasons = getattr(reasons, "frame", reasons)
-    has_reasons = frame_reasons is not None and len(frame_reasons) > 0
-    positions = None
-    if has_reasons:
-        from models.explain import account_positions
-
-        positions = account_positions(frame_reasons["account_id"], s["account_id"])
-        if (positions < 0).any():
-            raise ValueError(
-                f"reasons: {int((positions < 0).sum())} rows name an account_id that is not "
-                "in the scored frame"
-            )
+    positions = _reason_positions(frame_reasons, s["account_id"])
     accounts = pd.DataFrame(
         {
             "account_id": s["account_id"],
@@ -716,64 +469,125 @@ def segment(
         max_rank=cfg.playbook_max_rank,
         positions=positions,
     )
-
-    # coverage
     csms, capacity = high_touch_capacity(s, cfg.coverage)
-    recommended = decode_labels(
-        _coverage_codes(priority, arr, seg_code, s["account_id"], capacity, cfg.coverage),
-        COVERAGE_LEVELS,
-    )
-    current_col = "coverage_current" if "coverage_current" in s.columns else "coverage"
+    codes = _coverage_codes(priority, arr, seg_code, s["account_id"], capacity, cfg.coverage)
+    computed = {
+        "p_churn": p_churn,
+        "p_expand": p_expand,
+        "churn_band": churn_band,
+        "expand_band": expand_band,
+        "at_risk": p_churn >= churn_threshold,
+        "expansion_ready": p_expand >= expand_threshold,
+        "segment": seg,
+        "tam_usd": opp.tam,
+        "arr": arr,
+        "whitespace": opp.whitespace,
+        "coverage_recommended": decode_labels(codes, COVERAGE_LEVELS),
+        "priority": priority,
+        "arr_at_risk": arr_at_risk,
+        "arr_to_gain": arr_to_gain,
+        "playbook": plays["playbook"].array,
+        "playbook_reason": plays["playbook_reason"].array,
+        "reasons_json": _reasons_json_column(frame_reasons, positions, len(s), reasons_json),
+        "tam_known": opp.tam_known,
+        "segment_reason": _segment_reasons(
+            opp.high_tam, opp.tam_known, high_mat, maturity_known, cfg
+        ),
+        "playbook_feature": plays["playbook_feature"].array,
+    }
+    out = _score_frame(s, level, computed)
+    out.attrs.update(tam_cut_usd=opp.cut, csms=csms, high_touch_capacity=capacity)
+    return out
 
-    if has_reasons and reasons_json:
+
+@dataclass(frozen=True)
+class _Opportunity:
+    """TAM side of every account: TAM, whether known, the cut, high or not, whitespace."""
+
+    tam: np.ndarray
+    tam_known: np.ndarray
+    cut: float
+    high_tam: np.ndarray
+    whitespace: np.ndarray
+
+
+def _opportunity(s: pd.DataFrame, arr: np.ndarray, cfg: TamSplitConfig) -> _Opportunity:
+    """High or low TAM at the configured cut (unknown TAM on the configured side)."""
+    tam = s["tam_usd"].to_numpy(dtype=np.float64, na_value=np.nan)
+    tam_known = ~np.isnan(tam)
+    if cfg.method == "usd":
+        cut = float(cfg.usd)
+    elif tam_known.any():
+        cut = float(np.quantile(tam[tam_known], cfg.quantile))
+    else:
+        cut = float("nan")
+        log.warning("no account has a known TAM: every account is placed as %s TAM", cfg.unknown_as)
+    high_tam = np.where(tam_known, tam >= cut, cfg.unknown_as == "high")
+    if "whitespace" in s.columns:
+        whitespace = s["whitespace"].to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        whitespace = np.clip(tam - arr, 0.0, None)
+    return _Opportunity(tam, tam_known, cut, high_tam, whitespace)
+
+
+def _quadrant_codes(high_tam: np.ndarray, high_mat: np.ndarray) -> np.ndarray:
+    """Index into `SEGMENTS`: TAM high/low x AI maturity high/low."""
+    return np.select(
+        [high_tam & ~high_mat, high_tam & high_mat, ~high_tam & high_mat], [0, 1, 2], 3
+    )
+
+
+def _reason_positions(frame_reasons: Any, account_id: pd.Series) -> np.ndarray | None:
+    """Row of the scored frame of every reason row; None without reasons."""
+    if frame_reasons is None or len(frame_reasons) == 0:
+        return None
+    from models.explain import account_positions
+
+    positions = account_positions(frame_reasons["account_id"], account_id)
+    if (positions < 0).any():
+        raise ValueError(
+            f"reasons: {int((positions < 0).sum())} rows name an account_id that is not "
+            "in the scored frame"
+        )
+    return positions
+
+
+def _reasons_json_column(
+    frame_reasons: Any, positions: np.ndarray | None, n: int, build: bool
+) -> Any:
+    """The ``reasons_json`` column, or "[]" everywhere (no reasons, or not asked for)."""
+    if positions is not None and build:
         from models.explain import _reasons_json
 
-        rj = _reasons_json(frame_reasons, positions, n).array
-    else:
-        rj = decode_labels(np.zeros(n, dtype=np.int64), ["[]"])
+        return _reasons_json(frame_reasons, positions, n).array
+    return decode_labels(np.zeros(n, dtype=np.int64), ["[]"])
+
+
+def _score_frame(s: pd.DataFrame, level: np.ndarray, computed: dict[str, Any]) -> pd.DataFrame:
+    """`SCORE_COLUMNS` then `EXTRA_COLUMNS`: `computed` plus what passes through from `s`."""
+    n = len(s)
 
     def col(name: str) -> Any:
         return s[name].array if name in s.columns else decode_labels(np.full(n, -1), [])
 
+    current_col = "coverage_current" if "coverage_current" in s.columns else "coverage"
     stage = (
         s["maturity_stage"].array
         if "maturity_stage" in s.columns
-        else decode_labels(np.where(maturity_known, level, -1).astype(np.int64), STAGES)
+        else decode_labels(np.where(~np.isnan(level), level, -1).astype(np.int64), STAGES)
     )
-    out = pd.DataFrame(
-        {
-            "account_id": s["account_id"].array,
-            "name": col("name"),
-            "as_of": s["as_of"].array if "as_of" in s.columns else pd.NaT,
-            "csm_id": col("csm_id"),
-            "model_version_churn": col("model_version_churn"),
-            "model_version_expand": col("model_version_expand"),
-            "p_churn": p_churn,
-            "p_expand": p_expand,
-            "churn_band": churn_band,
-            "expand_band": expand_band,
-            "at_risk": p_churn >= churn_threshold,
-            "expansion_ready": p_expand >= expand_threshold,
-            "segment": seg,
-            "maturity_stage": stage,
-            "tam_usd": tam,
-            "arr": arr,
-            "whitespace": whitespace,
-            "coverage_current": col(current_col),
-            "coverage_recommended": recommended,
-            "priority": priority,
-            "arr_at_risk": arr_at_risk,
-            "arr_to_gain": arr_to_gain,
-            "playbook": plays["playbook"].array,
-            "playbook_reason": plays["playbook_reason"].array,
-            "reasons_json": rj,
-            "tam_known": tam_known,
-            "segment_reason": _segment_reasons(high_tam, tam_known, high_mat, maturity_known, cfg),
-            "playbook_feature": plays["playbook_feature"].array,
-        }
-    )
-    out.attrs.update(tam_cut_usd=cut, csms=csms, high_touch_capacity=capacity)
-    return out
+    passed = {
+        "account_id": s["account_id"].array,
+        "name": col("name"),
+        "as_of": s["as_of"].array if "as_of" in s.columns else pd.NaT,
+        "csm_id": col("csm_id"),
+        "model_version_churn": col("model_version_churn"),
+        "model_version_expand": col("model_version_expand"),
+        "maturity_stage": stage,
+        "coverage_current": col(current_col),
+    }
+    values = {**passed, **computed}
+    return pd.DataFrame({c: values[c] for c in SCORE_COLUMNS + EXTRA_COLUMNS})
 
 
 def _segment_reasons(

@@ -42,7 +42,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.errors import InputError
-from models.segment import COVERAGE_LEVELS, LoadConfig
+from features.names import COVERAGE_LEVELS
+from models.segment import LoadConfig
 from models.territory_solvers import (
     Problem,
     greedy_assignment,
