@@ -233,9 +233,27 @@ def priority_columns(
     max(whitespace, 0) * capture_rate`` (NaN where whitespace is unknown) and
     ``priority = save_rate * arr_at_risk + arr_to_gain`` (unknown gain counts as 0).
 
+    Parameters
+    ----------
+    p_churn, p_expand : array-like of float
+        Calibrated probabilities.
+    arr : array-like of float
+        Current ARR (negative counts as 0).
+    whitespace : array-like of float
+        The expansion base (whitespace or ARR, see `SegmentConfig.expansion_base`);
+        NaN where unknown.
+    save_rate, capture_rate : float
+        Share of at-risk ARR a CSM saves; share of the base one expansion adds.
+
     Returns
     -------
     priority, arr_at_risk, arr_to_gain : float ndarrays
+
+    Examples
+    --------
+    >>> [float(x[0]) for x in priority_columns([0.5], [0.2], [1000.0], [500.0],
+    ...                                         save_rate=0.3, capture_rate=0.5)]
+    [200.0, 500.0, 50.0]
     """
     p_churn = np.asarray(p_churn, dtype=np.float64)
     p_expand = np.asarray(p_expand, dtype=np.float64)
@@ -296,6 +314,19 @@ def recommend_coverage(
     priority of zero never take a high-touch seat. Others are 'standard' when their ARR
     or priority reaches the configured minimum and their segment is not served
     digitally, else 'digital'.
+
+    Parameters
+    ----------
+    priority, arr : array-like of float
+        Per account (NaN counts as 0).
+    segment : array-like of str
+        Quadrant per account (`features.names.SEGMENTS`).
+    account_id : array-like
+        Breaks ties last.
+    capacity : int
+        High-touch seats (see `high_touch_capacity`).
+    cfg : CoverageConfig
+        Minimum ARR / priority for standard and the segments served digitally.
 
     Returns
     -------
@@ -375,6 +406,18 @@ def high_touch_capacity(scored: pd.DataFrame, cfg: CoverageConfig) -> tuple[int,
     With a ``csm_capacity`` column (each account's CSM capacity, from the optional
     ``csms`` table), a CSM's seats are their own capacity, ``accounts_per_csm`` where
     unknown.
+
+    Parameters
+    ----------
+    scored : DataFrame
+        The scored accounts; optional ``csm_id`` and ``csm_capacity``.
+    cfg : CoverageConfig
+        ``csms`` (None: count distinct csm_id) and ``accounts_per_csm``.
+
+    Returns
+    -------
+    (int, int)
+        Number of CSMs and high-touch seats.
     """
     if cfg.csms is not None:
         csms = int(cfg.csms)
@@ -450,25 +493,15 @@ def segment(
     )
     frame_reasons = getattr(reasons, "frame", reasons)
     positions = _reason_positions(frame_reasons, s["account_id"])
-    accounts = pd.DataFrame(
-        {
-            "account_id": s["account_id"],
-            "segment": seg,
-            "churn_band": churn_band,
-            "expand_band": expand_band,
-            "p_churn": p_churn,
-            "p_expand": p_expand,
-        }
-    )
-    plays = choose_playbooks(
-        accounts,
-        frame_reasons,
-        cfg.playbooks,
-        cfg.fallback,
-        min_band=cfg.playbook_min_band,
-        max_rank=cfg.playbook_max_rank,
-        positions=positions,
-    )
+    accounts = {
+        "account_id": s["account_id"],
+        "segment": seg,
+        "churn_band": churn_band,
+        "expand_band": expand_band,
+        "p_churn": p_churn,
+        "p_expand": p_expand,
+    }
+    plays = _playbooks(pd.DataFrame(accounts), frame_reasons, positions, cfg)
     csms, capacity = high_touch_capacity(s, cfg.coverage)
     codes = _coverage_codes(priority, arr, seg_code, s["account_id"], capacity, cfg.coverage)
     computed = {
@@ -550,6 +583,21 @@ def _reason_positions(frame_reasons: Any, account_id: pd.Series) -> np.ndarray |
             "in the scored frame"
         )
     return positions
+
+
+def _playbooks(
+    accounts: pd.DataFrame, frame_reasons: Any, positions: np.ndarray | None, cfg: SegmentConfig
+) -> pd.DataFrame:
+    """Driver rules where an account's band allows, else its quadrant's play."""
+    return choose_playbooks(
+        accounts,
+        frame_reasons,
+        cfg.playbooks,
+        cfg.fallback,
+        min_band=cfg.playbook_min_band,
+        max_rank=cfg.playbook_max_rank,
+        positions=positions,
+    )
 
 
 def _reasons_json_column(
@@ -648,6 +696,11 @@ def coverage_changes(scores: pd.DataFrame) -> CoverageChanges:
     Parameters
     ----------
     scores : output of `segment`.
+
+    Returns
+    -------
+    CoverageChanges
+        Upgrades, downgrades and accounts without a valid current coverage.
     """
     cur = _index_of(scores["coverage_current"], COVERAGE_LEVELS).astype(np.float64)
     rec = _index_of(scores["coverage_recommended"], COVERAGE_LEVELS).astype(np.float64)
@@ -684,6 +737,14 @@ def csm_load(scores: pd.DataFrame, cfg: SegmentConfig | None = None) -> pd.DataF
     An account weighs ``load.coverage[coverage] * load.segment[segment]``, times
     ``load.at_risk`` when at risk; an unknown current coverage weighs 0 (counted in
     ``unknown_current``). Accounts without a CSM are grouped as ``'(unassigned)'``.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Output of `segment`.
+    cfg : SegmentConfig, optional
+        Its ``load`` weights and ``coverage.accounts_per_csm`` (the default
+        configuration's when None).
 
     Returns
     -------
