@@ -121,14 +121,11 @@ models/calibrate.py::ProbabilityCalibrator.predict
 models/calibrate.py::ProbabilityCalibrator.to_params
 models/calibrate.py::check_binary
 models/calibrate.py::fit_calibrator
-models/config.py::ModelConfig.lgbm_for
 models/explain.py::ReasonCodes.explanation
 models/explain.py::ReasonCodes.summary
 models/explain.py::account_positions
 models/explain.py::beeswarm_figure
 models/explain.py::waterfall_figure
-models/playbooks.py::decode_labels
-models/playbooks.py::describe_rules
 models/portable.py::ParamCalibrator.predict
 models/portable.py::PortableModel.from_estimator
 models/portable.py::PortableModel.load
@@ -146,11 +143,6 @@ models/reason_context.py::reason_state
 models/reason_context.py::segment_medians
 models/scoring.py::check_features
 models/scoring.py::score_snapshot
-models/segment.py::coverage_changes
-models/segment.py::csm_load
-models/segment.py::high_touch_capacity
-models/segment.py::priority_columns
-models/segment.py::recommend_coverage
 models/territories.py::balance_measures
 models/territories.py::check_roster
 models/territories.py::constraint_violations
