@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from features.config_source import ConfigSection
+from models.config import CalibrationMethod
 
 
 class ThresholdConfig(ConfigSection):
@@ -32,7 +33,7 @@ class ThresholdConfig(ConfigSection):
     on_unmet: Literal["nearest", "raise"]
     # Passed to models.calibrate.ProbabilityCalibrator ("auto": pchip, beta or sigmoid,
     # the best by log loss on the latest dates of the window; all keep the ranking).
-    calibration_method: Literal["auto", "pchip", "beta", "sigmoid", "isotonic"]
+    calibration_method: CalibrationMethod
 
     @model_validator(mode="after")
     def _band_ordered(self) -> ThresholdConfig:
