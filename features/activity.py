@@ -26,13 +26,12 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from features.catalog import AGENT, HUMAN, select_list
 from features.config import FeatureConfig
-from features.snapshots import WindowPlan
+from features.snapshots import WINDOWS, WindowPlan
 from features.sqlrun import PREFIX, SqlRunner, in_list, lit, values_table
 
 BITS_PER_WORD = 63
-HUMAN = "actor IS NULL OR actor <> 'agent'"
-AGENT = "actor = 'agent'"
 
 
 @dataclass
@@ -281,40 +280,32 @@ def _segwin_rows(plan: WindowPlan) -> list[tuple]:
 
 
 def account_windows(run: SqlRunner, fx: FeatureIndex) -> str:
-    """Account x as_of activity, adoption, agent and usage aggregates over the windows."""
+    """Account x as_of activity, adoption, agent and usage aggregates over the windows.
 
-    def s(col: str, w: str) -> str:
-        return f"SUM(CASE WHEN w.{w} = 1 THEN a.{col} ELSE 0 END)"
+    The aggregates are the ``acc_win`` measures of `features.catalog`; ``{used[key]}``
+    there is the number of distinct features used in window ``key`` (mask bits).
+
+    Parameters
+    ----------
+    run : runner holding the segment tables of `build_activity_base`.
+    fx : the feature index (number of mask words).
+
+    Returns
+    -------
+    str, name of the created table (one row per account and as_of).
+    """
 
     def used(w: str) -> str:
         return _bitcount(
             fx.words, f"BIT_OR(CASE WHEN w.{w} = 1 THEN a.m{{w}} ELSE CAST(0 AS BIGINT) END)"
         )
 
+    aggregates = select_list("acc_win", {"used": {w: used(w) for w in WINDOWS}})
     return run.create(
         "acc_win",
         f"""
         SELECT a.account_id, w.as_of,
-          {s("active_days", "w7")} AS active_days_7d,
-          {s("active_days", "w30")} AS active_days_30d,
-          {s("active_days", "w90")} AS active_days_90d,
-          {s("n_human", "w7")} AS events_7d,
-          {s("n_human", "w30")} AS events_30d,
-          {s("n_human", "w90")} AS events_90d,
-          {s("n_human", "p30")} AS events_p30,
-          {s("n_login", "w30")} AS logins_30d,
-          {s("n_login", "p60")} AS logins_p60,
-          {s("n_human", "w30")} - {s("n_login", "w30")} AS feature_events_30d,
-          {s("n_ai", "w30")} AS ai_events_30d,
-          {s("n_agent", "w30")} AS agent_runs_30d,
-          {s("n_agent", "p30")} AS agent_runs_p30,
-          {s("n_agent_err", "w30")} AS agent_errors_30d,
-          CAST({s("qty", "w30")} AS DOUBLE) AS usage_30d,
-          MAX(CASE WHEN w.w90 = 1 THEN a.last_active END) AS last_active,
-          {used("w7")} AS features_used_7d,
-          {used("w30")} AS features_used_30d,
-          {used("w90")} AS features_used_90d,
-          {used("p30")} AS features_used_p30
+          {aggregates}
         FROM {PREFIX}aseg AS a JOIN {PREFIX}segwin AS w ON a.seg = w.seg
         GROUP BY a.account_id, w.as_of
         """,
@@ -324,7 +315,20 @@ def account_windows(run: SqlRunner, fx: FeatureIndex) -> str:
 def user_windows(run: SqlRunner, fx: FeatureIndex, cfg: FeatureConfig) -> str:
     """Account x as_of user-level aggregates: active, power users, departments, admins.
 
-    A user's department and role count only once the user exists (created before as_of).
+    Per user and as_of: active days ``ad7, ad30, ad90, adp30`` (windows w7, w30, w90,
+    p30) and the 30-day feature masks; then the ``user_win`` measures of
+    `features.catalog`. A user's department and role count only once the user exists
+    (created before as_of).
+
+    Parameters
+    ----------
+    run : runner holding the person-segment table of `build_activity_base`.
+    fx : the feature index (number of mask words).
+    cfg : feature settings (power-user thresholds).
+
+    Returns
+    -------
+    str, name of the created table (one row per account and as_of).
     """
     power_days = cfg.power_user_days_per_week * 30 / 7
 
@@ -334,22 +338,23 @@ def user_windows(run: SqlRunner, fx: FeatureIndex, cfg: FeatureConfig) -> str:
     m30 = _mask_cols(
         fx.words, "BIT_OR(CASE WHEN w.w30 = 1 THEN u.m{w} ELSE CAST(0 AS BIGINT) END)", "m30_"
     )
+    days = ", ".join(f"{s(w)} AS ad{w.removeprefix('w')}" for w in ("w7", "w30", "w90", "p30"))
+    aggregates = select_list(
+        "user_win",
+        {
+            "power_days": repr(power_days),
+            "power_min_features": int(cfg.power_user_min_features),
+            "m30_used": _bitcount(fx.words, "x.m30_{w}"),
+        },
+    )
     return run.create(
         "user_win",
         f"""
         SELECT x.account_id, x.as_of,
-          SUM(CASE WHEN x.ad7 > 0 THEN 1 ELSE 0 END) AS active_users_7d,
-          SUM(CASE WHEN x.ad30 > 0 THEN 1 ELSE 0 END) AS active_users_30d,
-          SUM(CASE WHEN x.ad90 > 0 THEN 1 ELSE 0 END) AS active_users_90d,
-          SUM(CASE WHEN x.adp30 > 0 THEN 1 ELSE 0 END) AS active_users_p30,
-          SUM(CASE WHEN x.ad30 >= {power_days!r}
-                    AND {_bitcount(fx.words, "x.m30_{w}")} >= {int(cfg.power_user_min_features)}
-                   THEN 1 ELSE 0 END) AS power_users_30d,
-          COUNT(DISTINCT CASE WHEN x.ad30 > 0 THEN usr.department END) AS departments_30d,
-          SUM(CASE WHEN x.ad30 > 0 AND usr.role = 'admin' THEN 1 ELSE 0 END) AS admins_active_30d
+          {aggregates}
         FROM (
           SELECT u.account_id, u.user_id, w.as_of,
-            {s("w7")} AS ad7, {s("w30")} AS ad30, {s("w90")} AS ad90, {s("p30")} AS adp30,
+            {days},
             {m30}
           FROM {PREFIX}useg AS u JOIN {PREFIX}segwin AS w ON u.seg = w.seg
           WHERE u.user_id IS NOT NULL
@@ -376,14 +381,21 @@ def monthly_active_users(run: SqlRunner, plan: WindowPlan) -> str:
 
 
 def known_users(run: SqlRunner) -> str:
-    """Human users and admins provisioned before each as_of (created_at < as_of)."""
+    """Human users and admins provisioned before each as_of (created_at < as_of).
+
+    Parameters
+    ----------
+    run : runner holding the as_of table.
+
+    Returns
+    -------
+    str, name of the created table (the ``users_known`` measures of `features.catalog`).
+    """
     return run.create(
         "users_known",
         f"""
         SELECT u.account_id, a.as_of,
-          SUM(CASE WHEN u.is_agent THEN 0 ELSE 1 END) AS users,
-          SUM(CASE WHEN u.role = 'admin' AND NOT COALESCE(u.is_agent, FALSE) THEN 1 ELSE 0 END)
-            AS admins
+          {select_list("users_known")}
         FROM users AS u JOIN {PREFIX}asof AS a ON u.created_at < a.as_of
         GROUP BY u.account_id, a.as_of
         """,
@@ -391,11 +403,20 @@ def known_users(run: SqlRunner) -> str:
 
 
 def catalogue_size(run: SqlRunner) -> str:
-    """Catalogue size per as_of: names first used before it (or the configured list)."""
+    """Catalogue size per as_of: names first used before it (or the configured list).
+
+    Parameters
+    ----------
+    run : runner holding the as_of and catalogue_names tables.
+
+    Returns
+    -------
+    str, name of the created table (one row per as_of).
+    """
     return run.create(
         "catalogue",
         f"""
-        SELECT a.as_of, COUNT(f.event) AS catalogue_size
+        SELECT a.as_of, {select_list("catalogue")}
         FROM {PREFIX}asof AS a
         LEFT JOIN {PREFIX}catalogue_names AS f ON f.first_ts IS NULL OR f.first_ts < a.as_of
         GROUP BY a.as_of

@@ -30,7 +30,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from features import activity, commercial, storage, support
-from features.catalog import CATALOG, feature_names
+from features.catalog import ALIASES, CATALOG, feature_names, feature_sql, optional_features
 from features.config import FeatureConfig
 from features.labels import LABEL_COLUMNS, finish_labels, infer_data_end, label_sql
 from features.maturity import maturity_stage
@@ -62,159 +62,40 @@ NEEDED: dict[str, tuple[str, ...]] = {
     "plans": ("plan", "seat_limit", "usage_limit"),
 }
 
-#: optional data -> (features it feeds, what is missing when it is absent)
-DEPENDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "tickets": (
-        (
-            "tickets_30d",
-            "tickets_90d",
-            "tickets_trend_30d",
-            "open_tickets",
-            "open_ticket_max_age_days",
-        ),
-        "no ticket before as_of",
-    ),
-    "priority": (("high_priority_tickets_90d",), "no ticket priority before as_of"),
-    "csat": (("csat_90d",), "no CSAT on a ticket closed before as_of"),
-    "agents": (
-        ("agent_runs_30d", "agent_runs_trend_30d", "agent_success_rate_30d", "agent_share_30d"),
-        "no agent event before as_of",
-    ),
-    "ai": (("ai_feature_share_30d",), "none of the configured AI features used before as_of"),
-    "departments": (("champion_depth_30d",), "no user department before as_of"),
-    "roles": (("admins_active_30d", "admin_engagement_30d"), "no user role before as_of"),
-    "seats": (
-        ("seats", "seat_utilization_30d", "months_high_seat_util", "seats_vs_plan_limit"),
-        "no subscription with seats before as_of",
-    ),
-    "seat_limit": (("seats_vs_plan_limit",), "no plan seat_limit"),
-    "usage_limit": (("usage_vs_limit_30d",), "no plan usage_limit"),
-    "terms": (("days_to_renewal",), "no subscription with term_months before as_of"),
-    "tam": (("tam_usd", "whitespace", "penetration"), "no account has tam_usd"),
-}
-
-
 STATIC = datetime(1, 1, 1)
 """Marks undated data (plans, account enrichment) that is available at every as_of."""
 
 
-def _div(num: str, den: str) -> str:
-    return f"CAST({num} AS DOUBLE) / NULLIF({den}, 0)"
-
-
-def _z(col: str) -> str:
-    return f"COALESCE({col}, 0)"
-
-
-NO_ACTIVITY_WORKING_DAYS = 64
-"""days_since_last_activity of an account with no activity in the 90-day window (~90 days)."""
-
-
-def _working_days_since(last: str, as_of: str) -> str:
-    """Weekdays strictly between the last active day and as_of (weekends not counted).
-
-    Calendar days since the last activity swing with the weekday of the snapshot (a
-    Monday sees Friday's activity 3 days back, a Wednesday sees Tuesday's 1 day back);
-    counting working days makes a steady book look the same on every weekday. Portable
-    SQL: n days strictly between, 5 per full week, and the weekdays of the remainder
-    (weekday 1..7 of the first of them, from a known Monday, 2001-01-01).
-    """
-    n = f"(DATE_DIFF('day', {last}, {as_of}) - 1)"
-    r = f"({n} % 7)"
-    w = f"((DATE_DIFF('day', DATE '2001-01-01', {last}) + 1) % 7 + 1)"
-    end = f"({w} + {r} - 1)"
-    weekend = (
-        f"(CASE WHEN {w} <= 6 AND {end} >= 6 THEN 1 ELSE 0 END"
-        f" + CASE WHEN {end} >= 7 THEN 1 ELSE 0 END"
-        f" + CASE WHEN {end} >= 13 THEN 1 ELSE 0 END)"
-    )
-    days = f"(5 * CAST(({n} - {r}) / 7 AS INTEGER) + {r} - {weekend})"
-    return f"COALESCE({days}, {NO_ACTIVITY_WORKING_DAYS})"
-
-
-def feature_expressions() -> dict[str, str]:
-    """SQL expression of every catalogue feature over the final join (aliases in `final_sql`)."""
-    e: dict[str, str] = {}
-    for w in (7, 30, 90):
-        e[f"active_days_{w}d"] = _z(f"w.active_days_{w}d")
-        e[f"events_{w}d"] = _z(f"w.events_{w}d")
-        e[f"active_users_{w}d"] = _z(f"u.active_users_{w}d")
-    e["events_trend_30d"] = _div(_z("w.events_30d"), "w.events_p30") + " - 1"
-    e["active_users_trend_30d"] = _div(_z("u.active_users_30d"), "u.active_users_p30") + " - 1"
-    e["login_decay"] = _div(_z("w.logins_30d"), "w.logins_p60 / 2.0") + " - 1"
-    e["days_since_last_activity"] = _working_days_since("w.last_active", "s.as_of")
-    e["users"] = _z("k.users")
-    e["active_user_share_30d"] = _div(_z("u.active_users_30d"), "k.users")
-    for w in (7, 30, 90):
-        e[f"features_used_{w}d"] = _z(f"w.features_used_{w}d")
-    e["feature_share_30d"] = _div(_z("w.features_used_30d"), "c.catalogue_size")
-    e["features_used_change_30d"] = f"{_z('w.features_used_30d')} - {_z('w.features_used_p30')}"
-    e["depth_30d"] = _div(_z("w.feature_events_30d"), "u.active_users_30d")
-    e["depth_breadth_ratio_30d"] = (
-        _div(_z("w.feature_events_30d"), "u.active_users_30d") + " / NULLIF(w.features_used_30d, 0)"
-    )
-    e["power_users_30d"] = _z("u.power_users_30d")
-    e["power_user_share_30d"] = _div(_z("u.power_users_30d"), "u.active_users_30d")
-    e["champion_depth_30d"] = _z("u.departments_30d")
-    e["admins_active_30d"] = _z("u.admins_active_30d")
-    e["admin_engagement_30d"] = _div(_z("u.admins_active_30d"), "k.admins")
-    e["ai_feature_share_30d"] = _div(_z("w.ai_events_30d"), "w.feature_events_30d")
-    e["seats"] = "s.seats"
-    e["seat_utilization_30d"] = _div(_z("u.active_users_30d"), "s.seats")
-    e["months_high_seat_util"] = _z("m.months_high_seat_util")
-    e["seats_vs_plan_limit"] = _div("s.seats", "s.seat_limit")
-    e["usage_30d"] = _z("w.usage_30d")
-    e["usage_vs_limit_30d"] = _div(_z("w.usage_30d"), "s.usage_limit")
-    e["agent_runs_30d"] = _z("w.agent_runs_30d")
-    e["agent_runs_trend_30d"] = _div(_z("w.agent_runs_30d"), "w.agent_runs_p30") + " - 1"
-    e["agent_success_rate_30d"] = "1 - " + _div("w.agent_errors_30d", "w.agent_runs_30d")
-    e["agent_share_30d"] = _div(
-        _z("w.agent_runs_30d"), f"{_z('w.agent_runs_30d')} + {_z('w.events_30d')}"
-    )
-    for name in ("tickets_30d", "tickets_90d", "high_priority_tickets_90d", "open_tickets"):
-        e[name] = _z(f"t.{name}")
-    e["tickets_trend_30d"] = f"{_z('t.tickets_30d')} - {_z('t.tickets_p60')} / 2.0"
-    e["open_ticket_max_age_days"] = "t.open_ticket_max_age_days"
-    e["csat_90d"] = "t.csat_90d"
-    e["tenure_days"] = "DATE_DIFF('day', CAST(acc.created_at AS DATE), s.as_of)"
-    e["contract_age_days"] = "s.contract_age_days"
-    e["days_to_renewal"] = "s.days_to_renewal"
-    e["arr"] = "s.arr"
-    e["arr_change_90d"] = "h.arr_change_90d"
-    e["arr_expansions_12m"] = _z("h.arr_expansions_12m")
-    e["arr_contractions_12m"] = _z("h.arr_contractions_12m")
-    e["tam_usd"] = "acc.tam_usd"
-    e["whitespace"] = (
-        "CASE WHEN acc.tam_usd - s.arr < 0 THEN 0 ELSE acc.tam_usd - s.arr END"  # NULL stays NULL
-    )
-    e["penetration"] = _div("s.arr", "acc.tam_usd")
-    return e
-
-
 def final_sql() -> str:
-    """The spine (accounts existing at as_of with ARR > 0) joined to every feature table."""
-    exprs = feature_expressions()
-    cols = ",\n  ".join(f"CAST({exprs[n]} AS DOUBLE) AS {n}" for n in exprs)
+    """The spine (accounts existing at as_of with ARR > 0) joined to every feature table.
+
+    Returns
+    -------
+    str, a SELECT of the id columns and every `features.catalog.feature_sql` expression
+    (as DOUBLE), with the builders' tables under the aliases of `features.catalog.ALIASES`.
+    """
+    cols = ",\n  ".join(f"CAST({sql} AS DOUBLE) AS {n}" for n, sql in feature_sql().items())
     on = "ON {a}.account_id = s.account_id AND {a}.as_of = s.as_of"
     joins = "\n".join(
-        f"LEFT JOIN {PREFIX}{table} AS {a} {on.format(a=a)}"
-        for table, a in (
-            ("acc_win", "w"),
-            ("user_win", "u"),
-            ("users_known", "k"),
-            ("arr_hist", "h"),
-            ("util_streak", "m"),
-            ("tickets_asof", "t"),
+        f"LEFT JOIN {PREFIX}{table} AS {ALIASES[table]} {on.format(a=ALIASES[table])}"
+        for table in (
+            "acc_win",
+            "user_win",
+            "users_known",
+            "arr_hist",
+            "util_streak",
+            "tickets_asof",
         )
     )
+    s, acc, c = ALIASES["subs_asof"], ALIASES["accounts"], ALIASES["catalogue"]
     return f"""
-    SELECT s.account_id, s.as_of, acc.csm_id, acc.coverage, acc.industry, acc.region,
+    SELECT {s}.account_id, {s}.as_of, {acc}.csm_id, {acc}.coverage, {acc}.industry, {acc}.region,
       {cols}
-    FROM {PREFIX}subs_asof AS s
-    JOIN accounts AS acc ON acc.account_id = s.account_id AND acc.created_at < s.as_of
-    LEFT JOIN {PREFIX}catalogue AS c ON c.as_of = s.as_of
+    FROM {PREFIX}subs_asof AS {s}
+    JOIN accounts AS {acc} ON {acc}.account_id = {s}.account_id AND {acc}.created_at < {s}.as_of
+    LEFT JOIN {PREFIX}catalogue AS {c} ON {c}.as_of = {s}.as_of
     {joins}
-    WHERE s.arr > 0
+    WHERE {s}.arr > 0
     """
 
 
@@ -255,7 +136,7 @@ def _leave_out(df: pd.DataFrame, first: dict[str, datetime | None]) -> dict[str,
     left_out: dict[str, str] = {}
     as_of = df["as_of"].to_numpy()
     n_dates = df["as_of"].nunique()
-    for key, (cols, why) in DEPENDS.items():
+    for key, (cols, why) in optional_features().items():
         t = first.get(key)
         if t is STATIC:
             continue

@@ -1,8 +1,23 @@
-"""The feature catalogue: one entry per model feature, used to explain predictions.
+"""The feature registry: every model feature defined once, from its SQL to its sentence.
 
-Each `FeatureSpec` has a name, a plain-language description, a unit, a group and a
-sentence template. `FeatureSpec.sentence(value)` renders the template with these
-placeholders:
+Each `FeatureSpec` holds what the build computes and what a reason says about it:
+
+- ``sql``: the feature's select expression over the builders' tables, joined on
+  (account_id, as_of) under the aliases of `ALIASES` (``t.csat_90d`` reads the column
+  ``csat_90d`` of ``tickets_asof``); empty for features computed after the SQL
+  (``maturity_level``, `features.maturity`);
+- ``measures``: the aggregates the feature adds to a builder's table (`Measure`);
+  aggregates several features read are the shared `SHARED_MEASURES`;
+- ``needs`` / ``optional``: the source columns it reads and the optional data without
+  which it is left NaN (`OPTIONAL_DATA`);
+- ``unit``, ``group``, ``description``, ``template``, ``healthier`` and ``gap``: how it is
+  shown and judged in a reason.
+
+The builders of `features.activity`, `features.commercial` and `features.support` keep
+the CTE and join structure and generate their select lists from here (`select_list`);
+`features.build` selects every ``sql``. Adding a feature is one entry (plus its test).
+
+`FeatureSpec.sentence(value)` renders the template with these placeholders:
 
 - ``{value}``: the value formatted for its unit ("12 users", "35%", "$48k", "3.4 of 5");
 - ``{change}``: for changes, "rose 35%" / "fell 35%" / "did not change"
@@ -19,6 +34,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from features.config import FeatureConfig
+from features.names import STAGES
+from features.snapshots import WINDOWS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +67,6 @@ _SINGULAR = {
     "units": "unit",
     "logins": "login",
 }
-_STAGES = ("Experimenter", "Builder", "Transformer")
 
 
 def _num(x: float) -> str:
@@ -77,9 +95,129 @@ def _pct(x: float) -> str:
     return f"{p:.0f}%" if p >= 1 or p == 0 else f"{p:.1f}%"
 
 
+# ----------------------------------------------------------------------------- parameters
+
+_DEFAULTS = FeatureConfig()
+"""Default settings: the thresholds the descriptions and templates quote (users configure
+them in `features.config.FeatureConfig`; the SQL reads the configured values)."""
+
+RECENT_WINDOWS: dict[int, str] = {start: key for key, (start, end) in WINDOWS.items() if end == 0}
+"""Days -> window key of the windows ending at as_of (7 -> 'w7', 30 -> 'w30', 90 -> 'w90')."""
+
+ARR_STEP_DAYS = 30
+"""ARR history is sampled every 30 days back from as_of (`features.commercial.arr_history`)."""
+
+HIGH_PRIORITIES = ("high", "urgent")
+"""Ticket priorities that count as high priority."""
+
+NO_ACTIVITY_WORKING_DAYS = 64
+"""days_since_last_activity of an account with no activity in the 90-day window (~90 days)."""
+
+HUMAN = "actor IS NULL OR actor <> 'agent'"
+"""SQL predicate on events: an event by a person (not an AI agent or service identity)."""
+AGENT = "actor = 'agent'"
+"""SQL predicate on events: an agent run."""
+
+OPTIONAL_DATA: dict[str, str] = {
+    "tickets": "no ticket before as_of",
+    "priority": "no ticket priority before as_of",
+    "csat": "no CSAT on a ticket closed before as_of",
+    "agents": "no agent event before as_of",
+    "ai": "none of the configured AI features used before as_of",
+    "departments": "no user department before as_of",
+    "roles": "no user role before as_of",
+    "seats": "no subscription with seats before as_of",
+    "seat_limit": "no plan seat_limit",
+    "usage_limit": "no plan usage_limit",
+    "terms": "no subscription with term_months before as_of",
+    "tam": "no account has tam_usd",
+}
+"""Optional data -> what is missing when it is absent (features listing it in ``optional``
+are NaN at the as_of dates before it appears, see `features.build`)."""
+
+ALIASES: dict[str, str] = {
+    "subs_asof": "s",
+    "accounts": "acc",
+    "catalogue": "c",
+    "acc_win": "w",
+    "user_win": "u",
+    "users_known": "k",
+    "arr_hist": "h",
+    "util_streak": "m",
+    "tickets_asof": "t",
+}
+"""Builder table (or source) -> its alias in the final join that ``FeatureSpec.sql`` reads."""
+
+_GAP_BY_GROUP = {
+    "support": "No support tickets recorded",
+    "agents": "No agent runs recorded",
+    "opportunity": "No TAM estimate",
+    "seats_usage": "No seat or plan-limit data",
+}
+
+
+# ----------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class Measure:
+    """An aggregate a builder computes per account and as_of, read by feature expressions.
+
+    Attributes
+    ----------
+    table : the builder's table (a key of `ALIASES`), e.g. ``tickets_asof``.
+    name : its column in that table.
+    sql : select expression over the builder's rows (their aliases are the builder's);
+        ``{fields}`` are filled by the builder (mask words, configured thresholds).
+    per_step : the expression is a term per ARR history step ``{k}`` (previous step
+        ``{prev}``), summed over the configured steps.
+    """
+
+    table: str
+    name: str
+    sql: str
+    per_step: bool = False
+
+    def render(self, fields: dict[str, object]) -> str:
+        """The select expression with the builder's `fields` filled in.
+
+        Parameters
+        ----------
+        fields : values of the ``{fields}`` of `sql` (``steps`` for a per-step measure).
+
+        Returns
+        -------
+        str, SQL expression (without alias).
+
+        Examples
+        --------
+        >>> Measure("arr_hist", "n", "CASE WHEN arr_k{k} > arr_k{prev} THEN 1 ELSE 0 END",
+        ...         per_step=True).render({"steps": 2})
+        'CASE WHEN arr_k1 > arr_k0 THEN 1 ELSE 0 END + CASE WHEN arr_k2 > arr_k1 THEN 1 ELSE 0 END'
+        """
+        if not self.per_step:
+            return self.sql.format(**fields)
+        steps = int(fields["steps"])  # type: ignore[call-overload]
+        return " + ".join(self.sql.format(k=k, prev=k - 1, **fields) for k in range(1, steps + 1))
+
+
+def is_change_unit(unit: str) -> bool:
+    """Whether values of `unit` are changes (compared with 0, not with a level).
+
+    Parameters
+    ----------
+    unit : a `FeatureSpec` unit.
+
+    Returns
+    -------
+    bool, True for ``pct_change`` and ``delta_<noun>``.
+    """
+    return unit == "pct_change" or unit.startswith("delta_")
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One feature: what it measures and how to say it in a sentence.
+    """One feature: how it is computed, what it measures and how to say it in a sentence.
 
     Attributes
     ----------
@@ -89,6 +227,15 @@ class FeatureSpec:
     template : sentence template (placeholders ``{value}``, ``{change}``, ``{pct}``).
     group : one of `GROUPS` (activity, adoption, seats_usage, agents, support, contract,
         opportunity, maturity).
+    healthier : +1 higher is healthier for the customer, -1 lower is, 0 neither (context
+        such as size or the renewal date). A reason is "working well" only when its value
+        is on the healthy side of its comparisons (`models.reason_context`).
+    sql : select expression over the final join (aliases `ALIASES`); "" when the feature
+        is computed after the SQL.
+    measures : aggregates the feature adds to the builders' tables.
+    needs : source columns it reads (``table.column`` of the input contract).
+    optional : keys of `OPTIONAL_DATA` without which the feature is NaN.
+    gap : what a missing value means ("No CSAT recorded ..."); "" = the group's text.
     """
 
     name: str
@@ -96,9 +243,34 @@ class FeatureSpec:
     unit: str
     template: str
     group: str
+    healthier: int = 0
+    sql: str = ""
+    measures: tuple[Measure, ...] = ()
+    needs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    gap: str = ""
+
+    @property
+    def label(self) -> str:
+        """Short name: the description up to its colon ("Active user share")."""
+        return self.description.split(":")[0].rstrip(".")
+
+    @property
+    def is_change(self) -> bool:
+        """Whether the value is a change (compared with 0), see `is_change_unit`."""
+        return is_change_unit(self.unit)
 
     def format_value(self, value: float) -> str:
-        """The value in words for its unit ("12 users", "35%", "$48k")."""
+        """The value in words for its unit ("12 users", "35%", "$48k").
+
+        Parameters
+        ----------
+        value : the feature value (NaN/None renders as "unknown").
+
+        Returns
+        -------
+        str
+        """
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "unknown"
         x = float(value)
@@ -114,7 +286,7 @@ class FeatureSpec:
             return f"{x:.1f} out of 5"
         if self.unit == "level":
             i = int(round(x))
-            return _STAGES[i] if 0 <= i < len(_STAGES) else _num(x)
+            return STAGES[i] if 0 <= i < len(STAGES) else _num(x)
         if self.unit.startswith("delta_"):
             return ("+" if x > 0 else "") + _count(x, self.unit[len("delta_") :])
         return _count(x, self.unit)
@@ -136,13 +308,17 @@ class FeatureSpec:
         contribution : optional model contribution (e.g. SHAP, log-odds); when given,
             the sentence ends with whether it pushes the prediction up or down.
 
+        Returns
+        -------
+        str
+
         Examples
         --------
         >>> CATALOG["active_users_trend_30d"].sentence(-0.35)
         'Active users fell 35% in the last 30 days compared with the 30 days before'
         """
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            text = f"{self.description.split(':')[0].rstrip('.')}: not available"
+            text = f"{self.label}: not available"
         else:
             x = float(value)
             text = self.template.format(
@@ -158,14 +334,92 @@ class FeatureSpec:
         return text
 
 
-def _f(name: str, group: str, unit: str, description: str, template: str) -> FeatureSpec:
+# ----------------------------------------------------------------------------- SQL pieces
+
+
+def _div(num: str, den: str) -> str:
+    return f"CAST({num} AS DOUBLE) / NULLIF({den}, 0)"
+
+
+def _z(col: str) -> str:
+    return f"COALESCE({col}, 0)"
+
+
+def _win_sum(col: str, key: str) -> str:
+    """Sum of a segment column over window `key` (`features.activity.account_windows` rows)."""
+    return f"SUM(CASE WHEN w.{key} = 1 THEN a.{col} ELSE 0 END)"
+
+
+def _working_days_since(last: str, as_of: str) -> str:
+    """Weekdays strictly between the last active day and as_of (weekends not counted).
+
+    Calendar days since the last activity swing with the weekday of the snapshot (a
+    Monday sees Friday's activity 3 days back, a Wednesday sees Tuesday's 1 day back);
+    counting working days makes a steady book look the same on every weekday. Portable
+    SQL: n days strictly between, 5 per full week, and the weekdays of the remainder
+    (weekday 1..7 of the first of them, from a known Monday, 2001-01-01).
+    """
+    n = f"(DATE_DIFF('day', {last}, {as_of}) - 1)"
+    r = f"({n} % 7)"
+    w = f"((DATE_DIFF('day', DATE '2001-01-01', {last}) + 1) % 7 + 1)"
+    end = f"({w} + {r} - 1)"
+    weekend = (
+        f"(CASE WHEN {w} <= 6 AND {end} >= 6 THEN 1 ELSE 0 END"
+        f" + CASE WHEN {end} >= 7 THEN 1 ELSE 0 END"
+        f" + CASE WHEN {end} >= 13 THEN 1 ELSE 0 END)"
+    )
+    days = f"(5 * CAST(({n} - {r}) / 7 AS INTEGER) + {r} - {weekend})"
+    return f"COALESCE({days}, {NO_ACTIVITY_WORKING_DAYS})"
+
+
+_OPEN_TICKET = "t.closed_at IS NULL OR t.closed_at >= a.as_of"
+_HIGH = "(" + ", ".join(f"'{p}'" for p in HIGH_PRIORITIES) + ")"
+_CORE = "y.use_core = 1"
+
+# source columns (input contract) read by many features
+_EV = ("events.ts", "events.actor")
+_EV_USER = (*_EV, "events.user_id")
+_EV_NAME = (*_EV, "events.event")
+_SUBS = ("subscriptions.start_date", "subscriptions.end_date", "subscriptions.mrr")
+_CORE_SUBS = (*_SUBS, "subscriptions.product")
+_SEATS = (*_CORE_SUBS, "subscriptions.seats")
+_USERS = ("users.created_at", "users.is_agent")
+
+
+def _f(
+    name: str,
+    group: str,
+    unit: str,
+    description: str,
+    template: str,
+    *,
+    healthier: int,
+    sql: str = "",
+    agg: tuple[str, str] | None = None,
+    extra: tuple[Measure, ...] = (),
+    needs: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+    gap: str = "",
+) -> FeatureSpec:
+    """One entry; `agg` = (table, expression) of the feature's own aggregate of its name."""
+    own = (Measure(agg[0], name, agg[1]),) if agg is not None else ()
     return FeatureSpec(
-        name=name, description=description, unit=unit, template=template, group=group
+        name=name,
+        description=description,
+        unit=unit,
+        template=template,
+        group=group,
+        healthier=healthier,
+        sql=sql,
+        measures=own + extra,
+        needs=tuple(dict.fromkeys(needs)),
+        optional=optional,
+        gap=gap,
     )
 
 
 _SPECS: list[FeatureSpec] = []
-for _w in (7, 30, 90):
+for _w, _k in RECENT_WINDOWS.items():
     _SPECS += [
         _f(
             f"active_days_{_w}d",
@@ -174,6 +428,10 @@ for _w in (7, 30, 90):
             f"Active days in the last {_w} days: days with at least one event by a person "
             "(not an agent).",
             f"{{value}} with activity in the last {_w} days",
+            healthier=1,
+            sql=_z(f"w.active_days_{_w}d"),
+            agg=("acc_win", _win_sum("active_days", _k)),
+            needs=_EV,
         ),
         _f(
             f"events_{_w}d",
@@ -181,6 +439,10 @@ for _w in (7, 30, 90):
             "events",
             f"Events by people (logins and feature use, not agents) in the last {_w} days.",
             f"{{value}} by people in the last {_w} days",
+            healthier=1,
+            sql=_z(f"w.events_{_w}d"),
+            agg=("acc_win", _win_sum("n_human", _k)),
+            needs=_EV,
         ),
         _f(
             f"active_users_{_w}d",
@@ -188,6 +450,10 @@ for _w in (7, 30, 90):
             "users",
             f"Active users in the last {_w} days: distinct people with at least one event.",
             f"{{value}} active in the last {_w} days",
+            healthier=1,
+            sql=_z(f"u.active_users_{_w}d"),
+            agg=("user_win", f"SUM(CASE WHEN x.ad{_w} > 0 THEN 1 ELSE 0 END)"),
+            needs=_EV_USER,
         ),
     ]
 _SPECS += [
@@ -198,6 +464,10 @@ _SPECS += [
         "Events trend: events by people in the last 30 days relative to the 30 days before, "
         "minus 1 (-0.35 = 35% fewer).",
         "Usage {change} in the last 30 days compared with the 30 days before",
+        healthier=1,
+        sql=_div(_z("w.events_30d"), "w.events_p30") + " - 1",
+        extra=(Measure("acc_win", "events_p30", _win_sum("n_human", "p30")),),
+        needs=_EV,
     ),
     _f(
         "active_users_trend_30d",
@@ -206,6 +476,12 @@ _SPECS += [
         "Active users trend: active users in the last 30 days relative to the 30 days before, "
         "minus 1.",
         "Active users {change} in the last 30 days compared with the 30 days before",
+        healthier=1,
+        sql=_div(_z("u.active_users_30d"), "u.active_users_p30") + " - 1",
+        extra=(
+            Measure("user_win", "active_users_p30", "SUM(CASE WHEN x.adp30 > 0 THEN 1 ELSE 0 END)"),
+        ),
+        needs=_EV_USER,
     ),
     _f(
         "login_decay",
@@ -214,15 +490,30 @@ _SPECS += [
         "Login decay: logins in the last 30 days relative to the monthly average of the 60 "
         "days before, minus 1 (-0.4 = 40% fewer logins).",
         "Logins {change} in the last 30 days compared with the two months before",
+        healthier=1,
+        sql=_div(_z("w.logins_30d"), "w.logins_p60 / 2.0") + " - 1",
+        extra=(
+            Measure("acc_win", "logins_30d", _win_sum("n_login", "w30")),
+            Measure("acc_win", "logins_p60", _win_sum("n_login", "p60")),
+        ),
+        needs=_EV_NAME,
     ),
     _f(
         "days_since_last_activity",
         "activity",
         "days",
         "Days since last activity: working days (Monday to Friday) between the last day "
-        "with an event by a person and the snapshot, 64 when none in 90 days. Weekends are "
-        "not counted, so the value does not depend on the weekday of the snapshot.",
+        f"with an event by a person and the snapshot, {NO_ACTIVITY_WORKING_DAYS} when none in "
+        "90 days. Weekends are not counted, so the value does not depend on the weekday of "
+        "the snapshot.",
         "Last activity by a person was {value} ago (working days)",
+        healthier=-1,
+        sql=_working_days_since("w.last_active", "s.as_of"),
+        extra=(
+            Measure("acc_win", "last_active", "MAX(CASE WHEN w.w90 = 1 THEN a.last_active END)"),
+        ),
+        needs=_EV,
+        gap="No activity recorded yet",
     ),
     _f(
         "users",
@@ -230,6 +521,10 @@ _SPECS += [
         "users",
         "Provisioned users: people (not agent identities) created before the snapshot.",
         "{value} provisioned",
+        healthier=0,
+        sql=_z("k.users"),
+        agg=("users_known", "SUM(CASE WHEN u.is_agent THEN 0 ELSE 1 END)"),
+        needs=_USERS,
     ),
     _f(
         "active_user_share_30d",
@@ -237,9 +532,12 @@ _SPECS += [
         "share",
         "Active user share: active users in the last 30 days / provisioned users.",
         "{value} of provisioned users were active in the last 30 days",
+        healthier=1,
+        sql=_div(_z("u.active_users_30d"), "k.users"),
+        needs=(*_EV_USER, *_USERS),
     ),
 ]
-for _w in (7, 30, 90):
+for _w, _k in RECENT_WINDOWS.items():
     _SPECS.append(
         _f(
             f"features_used_{_w}d",
@@ -247,6 +545,10 @@ for _w in (7, 30, 90):
             "features",
             f"Adoption breadth: distinct product features people used in the last {_w} days.",
             f"{{value}} used in the last {_w} days",
+            healthier=1,
+            sql=_z(f"w.features_used_{_w}d"),
+            agg=("acc_win", f"{{used[{_k}]}}"),
+            needs=_EV_NAME,
         )
     )
 _SPECS += [
@@ -257,6 +559,10 @@ _SPECS += [
         "Catalogue share: features used in the last 30 days / features in the catalogue "
         "(names seen before the snapshot, or the configured list).",
         "The account used {value} of the product's features in the last 30 days",
+        healthier=1,
+        sql=_div(_z("w.features_used_30d"), "c.catalogue_size"),
+        extra=(Measure("catalogue", "catalogue_size", "COUNT(f.event)"),),
+        needs=_EV_NAME,
     ),
     _f(
         "features_used_change_30d",
@@ -265,6 +571,10 @@ _SPECS += [
         "Breadth change: features used in the last 30 days minus features used in the 30 "
         "days before.",
         "Features in use {change} in the last 30 days",
+        healthier=1,
+        sql=f"{_z('w.features_used_30d')} - {_z('w.features_used_p30')}",
+        extra=(Measure("acc_win", "features_used_p30", "{used[p30]}"),),
+        needs=_EV_NAME,
     ),
     _f(
         "depth_30d",
@@ -272,6 +582,9 @@ _SPECS += [
         "events",
         "Usage depth: feature events (not logins) per active user in the last 30 days.",
         "Each active user made {value} in product features in the last 30 days",
+        healthier=1,
+        sql=_div(_z("w.feature_events_30d"), "u.active_users_30d"),
+        needs=(*_EV_USER, "events.event"),
     ),
     _f(
         "depth_breadth_ratio_30d",
@@ -280,14 +593,28 @@ _SPECS += [
         "Depth/breadth ratio: usage depth divided by features used in the last 30 days "
         "(high = heavy use of few features).",
         "Depth per feature used was {value} events per user in the last 30 days",
+        healthier=0,
+        sql=_div(_z("w.feature_events_30d"), "u.active_users_30d")
+        + " / NULLIF(w.features_used_30d, 0)",
+        needs=(*_EV_USER, "events.event"),
     ),
     _f(
         "power_users_30d",
         "adoption",
         "users",
-        "Power users: people active on at least 5 days a week on average and using at least "
-        "4 features in the last 30 days (thresholds in the config).",
+        "Power users: people active on at least "
+        f"{_DEFAULTS.power_user_days_per_week:g} days a week on average and using at least "
+        f"{_DEFAULTS.power_user_min_features} features in the last 30 days (thresholds in the "
+        "config).",
         "{value} were power users in the last 30 days",
+        healthier=1,
+        sql=_z("u.power_users_30d"),
+        agg=(
+            "user_win",
+            "SUM(CASE WHEN x.ad30 >= {power_days} AND {m30_used} >= {power_min_features} "
+            "THEN 1 ELSE 0 END)",
+        ),
+        needs=(*_EV_USER, "events.event"),
     ),
     _f(
         "power_user_share_30d",
@@ -295,6 +622,9 @@ _SPECS += [
         "share",
         "Power user share: power users / active users in the last 30 days.",
         "{value} of active users were power users in the last 30 days",
+        healthier=1,
+        sql=_div(_z("u.power_users_30d"), "u.active_users_30d"),
+        needs=(*_EV_USER, "events.event"),
     ),
     _f(
         "champion_depth_30d",
@@ -302,6 +632,17 @@ _SPECS += [
         "departments",
         "Champion depth: distinct departments with an active user in the last 30 days.",
         "Activity came from {value} in the last 30 days",
+        healthier=1,
+        sql=_z("u.departments_30d"),
+        extra=(
+            Measure(
+                "user_win",
+                "departments_30d",
+                "COUNT(DISTINCT CASE WHEN x.ad30 > 0 THEN usr.department END)",
+            ),
+        ),
+        needs=(*_EV_USER, "users.created_at", "users.department"),
+        optional=("departments",),
     ),
     _f(
         "admins_active_30d",
@@ -309,6 +650,11 @@ _SPECS += [
         "admins",
         "Active admins: admins with at least one event in the last 30 days.",
         "{value} active in the last 30 days",
+        healthier=1,
+        sql=_z("u.admins_active_30d"),
+        agg=("user_win", "SUM(CASE WHEN x.ad30 > 0 AND usr.role = 'admin' THEN 1 ELSE 0 END)"),
+        needs=(*_EV_USER, "users.created_at", "users.role"),
+        optional=("roles",),
     ),
     _f(
         "admin_engagement_30d",
@@ -316,6 +662,18 @@ _SPECS += [
         "share",
         "Admin engagement: active admins in the last 30 days / admins provisioned.",
         "{value} of admins were active in the last 30 days",
+        healthier=1,
+        sql=_div(_z("u.admins_active_30d"), "k.admins"),
+        extra=(
+            Measure(
+                "users_known",
+                "admins",
+                "SUM(CASE WHEN u.role = 'admin' AND NOT COALESCE(u.is_agent, FALSE) "
+                "THEN 1 ELSE 0 END)",
+            ),
+        ),
+        needs=(*_EV_USER, *_USERS, "users.role"),
+        optional=("roles",),
     ),
     _f(
         "ai_feature_share_30d",
@@ -324,6 +682,12 @@ _SPECS += [
         "AI feature share: people's events on AI features (configured list) / their feature "
         "events in the last 30 days.",
         "AI features made up {value} of feature use in the last 30 days",
+        healthier=1,
+        sql=_div(_z("w.ai_events_30d"), "w.feature_events_30d"),
+        extra=(Measure("acc_win", "ai_events_30d", _win_sum("n_ai", "w30")),),
+        needs=_EV_NAME,
+        optional=("ai",),
+        gap="No AI feature use recorded",
     ),
     _f(
         "seats",
@@ -331,6 +695,11 @@ _SPECS += [
         "seats",
         "Seats: seats purchased on the open core subscriptions.",
         "The account has {value}",
+        healthier=0,
+        sql="s.seats",
+        agg=("subs_asof", f"SUM(CASE WHEN {_CORE} THEN y.seats END)"),
+        needs=_SEATS,
+        optional=("seats",),
     ),
     _f(
         "seat_utilization_30d",
@@ -338,15 +707,27 @@ _SPECS += [
         "share",
         "Seat utilization: active users in the last 30 days / seats purchased.",
         "{value} of purchased seats were in use over the last 30 days",
+        healthier=1,
+        sql=_div(_z("u.active_users_30d"), "s.seats"),
+        needs=(*_EV_USER, *_SEATS),
+        optional=("seats",),
     ),
     _f(
         "months_high_seat_util",
         "seats_usage",
         "months",
         "High seat utilization streak: consecutive complete calendar months before the "
-        "snapshot with monthly active users / seats at or above 80% (threshold in the config, "
-        "capped at 3 months: more history is not observable at every snapshot).",
-        "Seat utilization has been at or above 80% for {value} in a row",
+        "snapshot with monthly active users / seats at or above "
+        f"{_pct(_DEFAULTS.seat_util_threshold)} (threshold in the config, capped at "
+        f"{_DEFAULTS.seat_util_lookback_months} months: more history is not observable at "
+        "every snapshot).",
+        f"Seat utilization has been at or above {_pct(_DEFAULTS.seat_util_threshold)} for "
+        "{value} in a row",
+        healthier=1,
+        sql=_z("m.months_high_seat_util"),
+        agg=("util_streak", "LEAST(r.streak, {lookback})"),
+        needs=(*_EV_USER, *_SEATS),
+        optional=("seats",),
     ),
     _f(
         "seats_vs_plan_limit",
@@ -354,6 +735,14 @@ _SPECS += [
         "share",
         "Seats vs plan limit: seats purchased / the seat limit of the current plan.",
         "The account uses {value} of its plan's seat limit",
+        healthier=0,
+        sql=_div("s.seats", "s.seat_limit"),
+        extra=(
+            Measure("subs_asof", "seat_limit", f"MAX(CASE WHEN {_CORE} THEN y.seat_limit END)"),
+        ),
+        needs=(*_SEATS, "subscriptions.plan", "plans.seat_limit"),
+        optional=("seats", "seat_limit"),
+        gap="No plan seat limit recorded",
     ),
     _f(
         "usage_30d",
@@ -361,6 +750,10 @@ _SPECS += [
         "units",
         "Metered usage: sum of event quantity (API calls, tokens) in the last 30 days, all actors.",
         "Metered usage was {value} in the last 30 days",
+        healthier=1,
+        sql=_z("w.usage_30d"),
+        agg=("acc_win", f"CAST({_win_sum('qty', 'w30')} AS DOUBLE)"),
+        needs=("events.ts", "events.quantity"),
     ),
     _f(
         "usage_vs_limit_30d",
@@ -368,6 +761,20 @@ _SPECS += [
         "share",
         "Usage vs plan limit: metered usage in the last 30 days / the plan's monthly usage limit.",
         "Usage reached {value} of the plan's monthly limit",
+        healthier=0,
+        sql=_div(_z("w.usage_30d"), "s.usage_limit"),
+        extra=(
+            Measure("subs_asof", "usage_limit", f"MAX(CASE WHEN {_CORE} THEN y.usage_limit END)"),
+        ),
+        needs=(
+            "events.ts",
+            "events.quantity",
+            *_CORE_SUBS,
+            "subscriptions.plan",
+            "plans.usage_limit",
+        ),
+        optional=("usage_limit",),
+        gap="No plan usage limit recorded",
     ),
     _f(
         "agent_runs_30d",
@@ -375,6 +782,11 @@ _SPECS += [
         "runs",
         "Agent runs: events by AI agents or service identities in the last 30 days.",
         "AI agents made {value} in the last 30 days",
+        healthier=1,
+        sql=_z("w.agent_runs_30d"),
+        agg=("acc_win", _win_sum("n_agent", "w30")),
+        needs=_EV,
+        optional=("agents",),
     ),
     _f(
         "agent_runs_trend_30d",
@@ -382,6 +794,11 @@ _SPECS += [
         "pct_change",
         "Agent runs trend: agent runs in the last 30 days relative to the 30 days before, minus 1.",
         "Agent runs {change} in the last 30 days compared with the 30 days before",
+        healthier=1,
+        sql=_div(_z("w.agent_runs_30d"), "w.agent_runs_p30") + " - 1",
+        extra=(Measure("acc_win", "agent_runs_p30", _win_sum("n_agent", "p30")),),
+        needs=_EV,
+        optional=("agents",),
     ),
     _f(
         "agent_success_rate_30d",
@@ -389,6 +806,11 @@ _SPECS += [
         "share",
         "Agent success rate: agent runs without error / agent runs in the last 30 days.",
         "{value} of agent runs succeeded in the last 30 days",
+        healthier=1,
+        sql="1 - " + _div("w.agent_errors_30d", "w.agent_runs_30d"),
+        extra=(Measure("acc_win", "agent_errors_30d", _win_sum("n_agent_err", "w30")),),
+        needs=(*_EV, "events.status"),
+        optional=("agents",),
     ),
     _f(
         "agent_share_30d",
@@ -396,6 +818,10 @@ _SPECS += [
         "share",
         "Agent share of activity: agent events / all events in the last 30 days.",
         "Agents produced {value} of all activity in the last 30 days",
+        healthier=0,
+        sql=_div(_z("w.agent_runs_30d"), f"{_z('w.agent_runs_30d')} + {_z('w.events_30d')}"),
+        needs=_EV,
+        optional=("agents",),
     ),
     _f(
         "tickets_30d",
@@ -403,6 +829,11 @@ _SPECS += [
         "tickets",
         "Support tickets opened in the last 30 days.",
         "{value} opened in the last 30 days",
+        healthier=-1,
+        sql=_z("t.tickets_30d"),
+        agg=("tickets_asof", "SUM(CASE WHEN t.created_at >= a.d30 THEN 1 ELSE 0 END)"),
+        needs=("tickets.created_at",),
+        optional=("tickets",),
     ),
     _f(
         "tickets_90d",
@@ -410,6 +841,11 @@ _SPECS += [
         "tickets",
         "Support tickets opened in the last 90 days.",
         "{value} opened in the last 90 days",
+        healthier=-1,
+        sql=_z("t.tickets_90d"),
+        agg=("tickets_asof", "SUM(CASE WHEN t.created_at >= a.d90 THEN 1 ELSE 0 END)"),
+        needs=("tickets.created_at",),
+        optional=("tickets",),
     ),
     _f(
         "tickets_trend_30d",
@@ -418,13 +854,34 @@ _SPECS += [
         "Ticket trend: tickets opened in the last 30 days minus the monthly average of the 60 "
         "days before.",
         "Support tickets {change} a month in the last 30 days",
+        healthier=-1,
+        sql=f"{_z('t.tickets_30d')} - {_z('t.tickets_p60')} / 2.0",
+        extra=(
+            Measure(
+                "tickets_asof",
+                "tickets_p60",
+                "SUM(CASE WHEN t.created_at >= a.d90 AND t.created_at < a.d30 THEN 1 ELSE 0 END)",
+            ),
+        ),
+        needs=("tickets.created_at",),
+        optional=("tickets",),
     ),
     _f(
         "high_priority_tickets_90d",
         "support",
         "tickets",
-        "High-priority tickets: tickets of priority high or urgent opened in the last 90 days.",
+        "High-priority tickets: tickets of priority "
+        f"{' or '.join(HIGH_PRIORITIES)} opened in the last 90 days.",
         "{value} of high or urgent priority in the last 90 days",
+        healthier=-1,
+        sql=_z("t.high_priority_tickets_90d"),
+        agg=(
+            "tickets_asof",
+            f"SUM(CASE WHEN t.created_at >= a.d90 AND t.priority IN {_HIGH} THEN 1 ELSE 0 END)",
+        ),
+        needs=("tickets.created_at", "tickets.priority"),
+        optional=("priority",),
+        gap="No ticket priorities recorded",
     ),
     _f(
         "open_tickets",
@@ -432,6 +889,11 @@ _SPECS += [
         "tickets",
         "Open tickets: tickets opened before the snapshot and not closed before it.",
         "{value} open",
+        healthier=-1,
+        sql=_z("t.open_tickets"),
+        agg=("tickets_asof", f"SUM(CASE WHEN {_OPEN_TICKET} THEN 1 ELSE 0 END)"),
+        needs=("tickets.created_at", "tickets.closed_at"),
+        optional=("tickets",),
     ),
     _f(
         "open_ticket_max_age_days",
@@ -439,6 +901,15 @@ _SPECS += [
         "days",
         "Open ticket age: days the oldest open ticket has been open.",
         "The oldest open ticket has waited {value}",
+        healthier=-1,
+        sql="t.open_ticket_max_age_days",
+        agg=(
+            "tickets_asof",
+            f"MAX(CASE WHEN {_OPEN_TICKET} "
+            "THEN DATE_DIFF('day', CAST(t.created_at AS DATE), a.as_of) END)",
+        ),
+        needs=("tickets.created_at", "tickets.closed_at"),
+        optional=("tickets",),
     ),
     _f(
         "csat_90d",
@@ -446,6 +917,15 @@ _SPECS += [
         "csat",
         "CSAT: mean satisfaction score (1-5) of tickets closed in the last 90 days.",
         "Support satisfaction averaged {value} over the last 90 days",
+        healthier=1,
+        sql="t.csat_90d",
+        agg=(
+            "tickets_asof",
+            "AVG(CASE WHEN t.closed_at < a.as_of AND t.closed_at >= a.d90 THEN t.csat END)",
+        ),
+        needs=("tickets.created_at", "tickets.closed_at", "tickets.csat"),
+        optional=("csat",),
+        gap="No CSAT recorded in the last 90 days",
     ),
     _f(
         "tenure_days",
@@ -453,6 +933,9 @@ _SPECS += [
         "days",
         "Tenure: days since the account was created.",
         "The account has been a customer for {value}",
+        healthier=0,
+        sql="DATE_DIFF('day', CAST(acc.created_at AS DATE), s.as_of)",
+        needs=("accounts.created_at",),
     ),
     _f(
         "contract_age_days",
@@ -460,6 +943,13 @@ _SPECS += [
         "days",
         "Contract age: days since the earliest open core subscription started.",
         "The current contract started {value} ago",
+        healthier=0,
+        sql="s.contract_age_days",
+        agg=(
+            "subs_asof",
+            f"MAX(CASE WHEN {_CORE} THEN DATE_DIFF('day', y.start_date, y.as_of) END)",
+        ),
+        needs=_CORE_SUBS,
     ),
     _f(
         "days_to_renewal",
@@ -468,6 +958,11 @@ _SPECS += [
         "Days to renewal: days until the next renewal of an open core subscription "
         "(every term_months from its start).",
         "Renewal is due in {value}",
+        healthier=0,
+        sql="s.days_to_renewal",
+        agg=("subs_asof", f"MIN(CASE WHEN {_CORE} THEN DATE_DIFF('day', y.as_of, y.renewal) END)"),
+        needs=(*_CORE_SUBS, "subscriptions.term_months"),
+        optional=("terms",),
     ),
     _f(
         "arr",
@@ -475,6 +970,10 @@ _SPECS += [
         "usd",
         "ARR: 12 x monthly recurring revenue of the open subscriptions at the snapshot.",
         "ARR is {value}",
+        healthier=0,
+        sql="s.arr",
+        agg=("subs_asof", "ROUND(12 * SUM(y.mrr), 2)"),
+        needs=_SUBS,
     ),
     _f(
         "arr_change_90d",
@@ -482,22 +981,49 @@ _SPECS += [
         "pct_change",
         "ARR change: ARR now relative to 90 days before, minus 1.",
         "ARR {change} over the last 90 days",
+        healthier=1,
+        sql="h.arr_change_90d",
+        agg=("arr_hist", f"arr_k0 / NULLIF(arr_k{90 // ARR_STEP_DAYS}, 0) - 1"),
+        needs=_SUBS,
     ),
     _f(
         "arr_expansions_12m",
         "contract",
         "months",
-        "Past expansions: 30-day steps over the last 12 with higher ARR than the step before "
+        f"Past expansions: {ARR_STEP_DAYS}-day steps over the last "
+        f"{_DEFAULTS.arr_history_steps} with higher ARR than the step before "
         "(from a positive ARR).",
-        "ARR grew in {value} of the last 12",
+        f"ARR grew in {{value}} of the last {_DEFAULTS.arr_history_steps}",
+        healthier=1,
+        sql=_z("h.arr_expansions_12m"),
+        extra=(
+            Measure(
+                "arr_hist",
+                "arr_expansions_12m",
+                "CASE WHEN arr_k{k} > 0 AND arr_k{prev} > arr_k{k} THEN 1 ELSE 0 END",
+                per_step=True,
+            ),
+        ),
+        needs=_SUBS,
     ),
     _f(
         "arr_contractions_12m",
         "contract",
         "months",
-        "Past contractions: 30-day steps over the last 12 with lower, still positive ARR than "
-        "the step before.",
-        "ARR shrank in {value} of the last 12",
+        f"Past contractions: {ARR_STEP_DAYS}-day steps over the last "
+        f"{_DEFAULTS.arr_history_steps} with lower, still positive ARR than the step before.",
+        f"ARR shrank in {{value}} of the last {_DEFAULTS.arr_history_steps}",
+        healthier=-1,
+        sql=_z("h.arr_contractions_12m"),
+        extra=(
+            Measure(
+                "arr_hist",
+                "arr_contractions_12m",
+                "CASE WHEN arr_k{prev} > 0 AND arr_k{prev} < arr_k{k} THEN 1 ELSE 0 END",
+                per_step=True,
+            ),
+        ),
+        needs=_SUBS,
     ),
     _f(
         "tam_usd",
@@ -505,6 +1031,10 @@ _SPECS += [
         "usd",
         "TAM: estimated total annual revenue obtainable from the account (enrichment).",
         "Estimated account potential (TAM) is {value}",
+        healthier=0,
+        sql="acc.tam_usd",
+        needs=("accounts.tam_usd",),
+        optional=("tam",),
     ),
     _f(
         "whitespace",
@@ -512,6 +1042,10 @@ _SPECS += [
         "usd",
         "Whitespace: TAM minus ARR (revenue still to capture).",
         "Whitespace still to capture is {value}",
+        healthier=0,
+        sql="CASE WHEN acc.tam_usd - s.arr < 0 THEN 0 ELSE acc.tam_usd - s.arr END",  # NULL stays
+        needs=("accounts.tam_usd", *_SUBS),
+        optional=("tam",),
     ),
     _f(
         "penetration",
@@ -519,30 +1053,71 @@ _SPECS += [
         "share",
         "Penetration: ARR / TAM.",
         "The account spends {value} of its estimated potential",
+        healthier=0,
+        sql=_div("s.arr", "acc.tam_usd"),
+        needs=("accounts.tam_usd", *_SUBS),
+        optional=("tam",),
     ),
     _f(
         "maturity_level",
         "maturity",
         "level",
-        "AI maturity level: 0 Experimenter, 1 Builder, 2 Transformer, from the transparent "
-        "rules of features.maturity.",
+        "AI maturity level: "
+        + ", ".join(f"{i} {stage}" for i, stage in enumerate(STAGES))
+        + ", from the transparent rules of features.maturity.",
         "AI maturity stage is {value}",
+        healthier=1,
+        needs=_EV_NAME,
     ),
 ]
+
+SHARED_MEASURES: tuple[Measure, ...] = (
+    Measure(
+        "acc_win",
+        "feature_events_30d",
+        f"{_win_sum('n_human', 'w30')} - {_win_sum('n_login', 'w30')}",
+    ),
+)
+"""Aggregates several features read (each feature's own ones are in its entry)."""
 
 CATALOG: dict[str, FeatureSpec] = {s.name: s for s in _SPECS}
 """Every model feature by name, in feature-table column order."""
 
+MEASURES: dict[str, Measure] = {
+    m.name: m for m in (*(m for s in _SPECS for m in s.measures), *SHARED_MEASURES)
+}
+"""Every builder aggregate by column name (names are unique across builder tables)."""
+
 
 def feature_names(group: str | None = None) -> list[str]:
-    """Model feature names in column order (optionally only those of one group)."""
+    """Model feature names in column order (optionally only those of one group).
+
+    Parameters
+    ----------
+    group : one of `GROUPS`, or None for every feature.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> feature_names("opportunity")
+    ['tam_usd', 'whitespace', 'penetration']
+    """
     if group is not None and group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; groups: {GROUPS}")
     return [n for n, s in CATALOG.items() if group is None or s.group == group]
 
 
 def catalog_frame() -> pd.DataFrame:
-    """The catalogue as a DataFrame (name, group, unit, description, template)."""
+    """The catalogue as a DataFrame, for run artifacts.
+
+    Returns
+    -------
+    DataFrame with columns name, group, unit, description, template (one row per
+    feature, in column order).
+    """
     import pandas as pd
 
     return pd.DataFrame(
@@ -551,90 +1126,77 @@ def catalog_frame() -> pd.DataFrame:
     )
 
 
-# Which way is healthier for the customer, per feature: +1 higher is better, -1 lower is
-# better, 0 neither (context such as size or the renewal date). A reason is "working well"
-# only when its value is on the healthy side of its comparison (0 for changes, else the
-# median of the account's segment).
-HEALTHIER: dict[str, int] = {
-    **{f"{k}_{w}d": 1 for k in ("active_days", "events", "active_users") for w in (7, 30, 90)},
-    "events_trend_30d": 1,
-    "active_users_trend_30d": 1,
-    "login_decay": 1,
-    "days_since_last_activity": -1,
-    "users": 0,
-    "active_user_share_30d": 1,
-    "features_used_7d": 1,
-    "features_used_30d": 1,
-    "features_used_90d": 1,
-    "feature_share_30d": 1,
-    "features_used_change_30d": 1,
-    "depth_30d": 1,
-    "depth_breadth_ratio_30d": 0,
-    "power_users_30d": 1,
-    "power_user_share_30d": 1,
-    "champion_depth_30d": 1,
-    "admins_active_30d": 1,
-    "admin_engagement_30d": 1,
-    "ai_feature_share_30d": 1,
-    "seats": 0,
-    "seat_utilization_30d": 1,
-    "months_high_seat_util": 1,
-    "seats_vs_plan_limit": 0,
-    "usage_30d": 1,
-    "usage_vs_limit_30d": 0,
-    "agent_runs_30d": 1,
-    "agent_runs_trend_30d": 1,
-    "agent_success_rate_30d": 1,
-    "agent_share_30d": 0,
-    "tickets_30d": -1,
-    "tickets_90d": -1,
-    "tickets_trend_30d": -1,
-    "high_priority_tickets_90d": -1,
-    "open_tickets": -1,
-    "open_ticket_max_age_days": -1,
-    "csat_90d": 1,
-    "tenure_days": 0,
-    "contract_age_days": 0,
-    "days_to_renewal": 0,
-    "arr": 0,
-    "arr_change_90d": 1,
-    "arr_expansions_12m": 1,
-    "arr_contractions_12m": -1,
-    "tam_usd": 0,
-    "whitespace": 0,
-    "penetration": 0,
-    "maturity_level": 1,
-}
-"""Healthy direction of every catalogue feature (+1 higher, -1 lower, 0 neither)."""
+def select_list(table: str, fields: dict[str, object] | None = None) -> str:
+    """The ``expression AS name`` items of every aggregate a builder table holds.
 
-_GAP_BY_GROUP = {
-    "support": "No support tickets recorded",
-    "agents": "No agent runs recorded",
-    "opportunity": "No TAM estimate",
-    "seats_usage": "No seat or plan-limit data",
-}
-_GAP_BY_FEATURE = {
-    "csat_90d": "No CSAT recorded in the last 90 days",
-    "high_priority_tickets_90d": "No ticket priorities recorded",
-    "ai_feature_share_30d": "No AI feature use recorded",
-    "usage_vs_limit_30d": "No plan usage limit recorded",
-    "seats_vs_plan_limit": "No plan seat limit recorded",
-    "days_since_last_activity": "No activity recorded yet",
-}
+    Parameters
+    ----------
+    table : the builder's table (a key of `ALIASES`).
+    fields : values of the ``{fields}`` of its measures (mask words, thresholds).
+
+    Returns
+    -------
+    str, comma-separated select items in registry order.
+
+    Examples
+    --------
+    >>> select_list("catalogue")
+    'COUNT(f.event) AS catalogue_size'
+    """
+    items = [f"{m.render(fields or {})} AS {m.name}" for m in MEASURES.values() if m.table == table]
+    if not items:
+        raise KeyError(f"no registered measure is computed in {table!r}")
+    return ",\n  ".join(items)
+
+
+def feature_sql() -> dict[str, str]:
+    """SQL expression of every feature the SQL computes, over the final join (`ALIASES`).
+
+    Returns
+    -------
+    dict name -> expression, in column order (features computed later are left out).
+    """
+    return {n: s.sql for n, s in CATALOG.items() if s.sql}
+
+
+def optional_features() -> dict[str, tuple[tuple[str, ...], str]]:
+    """Optional data -> (features it feeds, what is missing when it is absent).
+
+    Returns
+    -------
+    dict in `OPTIONAL_DATA` order; features in column order.
+
+    Examples
+    --------
+    >>> optional_features()["csat"]
+    (('csat_90d',), 'no CSAT on a ticket closed before as_of')
+    """
+    return {
+        key: (tuple(n for n, s in CATALOG.items() if key in s.optional), why)
+        for key, why in OPTIONAL_DATA.items()
+    }
 
 
 def gap_text(name: str) -> str:
     """What a missing value of `name` means, for the "data gaps" list ("No CSAT recorded").
+
+    Parameters
+    ----------
+    name : a feature name (others get a generic text).
+
+    Returns
+    -------
+    str
 
     Examples
     --------
     >>> gap_text("csat_90d")
     'No CSAT recorded in the last 90 days'
     """
-    if name in _GAP_BY_FEATURE:
-        return _GAP_BY_FEATURE[name]
     spec = CATALOG.get(name)
+    if spec is not None and spec.gap:
+        return spec.gap
     if spec is not None and spec.group in _GAP_BY_GROUP:
         return _GAP_BY_GROUP[spec.group]
-    label = spec.description.split(":")[0].rstrip(".") if spec else name.replace("_", " ")
+    label = spec.label if spec else name.replace("_", " ")
     return f"No data for {label[:1].lower() + label[1:]}"

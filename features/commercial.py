@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from features.catalog import ARR_STEP_DAYS, select_list
 from features.config import FeatureConfig
 from features.snapshots import WindowPlan, add_months
 from features.sqlrun import PREFIX, SqlRunner, lit, values_table
-
-ARR_STEP_DAYS = 30
 
 
 def open_at(t: str, s: str = "s") -> str:
@@ -66,14 +65,7 @@ def subscription_features(run: SqlRunner, cfg: FeatureConfig) -> str:
         "subs_asof",
         f"""
         SELECT y.account_id, y.as_of,
-          ROUND(12 * SUM(y.mrr), 2) AS arr,
-          SUM(CASE WHEN y.use_core = 1 THEN y.seats END) AS seats,
-          MAX(CASE WHEN y.use_core = 1 THEN y.seat_limit END) AS seat_limit,
-          MAX(CASE WHEN y.use_core = 1 THEN y.usage_limit END) AS usage_limit,
-          MIN(CASE WHEN y.use_core = 1 THEN DATE_DIFF('day', y.as_of, y.renewal) END)
-            AS days_to_renewal,
-          MAX(CASE WHEN y.use_core = 1 THEN DATE_DIFF('day', y.start_date, y.as_of) END)
-            AS contract_age_days
+          {select_list("subs_asof")}
         FROM (
           SELECT x.*,
             CASE WHEN x.is_core = 1 OR MAX(x.is_core) OVER (PARTITION BY x.account_id, x.as_of) = 0
@@ -110,22 +102,11 @@ def arr_history(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> str:
         f"ROUND(12 * SUM(CASE WHEN p.k = {k} THEN s.mrr ELSE 0 END), 2) AS arr_k{k}"
         for k in range(steps + 1)
     )
-    expand = " + ".join(
-        f"CASE WHEN arr_k{k} > 0 AND arr_k{k - 1} > arr_k{k} THEN 1 ELSE 0 END"
-        for k in range(1, steps + 1)
-    )
-    contract = " + ".join(
-        f"CASE WHEN arr_k{k - 1} > 0 AND arr_k{k - 1} < arr_k{k} THEN 1 ELSE 0 END"
-        for k in range(1, steps + 1)
-    )
-    k90 = 90 // ARR_STEP_DAYS
     return run.create(
         "arr_hist",
         f"""
         SELECT account_id, as_of,
-          arr_k0 / NULLIF(arr_k{k90}, 0) - 1 AS arr_change_90d,
-          {expand} AS arr_expansions_12m,
-          {contract} AS arr_contractions_12m
+          {select_list("arr_hist", {"steps": steps})}
         FROM (
           SELECT s.account_id, p.as_of, {pivot}
           FROM subscriptions AS s JOIN {pts} AS p ON {open_at("p.t")}
@@ -163,6 +144,7 @@ def seat_utilization_streak(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig
         """,
     )
     thr = float(cfg.seat_util_threshold)
+    lookback = int(cfg.seat_util_lookback_months)
     run.create(
         "util_runs",
         f"""
@@ -180,8 +162,7 @@ def seat_utilization_streak(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig
     return run.create(
         "util_streak",
         f"""
-        SELECT r.account_id, a.as_of, LEAST(r.streak, {int(cfg.seat_util_lookback_months)})
-          AS months_high_seat_util
+        SELECT r.account_id, a.as_of, {select_list("util_streak", {"lookback": lookback})}
         FROM {PREFIX}util_runs AS r JOIN {PREFIX}asof AS a ON r.mi = a.util_mi
         """,
     )

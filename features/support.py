@@ -7,29 +7,29 @@ its CSAT is known only once it is closed before as_of.
 
 from __future__ import annotations
 
+from features.catalog import select_list
 from features.sqlrun import PREFIX, SqlRunner
-
-HIGH_PRIORITIES = "('high', 'urgent')"
 
 
 def ticket_features(run: SqlRunner) -> str:
-    """Account x as_of ticket aggregates (accounts with no ticket before as_of are absent)."""
+    """Account x as_of ticket aggregates (accounts with no ticket before as_of are absent).
+
+    The aggregates are the ``tickets_asof`` measures of `features.catalog`, plus whether
+    the account had a ticket priority or a known CSAT before as_of.
+
+    Parameters
+    ----------
+    run : runner holding the as_of table (window bounds ``d30``, ``d90``).
+
+    Returns
+    -------
+    str, name of the created table.
+    """
     return run.create(
         "tickets_asof",
         f"""
         SELECT t.account_id, a.as_of,
-          SUM(CASE WHEN t.created_at >= a.d30 THEN 1 ELSE 0 END) AS tickets_30d,
-          SUM(CASE WHEN t.created_at >= a.d90 THEN 1 ELSE 0 END) AS tickets_90d,
-          SUM(CASE WHEN t.created_at >= a.d90 AND t.created_at < a.d30 THEN 1 ELSE 0 END)
-            AS tickets_p60,
-          SUM(CASE WHEN t.created_at >= a.d90 AND t.priority IN {HIGH_PRIORITIES} THEN 1 ELSE 0 END)
-            AS high_priority_tickets_90d,
-          SUM(CASE WHEN t.closed_at IS NULL OR t.closed_at >= a.as_of THEN 1 ELSE 0 END)
-            AS open_tickets,
-          MAX(CASE WHEN t.closed_at IS NULL OR t.closed_at >= a.as_of
-                   THEN DATE_DIFF('day', CAST(t.created_at AS DATE), a.as_of) END)
-            AS open_ticket_max_age_days,
-          AVG(CASE WHEN t.closed_at < a.as_of AND t.closed_at >= a.d90 THEN t.csat END) AS csat_90d,
+          {select_list("tickets_asof")},
           MAX(CASE WHEN t.priority IS NOT NULL THEN 1 ELSE 0 END) AS any_priority,
           MAX(CASE WHEN t.csat IS NOT NULL AND t.closed_at < a.as_of THEN 1 ELSE 0 END) AS any_csat
         FROM tickets AS t JOIN {PREFIX}asof AS a ON t.created_at < a.as_of
@@ -39,7 +39,16 @@ def ticket_features(run: SqlRunner) -> str:
 
 
 def ticket_availability(run: SqlRunner) -> str:
-    """Per as_of: whether any ticket, priority or CSAT was known before it (any account)."""
+    """Per as_of: whether any ticket, priority or CSAT was known before it (any account).
+
+    Parameters
+    ----------
+    run : runner holding the tables of `ticket_features`.
+
+    Returns
+    -------
+    str, name of the created table.
+    """
     return run.create(
         "tickets_avail",
         f"""
