@@ -72,7 +72,8 @@ def final_sql() -> str:
     Returns
     -------
     str, a SELECT of the id columns and every `features.catalog.feature_sql` expression
-    (as DOUBLE), with the builders' tables under the aliases of `features.catalog.ALIASES`.
+    (as DOUBLE), with the builders' tables under the aliases of `features.catalog.ALIASES`
+    (the spine: ``s`` subs_asof, ``acc`` accounts, ``c`` catalogue).
     """
     cols = ",\n  ".join(f"CAST({sql} AS DOUBLE) AS {n}" for n, sql in feature_sql().items())
     on = "ON {a}.account_id = s.account_id AND {a}.as_of = s.as_of"
@@ -87,15 +88,14 @@ def final_sql() -> str:
             "tickets_asof",
         )
     )
-    s, acc, c = ALIASES["subs_asof"], ALIASES["accounts"], ALIASES["catalogue"]
     return f"""
-    SELECT {s}.account_id, {s}.as_of, {acc}.csm_id, {acc}.coverage, {acc}.industry, {acc}.region,
+    SELECT s.account_id, s.as_of, acc.csm_id, acc.coverage, acc.industry, acc.region,
       {cols}
-    FROM {PREFIX}subs_asof AS {s}
-    JOIN accounts AS {acc} ON {acc}.account_id = {s}.account_id AND {acc}.created_at < {s}.as_of
-    LEFT JOIN {PREFIX}catalogue AS {c} ON {c}.as_of = {s}.as_of
+    FROM {PREFIX}subs_asof AS s
+    JOIN accounts AS acc ON acc.account_id = s.account_id AND acc.created_at < s.as_of
+    LEFT JOIN {PREFIX}catalogue AS c ON c.as_of = s.as_of
     {joins}
-    WHERE {s}.arr > 0
+    WHERE s.arr > 0
     """
 
 

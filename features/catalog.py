@@ -372,6 +372,25 @@ def _working_days_since(last: str, as_of: str) -> str:
     return f"COALESCE({days}, {NO_ACTIVITY_WORKING_DAYS})"
 
 
+def arr_sql(mrr: str) -> str:
+    """ARR of a group of subscription rows: 12 x the sum of `mrr`, rounded to cents.
+
+    Parameters
+    ----------
+    mrr : SQL expression of each row's MRR (e.g. ``s.mrr``).
+
+    Returns
+    -------
+    str, SQL aggregate expression.
+
+    Examples
+    --------
+    >>> arr_sql("s.mrr")
+    'ROUND(12 * SUM(s.mrr), 2)'
+    """
+    return f"ROUND(12 * SUM({mrr}), 2)"
+
+
 _OPEN_TICKET = "t.closed_at IS NULL OR t.closed_at >= a.as_of"
 _HIGH = "(" + ", ".join(f"'{p}'" for p in HIGH_PRIORITIES) + ")"
 _CORE = "y.use_core = 1"
@@ -972,7 +991,7 @@ _SPECS += [
         "ARR is {value}",
         healthier=0,
         sql="s.arr",
-        agg=("subs_asof", "ROUND(12 * SUM(y.mrr), 2)"),
+        agg=("subs_asof", arr_sql("y.mrr")),
         needs=_SUBS,
     ),
     _f(

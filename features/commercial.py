@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from features.catalog import ARR_STEP_DAYS, select_list
+from features.catalog import ARR_STEP_DAYS, arr_sql, select_list
 from features.config import FeatureConfig
 from features.snapshots import WindowPlan, add_months
 from features.sqlrun import PREFIX, SqlRunner, lit, values_table
@@ -99,7 +99,7 @@ def arr_history(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> str:
     ]
     pts = run.create("arr_pts", values_table(["as_of", "k", "t"], rows))
     pivot = ",\n".join(
-        f"ROUND(12 * SUM(CASE WHEN p.k = {k} THEN s.mrr ELSE 0 END), 2) AS arr_k{k}"
+        f"{arr_sql(f'CASE WHEN p.k = {k} THEN s.mrr ELSE 0 END')} AS arr_k{k}"
         for k in range(steps + 1)
     )
     return run.create(

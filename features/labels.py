@@ -25,14 +25,22 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.catalog import arr_sql
 from features.commercial import open_at
 from features.data_end import latest_data_end
+from features.names import TARGETS
 from features.snapshots import normalize_as_of, to_date
 from features.sqlrun import SqlRunner, lit, values_table
 
 log = logging.getLogger("nrrcast.features")
 
-LABEL_COLUMNS = ("arr_h", "label_churn", "label_expand", "label_contract", "label_known")
+LABEL_COLUMNS = (
+    "arr_h",
+    *(label for _, label in TARGETS.values()),
+    "label_contract",
+    "label_known",
+)
+"""Label columns of the panel, in order (the targets' labels from `features.names.TARGETS`)."""
 
 
 def infer_data_end(con: duckdb.DuckDBPyConnection) -> date | None:
@@ -54,7 +62,7 @@ def label_sql(asof_table: str, horizon_days: int, data_end: date) -> str:
       p.known AS known
     FROM (
       SELECT s.account_id, a.as_of,
-        ROUND(12 * SUM(s.mrr), 2) AS arr,
+        {arr_sql("s.mrr")} AS arr,
         CASE WHEN a.as_of + {int(horizon_days)} <= {lit(data_end)} THEN 1 ELSE 0 END AS known
       FROM subscriptions AS s
       JOIN {asof_table} AS a ON {open_at("a.as_of")}
@@ -62,7 +70,7 @@ def label_sql(asof_table: str, horizon_days: int, data_end: date) -> str:
       GROUP BY s.account_id, a.as_of
     ) AS p
     LEFT JOIN (
-      SELECT s.account_id, a.as_of, ROUND(12 * SUM(s.mrr), 2) AS arr_h
+      SELECT s.account_id, a.as_of, {arr_sql("s.mrr")} AS arr_h
       FROM subscriptions AS s
       JOIN {asof_table} AS a ON {open_at(f"a.as_of + {int(horizon_days)}")}
       GROUP BY s.account_id, a.as_of
@@ -90,8 +98,8 @@ def finish_labels(raw: pd.DataFrame, expansion_pct: float) -> pd.DataFrame:
         }
     )
     for name, flag in (
-        ("label_churn", churn),
-        ("label_expand", expand),
+        (TARGETS["churn"][1], churn),
+        (TARGETS["expand"][1], expand),
         ("label_contract", contract),
     ):
         out[name] = np.where(known, flag.astype(np.float64), np.nan)

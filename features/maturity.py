@@ -14,20 +14,34 @@ import numpy as np
 import pandas as pd
 
 from features.config import MaturityRules
-
-STAGES: tuple[str, str, str] = ("Experimenter", "Builder", "Transformer")
+from features.names import STAGES
 
 
 def describe_rules(rules: MaturityRules) -> list[str]:
-    """The rules as sentences, for reports and run logs."""
+    """The rules as sentences, for reports and run logs.
+
+    Parameters
+    ----------
+    rules : thresholds per stage.
+
+    Returns
+    -------
+    list of str, one sentence per stage, most mature first.
+
+    Examples
+    --------
+    >>> describe_rules(MaturityRules())[0]
+    'Transformer: ai_feature_share_30d >= 0.11 and agent_runs_30d >= 50'
+    """
+    builder, transformer, experimenter = STAGES[1], STAGES[2], STAGES[0]
 
     def cond(d: dict[str, float]) -> str:
         return " and ".join(f"{k} >= {v:g}" for k, v in d.items())
 
     return [
-        f"Transformer: {cond(rules.transformer)}",
-        f"Builder: {cond(rules.builder)} (and not Transformer)",
-        "Experimenter: otherwise",
+        f"{transformer}: {cond(rules.transformer)}",
+        f"{builder}: {cond(rules.builder)} (and not {transformer})",
+        f"{experimenter}: otherwise",
     ]
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.names import TARGETS
+
 Calibrate = Callable[[np.ndarray], np.ndarray]
 STATES = ("good", "bad", "neutral")
 PREVIOUS_DAYS = 28
@@ -71,18 +73,13 @@ def reason_state(
     above the segment median but no strength when it was 2,906 four weeks earlier).
     Features with no healthy direction are neutral.
     """
-    from features.catalog import CATALOG, HEALTHIER
+    from features.catalog import CATALOG
 
     catalog = CATALOG if catalog is None else catalog
     feats = pd.Series(np.asarray(features, dtype=object))
-    sign = feats.map(HEALTHIER).fillna(0).to_numpy(dtype=np.float64)
-    change_units = {
-        f: (lambda u: u == "pct_change" or u.startswith("delta_"))(
-            str(getattr(catalog.get(f), "unit", ""))
-        )
-        for f in feats.unique()
-    }
-    is_change = feats.map(change_units).to_numpy(dtype=bool)
+    unique = feats.unique()
+    sign = feats.map(_healthier(unique, catalog)).to_numpy(dtype=np.float64)
+    is_change = feats.map(_is_change(unique, catalog)).to_numpy(dtype=bool)
     x = np.asarray(values, dtype=np.float64)
     ref = np.where(is_change, 0.0, np.asarray(reference, dtype=np.float64))
     prev = np.full(len(x), np.nan) if previous is None else np.asarray(previous, np.float64)
@@ -96,6 +93,18 @@ def reason_state(
     out[(n_known > 0) & (up.sum(axis=0) == n_known)] = "good"
     out[(n_known > 0) & (down.sum(axis=0) == n_known)] = "bad"
     return out
+
+
+def _healthier(features: Sequence[str], catalog: Mapping[str, Any]) -> dict[str, float]:
+    """Healthy direction (+1, -1, 0) of each feature from its catalogue entry (0 if none)."""
+    return {f: float(getattr(catalog.get(f), "healthier", 0)) for f in features}
+
+
+def _is_change(features: Sequence[str], catalog: Mapping[str, Any]) -> dict[str, bool]:
+    """Whether each feature's unit is a change (compared with 0), from its catalogue entry."""
+    from features.catalog import is_change_unit
+
+    return {f: is_change_unit(str(getattr(catalog.get(f), "unit", ""))) for f in features}
 
 
 def segment_medians(table: pd.DataFrame, segments: pd.Series, features: Sequence[str]) -> Any:
@@ -188,20 +197,9 @@ def _state_codes(
     catalog: Mapping[str, Any],
 ) -> np.ndarray:
     """`reason_state` on feature codes: 0 good, 1 bad, 2 neutral (order of `STATES`)."""
-    state = reason_state(fnames, np.zeros(len(fnames)), np.zeros(len(fnames)), catalog)
-    del state  # validates the names; the work below is per row on codes
-    from features.catalog import HEALTHIER
-
-    sign = np.array([HEALTHIER.get(f, 0) for f in fnames], dtype=np.float64)[fcode]
-    is_change = np.array(
-        [
-            (lambda u: u == "pct_change" or u.startswith("delta_"))(
-                str(getattr(catalog.get(f), "unit", ""))
-            )
-            for f in fnames
-        ],
-        dtype=bool,
-    )[fcode]
+    healthier, change = _healthier(fnames, catalog), _is_change(fnames, catalog)
+    sign = np.array([healthier[f] for f in fnames], dtype=np.float64)[fcode]
+    is_change = np.array([change[f] for f in fnames], dtype=bool)[fcode]
     ref = np.where(is_change, 0.0, median)
     prv = np.where(is_change, np.nan, prev)
     diffs = np.stack([sign * (values - ref), sign * (values - prv)])
@@ -341,8 +339,7 @@ def changes_since(
         return pd.DataFrame(columns=cols)
     prev = previous.drop_duplicates("account_id", keep="last").set_index("account_id")
     rows = []
-    for target in ("churn", "expand"):
-        col = f"p_{target}"
+    for target, (col, _) in TARGETS.items():
         before = prev[col].reindex(scores["account_id"]).to_numpy(dtype=np.float64)
         now = scores[col].to_numpy(dtype=np.float64)
         move = now - before
@@ -378,6 +375,6 @@ def _contribs(text: Any, target: str) -> dict[str, tuple[float, str]]:
         if r.get("target") == target and r.get("contribution") is not None and "state" in r:
             f = r["feature"]
             spec = CATALOG.get(f)
-            label = spec.description.split(":")[0].rstrip(".") if spec else f.replace("_", " ")
+            label = spec.label if spec else f.replace("_", " ")
             out[f] = (float(r["contribution"]), label)
     return out
