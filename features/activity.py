@@ -79,6 +79,16 @@ def feature_index(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> Featu
     Bits are only an encoding (a name seen after as_of gets a bit but no use before it).
     When the catalogue comes from the data, a name counts at an as_of once a person used
     it before; `first_seen` completes the first uses from the aggregated rows.
+
+    Parameters
+    ----------
+    run : runner on the connection holding ``events``.
+    plan : the build's window plan (start of the scanned range).
+    cfg : feature settings (``feature_catalog``, ``ai_features``).
+
+    Returns
+    -------
+    FeatureIndex
     """
     if cfg.feature_catalog is not None:
         names = sorted(dict.fromkeys(n for n in cfg.feature_catalog if n != "login"))
@@ -117,6 +127,16 @@ def first_seen(run: SqlRunner, cfg: FeatureConfig, fx: FeatureIndex) -> str:
     Within the scanned range they come from the segment rows: an as_of is a segment
     boundary, so "first segment starts before as_of" is exactly "first use before as_of".
     Creates the catalogue table (event, first_ts) (first_ts NULL = configured, always in).
+
+    Parameters
+    ----------
+    run : runner holding the segment tables of `build_activity_base`.
+    cfg : feature settings (``feature_catalog``).
+    fx : the feature index; its ``first_agent`` and ``first_ai`` are set here.
+
+    Returns
+    -------
+    str, name of the created catalogue table.
     """
     masks = ", ".join(f"BIT_OR(m{w})" for w in range(fx.words))
     segs = run.rows(
@@ -174,6 +194,15 @@ def scan_chunks(plan: WindowPlan, months: int | None) -> list[tuple[date, date]]
     """[lo, hi) ranges of the event scan: whole calendar months, `months` at a time.
 
     Month starts are segment cut points, so no segment straddles two chunks.
+
+    Parameters
+    ----------
+    plan : the build's window plan.
+    months : calendar months per chunk; None scans the whole range at once.
+
+    Returns
+    -------
+    list of (lo, hi) date pairs covering [plan.start, plan.end).
     """
     if months is None:
         return [(plan.start, plan.end)]
@@ -192,6 +221,13 @@ def build_activity_base(
     segment) of ``dmask``: the number of distinct active days of a user or an account
     over any union of segments is the bit count of the OR of their masks. Agent events
     are only needed per account, so they skip the large per-user aggregation.
+
+    Parameters
+    ----------
+    run : runner on the connection holding ``events``.
+    plan : the build's window plan (calendar and segment windows).
+    cfg : feature settings (``scan_chunk_months``, ``ai_features``).
+    fx : the feature index (mask bits of the feature names).
     """
     run.create("cal", values_table(["d", "seg", "month", "bit"], _calendar_rows(plan)))
     run.create(
@@ -367,7 +403,17 @@ def user_windows(run: SqlRunner, fx: FeatureIndex, cfg: FeatureConfig) -> str:
 
 
 def monthly_active_users(run: SqlRunner, plan: WindowPlan) -> str:
-    """Distinct active human users per account and calendar month (from month_grid_start)."""
+    """Distinct active human users per account and calendar month (from month_grid_start).
+
+    Parameters
+    ----------
+    run : runner holding the person-segment table of `build_activity_base`.
+    plan : the build's window plan (``month_grid_start``).
+
+    Returns
+    -------
+    str, name of the created table.
+    """
     return run.create(
         "month_users",
         f"""

@@ -262,12 +262,7 @@ def build_feature_table(
     df["maturity_level"] = stages["maturity_level"].to_numpy()
     df.insert(df.columns.get_loc("maturity_level") + 1, "maturity_stage", stages["maturity_stage"])
     df.attrs["left_out"] = left_out
-    if left_out:
-        by_reason: dict[str, list[str]] = {}
-        for col, why in left_out.items():
-            by_reason.setdefault(why, []).append(col)
-        for why, cols in by_reason.items():
-            log.warning("features left out (NaN): %s: %s", ", ".join(cols), why)
+    _log_left_out(left_out)
     log.log(
         logging.INFO if progress else logging.DEBUG,
         "features: %d rows x %d columns for %d as_of dates in %.1f s",
@@ -277,6 +272,15 @@ def build_feature_table(
         time.perf_counter() - t0,
     )
     return df
+
+
+def _log_left_out(left_out: dict[str, str]) -> None:
+    """One warning per reason, naming the features it left NaN."""
+    by_reason: dict[str, list[str]] = {}
+    for col, why in left_out.items():
+        by_reason.setdefault(why, []).append(col)
+    for why, cols in by_reason.items():
+        log.warning("features left out (NaN): %s: %s", ", ".join(cols), why)
 
 
 def _finish(raw: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
@@ -312,7 +316,17 @@ FEATURE_LAYOUT = (r"as_of=[0-9-]+", r"features\.duckdb(\.wal)?", r"catalog\.json
 def check_feature_out(out_dir: str | Path, *, source: str | Path | None = None) -> Path:
     """Refuse, before any work, an output directory `write_feature_table` must not replace:
     one that overlaps `source`, is another kind of nrrcast output, or holds files nrrcast
-    did not write. Returns the resolved directory (not created)."""
+    did not write.
+
+    Parameters
+    ----------
+    out_dir : the feature table directory.
+    source : the source the table is built from (the output must not overlap it).
+
+    Returns
+    -------
+    Path, the resolved directory (not created).
+    """
     out = storage.claim_dir(
         out_dir,
         "features",
@@ -340,6 +354,12 @@ def write_feature_table(
     ``.nrrcast`` marker. A directory holding anything else is refused (see
     `check_feature_out`); one writer at a time (the others wait up to `lock_timeout` s),
     and a swap a kill interrupted is finished or undone first (`features.storage`).
+
+    Parameters
+    ----------
+    df : the feature table (`build_feature_table`).
+    out_dir : directory to write (replaced as a whole).
+    lock_timeout : seconds to wait for another writer of the same directory.
 
     Returns
     -------
@@ -380,7 +400,16 @@ def write_feature_table(
 
 def read_feature_table(out_dir: str | Path) -> pd.DataFrame:
     """Read a table written by `write_feature_table` (as_of back as datetime64[us]); a
-    swap by a concurrent writer during the read makes it read again."""
+    swap by a concurrent writer during the read makes it read again.
+
+    Parameters
+    ----------
+    out_dir : directory written by `write_feature_table`.
+
+    Returns
+    -------
+    DataFrame sorted by as_of then account_id, account_id and as_of first.
+    """
     return storage.read_retrying(lambda: _read_feature_table(out_dir))
 
 

@@ -25,7 +25,22 @@ from features.sqlrun import PREFIX, SqlRunner, lit, values_table
 
 
 def open_at(t: str, s: str = "s") -> str:
-    """SQL predicate: subscription alias `s` is open at date expression `t` (see module)."""
+    """SQL predicate: subscription alias `s` is open at date expression `t` (see module).
+
+    Parameters
+    ----------
+    t : SQL date expression.
+    s : alias of the subscriptions relation.
+
+    Returns
+    -------
+    str, SQL boolean expression.
+
+    Examples
+    --------
+    >>> open_at("a.as_of")
+    's.start_date < a.as_of AND (s.end_date IS NULL OR s.end_date >= a.as_of)'
+    """
     return f"{s}.start_date < {t} AND ({s}.end_date IS NULL OR {s}.end_date >= {t})"
 
 
@@ -33,6 +48,15 @@ def add_months_sql(d: str, months: str) -> str:
     """Portable SQL for date `d` plus integer expression `months` (day clamped to month end).
 
     Built from YEAR/MONTH/DAY, MAKE_DATE and LAST_DAY, which DuckDB and Spark share.
+
+    Parameters
+    ----------
+    d : SQL date expression.
+    months : SQL integer expression (may be negative).
+
+    Returns
+    -------
+    str, SQL date expression.
     """
     idx = f"(YEAR({d}) * 12 + MONTH({d}) - 1 + ({months}))"
     y, m = f"({idx} // 12)", f"({idx} % 12 + 1)"
@@ -40,7 +64,17 @@ def add_months_sql(d: str, months: str) -> str:
 
 
 def asof_table(run: SqlRunner, plan: WindowPlan) -> str:
-    """The as_of dates with their window boundaries and last complete month (index)."""
+    """The as_of dates with their window boundaries and last complete month (index).
+
+    Parameters
+    ----------
+    run : runner to create the table with.
+    plan : the build's window plan (its as_of dates).
+
+    Returns
+    -------
+    str, name of the created table (as_of, d7, d30, d60, d90, util_mi).
+    """
     rows = []
     for a in plan.as_of:
         last_month = add_months(a.replace(day=1), -1)
@@ -58,7 +92,20 @@ def asof_table(run: SqlRunner, plan: WindowPlan) -> str:
 
 
 def subscription_features(run: SqlRunner, cfg: FeatureConfig) -> str:
-    """Account x as_of: arr, seats, plan limits, days to renewal, contract age."""
+    """Account x as_of: arr, seats, plan limits, days to renewal, contract age.
+
+    The aggregates are the ``subs_asof`` measures of `features.catalog`, over the open
+    subscriptions with their next renewal and whether they count as core (``use_core``).
+
+    Parameters
+    ----------
+    run : runner holding the as_of table and the ``subscriptions`` and ``plans`` relations.
+    cfg : feature settings (``core_product``).
+
+    Returns
+    -------
+    str, name of the created table.
+    """
     r1 = add_months_sql("x.start_date", "x.renew_k")
     r2 = add_months_sql("x.start_date", "x.renew_k + x.term_months")
     return run.create(
@@ -92,7 +139,18 @@ def subscription_features(run: SqlRunner, cfg: FeatureConfig) -> str:
 
 def arr_history(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> str:
     """ARR sampled every 30 days back from as_of: change over 90 days and the number of
-    30-day steps with an expansion / contraction over the last `arr_history_steps` steps."""
+    30-day steps with an expansion / contraction over the last `arr_history_steps` steps.
+
+    Parameters
+    ----------
+    run : runner holding the ``subscriptions`` relation.
+    plan : the build's window plan (its as_of dates).
+    cfg : feature settings (``arr_history_steps``).
+
+    Returns
+    -------
+    str, name of the created table (the ``arr_hist`` measures of `features.catalog`).
+    """
     steps = cfg.arr_history_steps
     rows = [
         (a, k, a - timedelta(days=ARR_STEP_DAYS * k)) for a in plan.as_of for k in range(steps + 1)
@@ -118,7 +176,19 @@ def arr_history(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> str:
 
 def seat_utilization_streak(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig) -> str:
     """Consecutive complete calendar months, up to the one before as_of's month, in which
-    distinct active users / seats (at the month's close) >= the configured threshold."""
+    distinct active users / seats (at the month's close) >= the configured threshold.
+
+    Parameters
+    ----------
+    run : runner holding the as_of and monthly active user tables.
+    plan : the build's window plan (``month_grid_start``, ``end``).
+    cfg : feature settings (``core_product``, ``seat_util_threshold``,
+        ``seat_util_lookback_months``).
+
+    Returns
+    -------
+    str, name of the created table (the ``util_streak`` measure of `features.catalog`).
+    """
     months = []
     m = plan.month_grid_start
     while m < plan.end.replace(day=1):
@@ -166,8 +236,3 @@ def seat_utilization_streak(run: SqlRunner, plan: WindowPlan, cfg: FeatureConfig
         FROM {PREFIX}util_runs AS r JOIN {PREFIX}asof AS a ON r.mi = a.util_mi
         """,
     )
-
-
-def plans_have(run: SqlRunner, column: str) -> bool:
-    """Whether the plans table holds any non-null value of `column` (it has no dates)."""
-    return bool(run.rows(f"SELECT COUNT({column}) FROM plans")[0][0])

@@ -47,6 +47,14 @@ def infer_data_end(con: duckdb.DuckDBPyConnection) -> date | None:
     """The day after the latest timestamp in the clean relations (or None).
 
     Kept for library callers; see `features.data_end.latest_data_end`.
+
+    Parameters
+    ----------
+    con : connection holding the clean relations.
+
+    Returns
+    -------
+    date, or None when the data holds no timestamp.
     """
     return latest_data_end(con)
 
@@ -55,6 +63,16 @@ def label_sql(asof_table: str, horizon_days: int, data_end: date) -> str:
     """SELECT of (account_id, as_of, arr, arr_h, known) for the as_of dates in `asof_table`.
 
     The expansion threshold is applied afterwards by `finish_labels`.
+
+    Parameters
+    ----------
+    asof_table : name of a table with an ``as_of`` column.
+    horizon_days : H, days after as_of at which ARR is compared.
+    data_end : first day not covered by the data (a label is known when as_of + H <= it).
+
+    Returns
+    -------
+    str, a SELECT statement.
     """
     return f"""
     SELECT p.account_id, p.as_of, p.arr,
@@ -80,7 +98,19 @@ def label_sql(asof_table: str, horizon_days: int, data_end: date) -> str:
 
 
 def finish_labels(raw: pd.DataFrame, expansion_pct: float) -> pd.DataFrame:
-    """Turn (account_id, as_of, arr, arr_h, known) rows into the label columns."""
+    """Turn (account_id, as_of, arr, arr_h, known) rows into the label columns.
+
+    Parameters
+    ----------
+    raw : rows of `label_sql`.
+    expansion_pct : x; expansion needs ARR(as_of+H) >= (1+x) ARR(as_of), contraction
+        0 < ARR(as_of+H) <= (1-x) ARR(as_of) (compared in cents).
+
+    Returns
+    -------
+    DataFrame account_id, as_of, arr, arr_h and `LABEL_COLUMNS` after arr_h, sorted by
+    as_of then account_id.
+    """
     x = float(expansion_pct)
     arr = raw["arr"].to_numpy(dtype=np.float64)
     arr_h = raw["arr_h"].to_numpy(dtype=np.float64, na_value=np.nan)

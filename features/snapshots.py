@@ -45,7 +45,21 @@ LOOKBACK_DAYS = max(start for start, _ in WINDOWS.values())
 
 
 def to_date(value: object) -> date:
-    """A `date` from a date, midnight datetime/Timestamp or ISO string; rejects times of day."""
+    """A `date` from a date, midnight datetime/Timestamp or ISO string; rejects times of day.
+
+    Parameters
+    ----------
+    value : date, datetime, Timestamp, numpy datetime64 or ISO string.
+
+    Returns
+    -------
+    date
+
+    Examples
+    --------
+    >>> to_date("2025-03-01")
+    datetime.date(2025, 3, 1)
+    """
     if isinstance(value, str):
         value = pd.Timestamp(value)
     if isinstance(value, np.datetime64):
@@ -60,12 +74,36 @@ def to_date(value: object) -> date:
 
 
 def month_start(d: date) -> date:
-    """First day of the month of `d`."""
+    """First day of the month of `d`.
+
+    Parameters
+    ----------
+    d : a date.
+
+    Returns
+    -------
+    date
+    """
     return d.replace(day=1)
 
 
 def add_months(d: date, months: int) -> date:
-    """`d` moved by whole months (day clamped to the month's length)."""
+    """`d` moved by whole months (day clamped to the month's length).
+
+    Parameters
+    ----------
+    d : a date.
+    months : months to add (negative moves back).
+
+    Returns
+    -------
+    date
+
+    Examples
+    --------
+    >>> add_months(date(2025, 1, 31), 1)
+    datetime.date(2025, 2, 28)
+    """
     index = d.year * 12 + d.month - 1 + months
     year, month = divmod(index, 12)
     month += 1
@@ -130,6 +168,10 @@ def panel_dates(
         longest window (90 days) is covered by data and ends at `data_end` (an as_of
         equal to data_end sees every row, but its labels are not known yet).
 
+    Returns
+    -------
+    list of date, ascending.
+
     Examples
     --------
     >>> panel_dates("monthly", data_start=date(2025, 5, 1), data_end=date(2025, 11, 1))
@@ -153,7 +195,16 @@ def panel_dates(
 
 
 def normalize_as_of(as_of_dates: object) -> list[date]:
-    """Sorted list of as_of dates; rejects an empty list and duplicates."""
+    """Sorted list of as_of dates; rejects an empty list and duplicates.
+
+    Parameters
+    ----------
+    as_of_dates : one date (or ISO string) or an iterable of them.
+
+    Returns
+    -------
+    list of date, ascending.
+    """
     if isinstance(as_of_dates, date | str | datetime):
         as_of_dates = [as_of_dates]
     dates = [to_date(v) for v in list(as_of_dates)]  # type: ignore[call-overload]
@@ -190,7 +241,17 @@ class WindowPlan:
 
 
 def window_plan(as_of_dates: list[date], util_lookback_months: int) -> WindowPlan:
-    """Cut the days before the observation dates into segments (see module docstring)."""
+    """Cut the days before the observation dates into segments (see module docstring).
+
+    Parameters
+    ----------
+    as_of_dates : observation dates.
+    util_lookback_months : complete months the seat-utilization streak looks back.
+
+    Returns
+    -------
+    WindowPlan
+    """
     dates = normalize_as_of(as_of_dates)
     grid_start = add_months(month_start(dates[0]), -util_lookback_months)
     start = min(dates[0] - timedelta(days=LOOKBACK_DAYS), grid_start)

@@ -14,8 +14,7 @@ from features.sqlrun import PREFIX, SqlRunner
 def ticket_features(run: SqlRunner) -> str:
     """Account x as_of ticket aggregates (accounts with no ticket before as_of are absent).
 
-    The aggregates are the ``tickets_asof`` measures of `features.catalog`, plus whether
-    the account had a ticket priority or a known CSAT before as_of.
+    The aggregates are the ``tickets_asof`` measures of `features.catalog`.
 
     Parameters
     ----------
@@ -29,34 +28,8 @@ def ticket_features(run: SqlRunner) -> str:
         "tickets_asof",
         f"""
         SELECT t.account_id, a.as_of,
-          {select_list("tickets_asof")},
-          MAX(CASE WHEN t.priority IS NOT NULL THEN 1 ELSE 0 END) AS any_priority,
-          MAX(CASE WHEN t.csat IS NOT NULL AND t.closed_at < a.as_of THEN 1 ELSE 0 END) AS any_csat
+          {select_list("tickets_asof")}
         FROM tickets AS t JOIN {PREFIX}asof AS a ON t.created_at < a.as_of
         GROUP BY t.account_id, a.as_of
-        """,
-    )
-
-
-def ticket_availability(run: SqlRunner) -> str:
-    """Per as_of: whether any ticket, priority or CSAT was known before it (any account).
-
-    Parameters
-    ----------
-    run : runner holding the tables of `ticket_features`.
-
-    Returns
-    -------
-    str, name of the created table.
-    """
-    return run.create(
-        "tickets_avail",
-        f"""
-        SELECT a.as_of,
-          MAX(CASE WHEN t.account_id IS NOT NULL THEN 1 ELSE 0 END) AS has_tickets,
-          MAX(COALESCE(t.any_priority, 0)) AS has_priority,
-          MAX(COALESCE(t.any_csat, 0)) AS has_csat
-        FROM {PREFIX}asof AS a LEFT JOIN {PREFIX}tickets_asof AS t ON t.as_of = a.as_of
-        GROUP BY a.as_of
         """,
     )

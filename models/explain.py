@@ -193,7 +193,16 @@ class ReasonCodes:
         return _reasons_json(self.frame, self.rows, len(self.account_ids))
 
     def explanation(self, target: str) -> Any:
-        """A ``shap.Explanation`` of one target (for the shap package's plots)."""
+        """A ``shap.Explanation`` of one target (for the shap package's plots).
+
+        Parameters
+        ----------
+        target : a target explained (see `targets`).
+
+        Returns
+        -------
+        shap.Explanation with the contributions, base value and feature values.
+        """
         import shap
 
         t = self._target(target)
@@ -205,7 +214,16 @@ class ReasonCodes:
         )
 
     def summary(self, target: str) -> pd.DataFrame:
-        """Mean absolute contribution per feature (a run's global importance), largest first."""
+        """Mean absolute contribution per feature (a run's global importance), largest first.
+
+        Parameters
+        ----------
+        target : a target explained (see `targets`).
+
+        Returns
+        -------
+        DataFrame feature, mean_abs_contribution, mean_contribution.
+        """
         t = self._target(target)
         return (
             pd.DataFrame(
@@ -536,6 +554,15 @@ def account_positions(reason_ids: Any, account_ids: Any) -> np.ndarray:
     Reason frames list each account's rows together, so ids are looked up once per run
     of equal ids rather than once per row.
 
+    Parameters
+    ----------
+    reason_ids : account id of every reason row.
+    account_ids : the accounts of the output, one row each.
+
+    Returns
+    -------
+    int64 ndarray aligned with `reason_ids`.
+
     Raises
     ------
     ValueError
@@ -736,6 +763,13 @@ def waterfall_figure(
 ) -> Figure:
     """The shap package's waterfall plot of one account's prediction (log-odds).
 
+    Parameters
+    ----------
+    reasons : reason codes of `explain`.
+    account_id : the account to plot (KeyError when it was not explained).
+    target : the target whose model is plotted.
+    max_display : features shown (the rest are summed).
+
     Returns
     -------
     matplotlib Figure (the caller closes it, e.g. ``plt.close(fig)``).
@@ -762,6 +796,14 @@ def beeswarm_figure(
     random_state: int = 0,
 ) -> Figure:
     """The shap package's beeswarm plot of a run (a seeded sample of `max_points` rows).
+
+    Parameters
+    ----------
+    reasons : reason codes of `explain`.
+    target : the target whose model is plotted.
+    max_display : features shown.
+    max_points : rows plotted at most (a sample above it).
+    random_state : seed of the sample.
 
     Returns
     -------

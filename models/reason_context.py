@@ -72,6 +72,20 @@ def reason_state(
     side, bad when every one is on the unhealthy side, else neutral (2,112 events is
     above the segment median but no strength when it was 2,906 four weeks earlier).
     Features with no healthy direction are neutral.
+
+    Parameters
+    ----------
+    features : feature name of every reason.
+    values : ndarray of shape (n_reasons,), the feature values.
+    reference : ndarray of shape (n_reasons,), the segment medians.
+    catalog : feature registry (name -> spec with ``unit`` and ``healthier``); default
+        `features.catalog.CATALOG`.
+    previous : ndarray of shape (n_reasons,), the account's values `PREVIOUS_DAYS`
+        earlier (NaN = unknown), optional.
+
+    Returns
+    -------
+    object ndarray of 'good', 'bad' or 'neutral'.
     """
     from features.catalog import CATALOG
 
@@ -108,7 +122,18 @@ def _is_change(features: Sequence[str], catalog: Mapping[str, Any]) -> dict[str,
 
 
 def segment_medians(table: pd.DataFrame, segments: pd.Series, features: Sequence[str]) -> Any:
-    """Median of each feature per segment (rows: segment, columns: feature)."""
+    """Median of each feature per segment (rows: segment, columns: feature).
+
+    Parameters
+    ----------
+    table : feature rows.
+    segments : segment of each row of `table`.
+    features : features wanted (those missing from `table` are skipped).
+
+    Returns
+    -------
+    DataFrame indexed by segment.
+    """
     cols = [f for f in dict.fromkeys(features) if f in table.columns]
     frame = table[cols].apply(pd.to_numeric, errors="coerce").astype("float64")
     return frame.groupby(np.asarray(segments, dtype=object)).median()
@@ -286,8 +311,16 @@ def data_gaps(
 ) -> pd.Series:
     """Per account, the missing data the models would use, in words ("No CSAT recorded ...").
 
-    Returns a str Series aligned with `table`: distinct gap texts joined by "; " (empty
-    when nothing is missing).
+    Parameters
+    ----------
+    table : the scored feature rows.
+    features : the models' features (those missing from `table` are skipped).
+    catalog : unused; the gap texts come from `features.catalog.gap_text`.
+
+    Returns
+    -------
+    str Series aligned with `table`: distinct gap texts joined by "; " (empty when
+    nothing is missing).
     """
     from features.catalog import gap_text
 
