@@ -30,7 +30,14 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from features import activity, commercial, storage, support
-from features.catalog import ALIASES, CATALOG, feature_names, feature_sql, optional_features
+from features.catalog import (
+    ALIASES,
+    CATALOG,
+    OPTIONAL_DATA,
+    feature_names,
+    feature_sql,
+    optional_features,
+)
 from features.config import FeatureConfig
 from features.labels import LABEL_COLUMNS, finish_labels, infer_data_end, label_sql
 from features.maturity import maturity_stage
@@ -100,34 +107,22 @@ def final_sql() -> str:
 
 
 def _first_known(run: SqlRunner, fx: activity.FeatureIndex) -> dict[str, datetime | None]:
-    """When each kind of optional data first appears (None = never; static data: min)."""
-    row = run.rows(
-        """
-        SELECT
-          (SELECT MIN(created_at) FROM tickets),
-          (SELECT MIN(created_at) FROM tickets WHERE priority IS NOT NULL),
-          (SELECT MIN(closed_at) FROM tickets WHERE csat IS NOT NULL),
-          (SELECT MIN(created_at) FROM users WHERE department IS NOT NULL),
-          (SELECT MIN(created_at) FROM users WHERE role IS NOT NULL),
-          (SELECT MIN(start_date) FROM subscriptions WHERE seats IS NOT NULL),
-          (SELECT MIN(start_date) FROM subscriptions WHERE term_months IS NOT NULL),
-          (SELECT COUNT(seat_limit) FROM plans),
-          (SELECT COUNT(usage_limit) FROM plans),
-          (SELECT COUNT(tam_usd) FROM accounts)
-        """
-    )[0]
-    first: dict[str, datetime | None] = {
-        k: (None if v is None else pd.Timestamp(v).to_pydatetime())
-        for k, v in zip(
-            ("tickets", "priority", "csat", "departments", "roles", "seats", "terms"),
-            row[:7],
-            strict=True,
-        )
-    }
-    for key, count in zip(("seat_limit", "usage_limit", "tam"), row[7:], strict=True):
-        first[key] = STATIC if count else None
-    first["agents"] = fx.first_agent
-    first["ai"] = fx.first_ai
+    """When each kind of optional data first appears (None = never; static data: `STATIC`).
+
+    One query of the `features.catalog.OPTIONAL_DATA` subqueries; agents and AI features
+    come from the event scan (`fx`).
+    """
+    queried = {k: d for k, d in OPTIONAL_DATA.items() if not d.scan}
+    row = run.rows("SELECT " + ", ".join(f"({d.first})" for d in queried.values()))[0]
+    first: dict[str, datetime | None] = {}
+    for (key, data), value in zip(queried.items(), row, strict=True):
+        if data.static:
+            first[key] = STATIC if value else None
+        else:
+            first[key] = None if value is None else pd.Timestamp(value).to_pydatetime()
+    for key, data in OPTIONAL_DATA.items():
+        if data.scan:
+            first[key] = getattr(fx, data.scan)
     return first
 
 

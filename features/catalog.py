@@ -118,22 +118,67 @@ HUMAN = "actor IS NULL OR actor <> 'agent'"
 AGENT = "actor = 'agent'"
 """SQL predicate on events: an agent run."""
 
-OPTIONAL_DATA: dict[str, str] = {
-    "tickets": "no ticket before as_of",
-    "priority": "no ticket priority before as_of",
-    "csat": "no CSAT on a ticket closed before as_of",
-    "agents": "no agent event before as_of",
-    "ai": "none of the configured AI features used before as_of",
-    "departments": "no user department before as_of",
-    "roles": "no user role before as_of",
-    "seats": "no subscription with seats before as_of",
-    "seat_limit": "no plan seat_limit",
-    "usage_limit": "no plan usage_limit",
-    "terms": "no subscription with term_months before as_of",
-    "tam": "no account has tam_usd",
+
+@dataclass(frozen=True)
+class OptionalData:
+    """Data some features need and a book may lack.
+
+    Attributes
+    ----------
+    missing : what is missing when it is absent (logged with the features left out).
+    first : SQL scalar subquery of when it first appears; for `static` data the count of
+        its values (undated data, e.g. plans and account enrichment, is there at every
+        as_of or at none).
+    static : see `first`.
+    scan : attribute of `features.activity.FeatureIndex` holding when the event scan
+        first saw it, instead of `first`.
+    """
+
+    missing: str
+    first: str = ""
+    static: bool = False
+    scan: str = ""
+
+
+OPTIONAL_DATA: dict[str, OptionalData] = {
+    "tickets": OptionalData("no ticket before as_of", "SELECT MIN(created_at) FROM tickets"),
+    "priority": OptionalData(
+        "no ticket priority before as_of",
+        "SELECT MIN(created_at) FROM tickets WHERE priority IS NOT NULL",
+    ),
+    "csat": OptionalData(
+        "no CSAT on a ticket closed before as_of",
+        "SELECT MIN(closed_at) FROM tickets WHERE csat IS NOT NULL",
+    ),
+    "agents": OptionalData("no agent event before as_of", scan="first_agent"),
+    "ai": OptionalData("none of the configured AI features used before as_of", scan="first_ai"),
+    "departments": OptionalData(
+        "no user department before as_of",
+        "SELECT MIN(created_at) FROM users WHERE department IS NOT NULL",
+    ),
+    "roles": OptionalData(
+        "no user role before as_of", "SELECT MIN(created_at) FROM users WHERE role IS NOT NULL"
+    ),
+    "seats": OptionalData(
+        "no subscription with seats before as_of",
+        "SELECT MIN(start_date) FROM subscriptions WHERE seats IS NOT NULL",
+    ),
+    "seat_limit": OptionalData(
+        "no plan seat_limit", "SELECT COUNT(seat_limit) FROM plans", static=True
+    ),
+    "usage_limit": OptionalData(
+        "no plan usage_limit", "SELECT COUNT(usage_limit) FROM plans", static=True
+    ),
+    "terms": OptionalData(
+        "no subscription with term_months before as_of",
+        "SELECT MIN(start_date) FROM subscriptions WHERE term_months IS NOT NULL",
+    ),
+    "tam": OptionalData(
+        "no account has tam_usd", "SELECT COUNT(tam_usd) FROM accounts", static=True
+    ),
 }
-"""Optional data -> what is missing when it is absent (features listing it in ``optional``
-are NaN at the as_of dates before it appears, see `features.build`)."""
+"""Optional data by key: features listing the key in ``optional`` are NaN at the as_of
+dates before it appears (`features.build`)."""
 
 ALIASES: dict[str, str] = {
     "subs_asof": "s",
@@ -1191,8 +1236,8 @@ def optional_features() -> dict[str, tuple[tuple[str, ...], str]]:
     (('csat_90d',), 'no CSAT on a ticket closed before as_of')
     """
     return {
-        key: (tuple(n for n, s in CATALOG.items() if key in s.optional), why)
-        for key, why in OPTIONAL_DATA.items()
+        key: (tuple(n for n, s in CATALOG.items() if key in s.optional), data.missing)
+        for key, data in OPTIONAL_DATA.items()
     }
 
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from features.catalog import ARR_STEP_DAYS, arr_sql, select_list
 from features.config import FeatureConfig
-from features.snapshots import WindowPlan, add_months
+from features.snapshots import WINDOWS, WindowPlan, add_months
 from features.sqlrun import PREFIX, SqlRunner, lit, values_table
 
 
@@ -73,22 +73,17 @@ def asof_table(run: SqlRunner, plan: WindowPlan) -> str:
 
     Returns
     -------
-    str, name of the created table (as_of, d7, d30, d60, d90, util_mi).
+    str, name of the created table: as_of, ``d<n>`` = as_of - n days for every window
+    bound of `features.snapshots.WINDOWS` (d7, d30, d60, d90), util_mi.
     """
+    bounds = sorted({days for window in WINDOWS.values() for days in window if days})
     rows = []
     for a in plan.as_of:
         last_month = add_months(a.replace(day=1), -1)
-        rows.append(
-            (
-                a,
-                a - timedelta(days=7),
-                a - timedelta(days=30),
-                a - timedelta(days=60),
-                a - timedelta(days=90),
-                last_month.year * 12 + last_month.month - 1,
-            )
-        )
-    return run.create("asof", values_table(["as_of", "d7", "d30", "d60", "d90", "util_mi"], rows))
+        starts = (a - timedelta(days=days) for days in bounds)
+        rows.append((a, *starts, last_month.year * 12 + last_month.month - 1))
+    columns = ["as_of", *(f"d{days}" for days in bounds), "util_mi"]
+    return run.create("asof", values_table(columns, rows))
 
 
 def subscription_features(run: SqlRunner, cfg: FeatureConfig) -> str:

@@ -150,6 +150,9 @@ def test_sources_and_optional_data_are_those_of_the_contract():
         assert not spec.gap or not spec.gap.endswith("."), name
     used = {k for s in CATALOG.values() for k in s.optional}
     assert used == set(OPTIONAL_DATA)
+    for key, data in OPTIONAL_DATA.items():
+        assert bool(data.first) != bool(data.scan), key  # one way to find when it appears
+        assert data.first.startswith("SELECT ") or data.scan in ("first_agent", "first_ai"), key
 
 
 # ----------------------------------------------------------------------------- one entry
