@@ -3,7 +3,9 @@
 `build_feature_table` runs the SQL of `features.activity`, `features.commercial`,
 `features.support` and `features.labels` on a DuckDB connection that holds the clean
 relations ``accounts, subscriptions, users, events, tickets, plans``. Everything at an
-``as_of`` is computed from data strictly before it; labels alone look forward.
+``as_of`` is computed from data strictly before it; labels alone look forward. What each
+feature computes (its expression, aggregates, source columns and optional data) is its
+entry in `features.catalog`; this module joins the builders' tables and selects them.
 
 Optional data that is missing before an as_of (no tickets, no priorities or CSAT, no
 agent events, no AI features, no departments, no roles, no seats, no plan limits, no
