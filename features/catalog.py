@@ -35,6 +35,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from features.config import FeatureConfig
 from features.names import STAGES
 from features.snapshots import WINDOWS
@@ -93,6 +95,34 @@ def _usd(x: float) -> str:
 def _pct(x: float) -> str:
     p = abs(x) * 100
     return f"{p:.0f}%" if p >= 1 or p == 0 else f"{p:.1f}%"
+
+
+def round_as_shown(x: np.ndarray, unit: str) -> np.ndarray:
+    """Values rounded to the precision their text shows, so fewer distinct ones are formatted.
+
+    Parameters
+    ----------
+    x : float ndarray.
+    unit : a `FeatureSpec` unit.
+
+    Returns
+    -------
+    float ndarray: values that read the same in `FeatureSpec.format_value` may merge,
+    values that read differently never do.
+
+    Examples
+    --------
+    >>> round_as_shown(np.array([48_213.0, 2_213_000.0]), "usd").tolist()
+    [48000.0, 2200000.0]
+    """
+    if unit in ("share", "pct_change"):
+        return np.round(x, 3)  # shown as whole percent (0.1% below 1%)
+    if unit == "usd":
+        a = np.abs(x)
+        return np.where(a >= 1e6, np.round(x, -5), np.where(a >= 1e4, np.round(x, -3), np.round(x)))
+    if unit == "csat":
+        return np.round(x, 1)
+    return np.where(np.abs(x) >= 10, np.round(x, 1), np.round(x, 2))  # counts, ratios
 
 
 # ----------------------------------------------------------------------------- parameters

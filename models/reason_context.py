@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.catalog import round_as_shown
 from features.names import TARGETS
 
 Calibrate = Callable[[np.ndarray], np.ndarray]
@@ -238,18 +239,6 @@ def _state_codes(
     return out
 
 
-def _display_round(x: np.ndarray, unit: str) -> np.ndarray:
-    """Values rounded to the precision their text shows, so fewer distinct ones are formatted."""
-    if unit in ("share", "pct_change"):
-        return np.round(x, 3)  # shown as whole percent (0.1% below 1%)
-    if unit == "usd":
-        a = np.abs(x)
-        return np.where(a >= 1e6, np.round(x, -5), np.where(a >= 1e4, np.round(x, -3), np.round(x)))
-    if unit == "csat":
-        return np.round(x, 1)
-    return np.where(np.abs(x) >= 10, np.round(x, 1), np.round(x, 2))  # counts, ratios
-
-
 def _with_comparison(
     sentences: pd.Series,
     fnames: list[str],
@@ -300,7 +289,7 @@ def _formatted(
         if len(rows) == 0:
             continue
         spec = catalog.get(name)
-        codes, uniques = pd.factorize(_display_round(values[rows], getattr(spec, "unit", "")))
+        codes, uniques = pd.factorize(round_as_shown(values[rows], getattr(spec, "unit", "")))
         fmt = spec.format_value if spec is not None else (lambda v: f"{v:g}")
         out[rows] = np.asarray([fmt(float(v)) for v in uniques], dtype=object)[codes]
     return out
