@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.config import FeatureConfig
+from features.config_source import default_section
 from features.names import STAGES
 from features.snapshots import WINDOWS
 
@@ -127,9 +127,10 @@ def round_as_shown(x: np.ndarray, unit: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- parameters
 
-_DEFAULTS = FeatureConfig()
-"""Default settings: the thresholds the descriptions and templates quote (users configure
-them in `features.config.FeatureConfig`; the SQL reads the configured values)."""
+_DEFAULTS = default_section("features")
+"""Default feature settings (``configs/default.yaml``): the thresholds the descriptions
+and templates quote. Users configure them (`features.config.FeatureConfig`); the SQL
+reads the configured values."""
 
 RECENT_WINDOWS: dict[int, str] = {start: key for key, (start, end) in WINDOWS.items() if end == 0}
 """Days -> window key of the windows ending at as_of (7 -> 'w7', 30 -> 'w30', 90 -> 'w90')."""
@@ -697,8 +698,8 @@ _SPECS += [
         "adoption",
         "users",
         "Power users: people active on at least "
-        f"{_DEFAULTS.power_user_days_per_week:g} days a week on average and using at least "
-        f"{_DEFAULTS.power_user_min_features} features in the last 30 days (thresholds in the "
+        f"{_DEFAULTS['power_user_days_per_week']:g} days a week on average and using at least "
+        f"{_DEFAULTS['power_user_min_features']} features in the last 30 days (thresholds in the "
         "config).",
         "{value} were power users in the last 30 days",
         healthier=1,
@@ -812,10 +813,10 @@ _SPECS += [
         "months",
         "High seat utilization streak: consecutive complete calendar months before the "
         "snapshot with monthly active users / seats at or above "
-        f"{_pct(_DEFAULTS.seat_util_threshold)} (threshold in the config, capped at "
-        f"{_DEFAULTS.seat_util_lookback_months} months: more history is not observable at "
+        f"{_pct(_DEFAULTS['seat_util_threshold'])} (threshold in the config, capped at "
+        f"{_DEFAULTS['seat_util_lookback_months']} months: more history is not observable at "
         "every snapshot).",
-        f"Seat utilization has been at or above {_pct(_DEFAULTS.seat_util_threshold)} for "
+        f"Seat utilization has been at or above {_pct(_DEFAULTS['seat_util_threshold'])} for "
         "{value} in a row",
         healthier=1,
         sql=_z("m.months_high_seat_util"),
@@ -1085,9 +1086,9 @@ _SPECS += [
         "contract",
         "months",
         f"Past expansions: {ARR_STEP_DAYS}-day steps over the last "
-        f"{_DEFAULTS.arr_history_steps} with higher ARR than the step before "
+        f"{_DEFAULTS['arr_history_steps']} with higher ARR than the step before "
         "(from a positive ARR).",
-        f"ARR grew in {{value}} of the last {_DEFAULTS.arr_history_steps}",
+        f"ARR grew in {{value}} of the last {_DEFAULTS['arr_history_steps']}",
         healthier=1,
         sql=_z("h.arr_expansions_12m"),
         extra=(
@@ -1105,8 +1106,8 @@ _SPECS += [
         "contract",
         "months",
         f"Past contractions: {ARR_STEP_DAYS}-day steps over the last "
-        f"{_DEFAULTS.arr_history_steps} with lower, still positive ARR than the step before.",
-        f"ARR shrank in {{value}} of the last {_DEFAULTS.arr_history_steps}",
+        f"{_DEFAULTS['arr_history_steps']} with lower, still positive ARR than the step before.",
+        f"ARR shrank in {{value}} of the last {_DEFAULTS['arr_history_steps']}",
         healthier=-1,
         sql=_z("h.arr_contractions_12m"),
         extra=(
