@@ -34,24 +34,11 @@ from features.catalog import (
 from features.contract import TABLES
 from features.labels import LABEL_COLUMNS
 from features.snapshots import observation_dates
+from tests.features.test_catalog import NOUN_UNITS
 
 ROOT = Path(__file__).resolve().parents[2]
 DATES = observation_dates("2025-04-01", "2025-07-01")
 DATA_END = date(2025, 7, 20)
-
-COUNT_UNITS = {
-    "days",
-    "events",
-    "users",
-    "features",
-    "tickets",
-    "runs",
-    "months",
-    "departments",
-    "admins",
-    "seats",
-    "units",
-}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +65,7 @@ def test_values_agree_with_the_registered_units(table):
     checked = 0
     for name, spec in CATALOG.items():
         x = table[name].dropna().to_numpy()
-        if spec.unit in COUNT_UNITS | {"share", "ratio", "usd"}:
+        if spec.unit in NOUN_UNITS | {"share", "ratio", "usd"}:
             assert (x >= 0).all(), (name, x.min())
         elif spec.unit == "pct_change":
             assert (x >= -1).all(), (name, x.min())
