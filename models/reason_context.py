@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalog import round_as_shown
+from features.feature_spec import round_as_shown
 from features.names import TARGETS
 
 Calibrate = Callable[[np.ndarray], np.ndarray]
@@ -117,7 +117,7 @@ def _healthier(features: Sequence[str], catalog: Mapping[str, Any]) -> dict[str,
 
 def _is_change(features: Sequence[str], catalog: Mapping[str, Any]) -> dict[str, bool]:
     """Whether each feature's unit is a change (compared with 0), from its catalogue entry."""
-    from features.catalog import is_change_unit
+    from features.feature_spec import is_change_unit
 
     return {f: is_change_unit(str(getattr(catalog.get(f), "unit", ""))) for f in features}
 

@@ -26,12 +26,11 @@ from features.catalog import (
     CATALOG,
     MEASURES,
     OPTIONAL_DATA,
-    FeatureSpec,
-    Measure,
     feature_names,
     select_list,
 )
 from features.contract import TABLES
+from features.feature_spec import FeatureSpec, Measure
 from features.labels import LABEL_COLUMNS
 from features.snapshots import observation_dates
 from tests.features.test_catalog import NOUN_UNITS
