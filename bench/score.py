@@ -2,7 +2,7 @@
 
 Stages, as `flows/score.py` runs them: `models.scoring.score_snapshot` (per partition of
 ``partition_rows`` accounts: predict + calibrate, explain; then segment the whole book)
-and `flows.scores_store.write_scores` (Parquet + DuckDB). Stage times come from timing
+and `evaluation.scores_store.write_scores` (Parquet + DuckDB). Stage times come from timing
 wrappers put around the functions `score_snapshot` calls, so the measured path is the
 production one; a breakdown inside explain (SHAP, sentences) and segment (reasons_json,
 playbooks, coverage) shows where the time goes.
@@ -53,10 +53,10 @@ sys.path.insert(0, str(ROOT))
 import models.explain  # noqa: E402
 import models.scoring  # noqa: E402
 import models.segment  # noqa: E402
+from evaluation.scores_store import DB_FILE, write_scores  # noqa: E402
 from features.build import read_feature_table  # noqa: E402
 from features.catalog import feature_names  # noqa: E402
 from flows.config import load_config  # noqa: E402
-from flows.scores_store import DB_FILE, write_scores  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.train import NrrClassifier, train_all  # noqa: E402
 

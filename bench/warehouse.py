@@ -6,8 +6,8 @@ directory, loads a simulated world into it, then measures:
 - in: `open_source` of the database (ADBC binary COPY -> Arrow batches -> DuckDB tables),
   alone and followed by contract validation, against the same world as Parquet files
   (materialised into DuckDB tables the same way, and `open_source` + validation);
-- out: a scores table written with `flows.scores_sql.write_scores_sql` (one transaction,
-  COPY) against `flows.scores_store.write_scores` (Parquet partition + DuckDB table) and
+- out: a scores table written with `evaluation.scores_sql.write_scores_sql` (one transaction,
+  COPY) against `evaluation.scores_store.write_scores` (Parquet partition + DuckDB table) and
   a plain Parquet file.
 
 Rows per second count every row of every contract table (in) or scores rows (out).
@@ -43,12 +43,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pg_server import TempPostgres, load_tables, unavailable_reason  # noqa: E402
 
+from evaluation import scores_store  # noqa: E402
+from evaluation.scores_sql import write_scores_sql  # noqa: E402
 from features.contract import TABLES  # noqa: E402
 from features.data_end import manifest_path, read_manifest  # noqa: E402
 from features.sources import open_source  # noqa: E402
 from features.validate import validate  # noqa: E402
-from flows import scores_store  # noqa: E402
-from flows.scores_sql import write_scores_sql  # noqa: E402
 
 
 def _log(msg: str) -> None:

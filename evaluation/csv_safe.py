@@ -39,19 +39,24 @@ def escape_cell(value: object) -> object:
     return value
 
 
-def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def escape_frame(frame: pd.DataFrame, *, text_only: bool = False) -> pd.DataFrame:
     """A copy whose text cells (and column names) are escaped; numbers untouched.
 
     Parameters
     ----------
     frame : pandas.DataFrame
         The table to export; not modified.
+    text_only : bool, default False
+        Escape only object and string columns; categorical (and other non-numeric)
+        columns are written as they are. By default every column that is not numeric or
+        boolean is escaped cell by cell.
 
     Returns
     -------
     pandas.DataFrame
-        Numeric and boolean columns as they were; the cells of every other column passed
-        through `escape_cell` (pandas infers their dtype again).
+        Numeric and boolean columns as they were; the cells of every other column (every
+        text column with `text_only`) passed through `escape_cell` (pandas infers their
+        dtype again).
 
     Examples
     --------
@@ -59,10 +64,17 @@ def escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
       account   mrr
     0   '=cmd -1200
     1    Acme     5
+    >>> frame = pd.DataFrame({"name": ["=cmd"], "kind": pd.Categorical(["@x"])})
+    >>> escape_frame(frame).to_csv(index=False).splitlines()[1]
+    "'=cmd,'@x"
+    >>> escape_frame(frame, text_only=True).to_csv(index=False).splitlines()[1]
+    "'=cmd,@x"
     """
     out = frame.copy()
     for col in out.columns:
         s = out[col]
+        if text_only and not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
+            continue
         if not (pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)):
             out[col] = s.astype(object).map(escape_cell)
     out.columns = [escape_cell(str(c)) for c in out.columns]

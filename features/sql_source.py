@@ -8,7 +8,7 @@ batch, not a table). From there validation is exactly the one that files get: th
 casts, checks and quarantine.
 
 Why ADBC: it moves data between PostgreSQL's binary COPY format and Arrow in C, in both
-directions (reads here, scores written by `flows.scores_sql`), inside ordinary DB-API
+directions (reads here, scores written by `evaluation.scores_sql`), inside ordinary DB-API
 transactions. psycopg 3 also speaks COPY but hands rows or raw bytes to Python, which would
 then have to build Arrow itself; connectorx reads into Arrow quickly but cannot write and
 has no transaction to read several tables as one snapshot.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import errno
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +21,7 @@ from typer.core import TyperGroup
 
 from features.errors import InputError, NrrcastError, PathNotFoundError
 from flows.cli_models import register as register_model_commands
+from flows.prefect_logging import setup_console
 
 _STATE = {"debug": False}
 
@@ -134,19 +134,6 @@ EngineOpt = Annotated[
 ]
 
 
-def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("httpx", "httpcore", "alembic", "mlflow.store.db.utils"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # the temporary Prefect server can be slow to start on a busy 2-core machine
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
 def _quiet_prefect() -> None:
     """Attach the traceback filter to the loggers Prefect reports run failures on.
 
@@ -213,7 +200,7 @@ def simulate(
     """Generate a synthetic SaaS book (contract tables + `truth`) and print its realism summary."""
     from flows.commands import run_simulate
 
-    _setup_logging()
+    setup_console()
     run_simulate(config, accounts=accounts, months=months, seed=seed, out=out)
 
 
@@ -232,7 +219,7 @@ def validate(
     """Check a source against the input contract; quarantine bad rows with reasons."""
     from flows.commands import run_validate
 
-    _setup_logging()
+    setup_console()
     _preflight(config, source)
     ok = run_validate(
         config, source=source, quarantine=quarantine, data_end=_day(data_end, "--data-end")
@@ -256,7 +243,7 @@ def features(
     """Build point-in-time features and 60-day labels for every snapshot date."""
     from flows.commands import run_features
 
-    _setup_logging()
+    setup_console()
     _preflight(config, source)
     run_features(
         config,
@@ -278,7 +265,7 @@ def train(
     engine: EngineOpt = None,
 ) -> None:
     """Train churn and expansion models + baselines; log to MLflow; update the champion."""
-    _setup_logging()
+    setup_console()
     _preflight(config, source)
     end = _day(data_end, "--data-end")
     _quiet_prefect()
@@ -305,7 +292,7 @@ def calibrate(
     data_end: DataEndOpt = None,
 ) -> None:
     """Refit calibrators and alert thresholds on the outcomes matured last quarter."""
-    _setup_logging()
+    setup_console()
     _preflight(config, source)
     end = _day(data_end, "--data-end")
     if quarter is not None:
@@ -339,7 +326,7 @@ def score(
     engine: EngineOpt = None,
 ) -> None:
     """Score every active account: probabilities, reasons, segment, coverage, report."""
-    _setup_logging()
+    setup_console()
     _preflight(config, source)
     day, end = _day(as_of, "--as-of"), _day(data_end, "--data-end")
     _quiet_prefect()
@@ -362,7 +349,7 @@ def demo(
     ),
 ) -> None:
     """Run the whole pipeline on a generated book: simulate, validate, features, train, calibrate, score."""
-    _setup_logging()
+    setup_console()
     from flows.config import load_config
 
     load_config(config)
@@ -381,7 +368,7 @@ def serve(
     Needs a Prefect API: start one with `prefect server start` in another terminal and
     set PREFECT_API_URL, or use `prefect deploy` with prefect.yaml and a work pool.
     """
-    _setup_logging()
+    setup_console()
     _quiet_prefect()
     from flows.deployments import serve_all
 

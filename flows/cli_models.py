@@ -14,8 +14,6 @@ import typer
 
 from features.errors import InputError, StateError
 
-TARGETS = ("churn", "expand")
-
 
 class PromotionError(StateError):
     """A promotion that cannot be carried out as asked (exit 1, one line)."""
@@ -26,8 +24,7 @@ def list_models(config: Path | None = None) -> Any:
     import pandas as pd
 
     from flows import tracking
-    from flows.config import load_config
-    from flows.train import EXPERIMENT, MODEL_NAMES
+    from flows.config import EXPERIMENT, MODEL_NAMES, load_config
 
     cfg = load_config(config)
     tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
@@ -61,10 +58,9 @@ def promote_version(
     from mlflow.exceptions import MlflowException
 
     from flows import tracking
-    from flows.calibrate import current_thresholds, refit_for_promotion
-    from flows.config import load_config
-    from flows.tasks import open_validated
-    from flows.train import EXPERIMENT, MODEL_NAMES
+    from flows.config import EXPERIMENT, MODEL_NAMES, load_config
+    from flows.refit import current_thresholds, refit_for_promotion
+    from flows.tasks import open_validated, validation_args
 
     if target not in MODEL_NAMES:
         raise InputError(f"--model {target!r}: expected one of {sorted(MODEL_NAMES)}")
@@ -89,9 +85,7 @@ def promote_version(
                     raise PromotionError(f"{other_name} has no champion to calibrate beside")
                 models[other] = tracking.load_version(other_name, found.version)
                 versions[other] = str(found.version)
-        loaded = open_validated(
-            Path(cfg.paths.raw), Path(cfg.paths.quarantine), floor=cfg.features.data_floor
-        )
+        loaded = open_validated(**validation_args(cfg, engine=False))
         try:
             refit = refit_for_promotion(
                 cfg, loaded, models, versions, f"promotion of {target} v{version}: {reason}"

@@ -20,10 +20,10 @@ def rebalance(
     ] = None,
 ) -> None:
     """Balance CSM loads over the scored book; write moves, loads, exceptions and the plan."""
-    from flows.cli import _setup_logging
+    from flows.prefect_logging import setup_console
     from flows.rebalance import run_rebalance
 
-    _setup_logging()
+    setup_console()
     run_rebalance(
         str(config) if config else None,
         as_of=as_of,

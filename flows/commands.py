@@ -93,20 +93,12 @@ def run_features(
 
     `engine` ("duckdb" or "spark") overrides the config's ``features.engine``."""
     from features.build import build_feature_table, check_feature_out, write_feature_table
-    from features.sql_source import source_arg
-    from flows.tasks import open_validated
-    from flows.train import panel_dates
+    from flows.tasks import open_validated, panel_dates, validation_args
 
     cfg = load_config(config, engine_overrides(engine))
-    src_path = source_arg(source or cfg.paths.raw)
-    out_path = check_feature_out(out or cfg.paths.features, source=src_path)  # before the work
-    loaded = open_validated(
-        src_path,
-        Path(cfg.paths.quarantine),
-        data_end,
-        floor=cfg.features.data_floor,
-        feature_cfg=cfg.features,
-    )
+    args = validation_args(cfg, source, data_end)
+    out_path = check_feature_out(out or cfg.paths.features, source=args["source"])  # first
+    loaded = open_validated(**args)
     with loaded.source:
         dates = panel_dates(cfg, loaded, include_unlabelled=True)
         table = build_feature_table(

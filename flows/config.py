@@ -22,6 +22,12 @@ from simulator.config import SimConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
+EXPERIMENT = "nrrcast"
+"""The MLflow experiment every flow run logs to."""
+
+MODEL_NAMES = {"churn": "nrrcast-churn", "expand": "nrrcast-expansion"}
+"""The registered model of each target (its aliases name the champion and challenger)."""
+
 
 class PathsConfig(ConfigSection):
     """Where data, scores, reports and the MLflow store live (relative to the working dir)."""

@@ -6,7 +6,7 @@ registry and thresholds (`flows.store_slot`), and (2) runs the real flow as a su
 with the time limit of ``orchestration.timeout_minutes``. Whole flows are not retried:
 an error that is not transient I/O happens again on a retry; the tasks that read and
 write stores retry transient failures themselves. The scheduled scoring refuses data
-whose end has not advanced since the last scoring run (`flows.freshness`).
+whose end has not advanced since the last scoring run (`features.freshness`).
 
 `prefect.yaml` declares the same three for `prefect deploy`; `serve_all` serves them from
 this process (a Prefect API must be reachable, e.g. `prefect server start`).

@@ -93,3 +93,18 @@ def project_log_level(logger_name: str = PROJECT_LOGGER) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(logging.NOTSET)
+
+
+def setup_console(verbose: bool = False) -> None:
+    """Console logging of a command-line run (INFO, or DEBUG when `verbose`), the noisy
+    libraries at WARNING, and the temporary Prefect server's settings."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("httpx", "httpcore", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the temporary Prefect server can be slow to start on a busy 2-core machine
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -16,27 +16,24 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from evaluation import scores_store
 from features.data_end import parse_day
 from features.errors import InputError
-from features.sql_source import source_arg
-from flows import scores_store, tracking
-from flows.config import Config, engine_overrides, load_config
-from flows.freshness import FRESHNESS_MODES, check_freshness, last_scored, source_key
-from flows.tasks import TRANSIENT_RETRIES, LoadedSource, build_features, load_and_validate
-from flows.train import EXPERIMENT, MODEL_NAMES
+from features.freshness import check_freshness, check_mode, source_key
+from features.source_reads import account_names, first_event_ts, optional_csms, subscriptions
+from flows import tracking
+from flows.config import EXPERIMENT, Config, engine_overrides, load_config
+from flows.tasks import (
+    LoadedSource,
+    build_features,
+    drift_against_training,
+    load_and_validate,
+    load_champions,
+    validation_args,
+)
+from flows.territory_step import log_run, read_roster, rebalance_step
 
 log = logging.getLogger("nrrcast.score")
-
-
-@task(name="load-champions", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def load_champions(cfg: Config) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
-    """The champion model per target, its version and the run it came from."""
-    tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
-    models, versions, runs = {}, {}, {}
-    for target, name in MODEL_NAMES.items():
-        model, version = tracking.load_champion(name)
-        models[target], versions[target], runs[target] = model, str(version.version), version.run_id
-    return models, versions, runs
 
 
 def thresholds_in_force(
@@ -72,19 +69,6 @@ def thresholds_in_force(
                 found["quarter"], target, fitted_for.get(target), versions.get(target),
             )  # fmt: skip
     return found, calibrators
-
-
-def _account_names(loaded: LoadedSource) -> pd.DataFrame:
-    return loaded.source.con.execute("SELECT account_id, name FROM accounts").df()
-
-
-def _csms(loaded: LoadedSource) -> pd.DataFrame | None:
-    """The optional csms table (None when the source has none)."""
-    try:
-        frame = loaded.source.con.execute("SELECT * FROM csms").df()
-    except Exception:  # noqa: BLE001  (an optional table may be absent from the source)
-        return None
-    return frame if len(frame) else None
 
 
 def _features_now_and_before(
@@ -150,34 +134,11 @@ def score_task(
     )
 
 
-def drift_against_training(
-    cfg: Config, runs: dict[str, str], table: pd.DataFrame, scores: pd.DataFrame
-) -> pd.DataFrame:
-    """PSI of each feature and of the scores: training window of the churn champion vs now."""
-    from evaluation.drift import drift_report
-
-    try:
-        path = mlflow.artifacts.download_artifacts(
-            run_id=runs["churn"], artifact_path="reference/training_window.parquet"
-        )
-    except Exception as exc:
-        log.warning("no training reference for drift (%s)", exc)
-        return pd.DataFrame()
-    reference = pd.read_parquet(path)
-    current = table.copy()
-    for col in ("p_churn_raw", "p_expand_raw"):
-        current[col] = scores[col].to_numpy()
-    columns = [c for c in reference.columns if c != "as_of" and c in current.columns]
-    return drift_report(reference, current, columns, config=cfg.evaluation.drift)
-
-
 def _nrr(loaded: LoadedSource, as_of: date) -> pd.DataFrame:
     from evaluation.nrr import nrr_table
 
-    subs = loaded.source.con.execute(
-        "SELECT account_id, start_date, end_date, mrr FROM subscriptions"
-    ).df()
-    first = loaded.source.con.execute("SELECT min(ts) FROM events").fetchone()[0]
+    subs = subscriptions(loaded.source.con)
+    first = first_event_ts(loaded.source.con)
     start = pd.Timestamp(first or subs["start_date"].min()).to_period("Q").start_time
     return nrr_table(subs, start=start, end=pd.Timestamp(as_of), freq="Q")
 
@@ -210,7 +171,6 @@ def _rebalance(cfg: Config, loaded: LoadedSource, scores: pd.DataFrame, day: dat
     if not cfg.territories.run_with_scoring:
         return None
     from features.renewals import days_to_renewal
-    from flows.rebalance import log_run, read_roster, rebalance_step
 
     renewals = days_to_renewal(loaded.source.con, day, cfg.features)
     done = rebalance_step(scores, renewals, read_roster(loaded), cfg, day)
@@ -276,6 +236,161 @@ def _actions(
     return actions, flags, exports
 
 
+def last_scored(mlflow_uri: str, experiment: str, key: str) -> tuple[date, str] | None:
+    """The latest data end among finished scoring runs of source `key`, with its run id."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=(
+            f"tags.flow = 'score' AND tags.source_key = '{key}' AND attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=200,
+    )
+    ends = [
+        (date.fromisoformat(r.data.tags["data_end"]), r.info.run_id)
+        for r in runs
+        if r.data.tags.get("data_end")
+    ]
+    return max(ends) if ends else None
+
+
+def _scoring_day(as_of: date | None, loaded: LoadedSource) -> date:
+    """The date to score: `as_of`, else the end of the data; never after the data's end."""
+    day = as_of or loaded.data_end
+    if day > loaded.data_end:
+        raise InputError(
+            f"--as-of {day} is after the end of the data ({loaded.data_end}, from "
+            f"{loaded.data_end_from}): nothing is known then",
+            hint="score as of the data's end or earlier",
+        )
+    return day
+
+
+def _scoring_table(
+    loaded: LoadedSource, day: date, cfg: Config
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """The accounts to score as of `day` (with names and CSM capacity), the same four weeks
+    earlier, and the optional csms table."""
+    table, previous = _features_now_and_before(loaded, day, cfg)
+    if table.empty:
+        raise InputError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
+    table = table.merge(account_names(loaded.source.con), on="account_id", how="left")
+    csms = optional_csms(loaded.source.con)
+    if csms is not None and "capacity" in csms.columns:
+        capacity = csms.drop_duplicates("csm_id").set_index("csm_id")["capacity"]
+        table["csm_capacity"] = table["csm_id"].map(capacity).astype("Float64")
+    return table, previous, csms
+
+
+def _with_csm_names(scores: pd.DataFrame, csms: pd.DataFrame | None) -> pd.DataFrame:
+    """The scores with each CSM's name, when the source has a csms table."""
+    if csms is not None:
+        names = csms.drop_duplicates("csm_id").set_index("csm_id")["name"]
+        scores["csm_name"] = scores["csm_id"].map(names).astype("string")
+    return scores
+
+
+def _log_scoring(
+    day: date, thresholds: dict, versions: dict, drift: pd.DataFrame, scores: pd.DataFrame
+) -> None:
+    """The run's parameters (date, thresholds, model versions) and its small tables."""
+    tracking.log_params(
+        {
+            "as_of": day,
+            "thresholds_quarter": thresholds.get("quarter"),
+            **{f"model_version.{k}": v for k, v in versions.items()},
+        }
+    )
+    tracking.log_params(
+        {
+            "churn_threshold": thresholds["churn_threshold"],
+            "expand_threshold": thresholds["expand_threshold"],
+        }
+    )
+    if not drift.empty:
+        tracking.log_frame(drift, "drift.csv")
+    tracking.log_frame(
+        scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv"
+    )
+
+
+def _report(
+    cfg: Config,
+    loaded: LoadedSource,
+    day: date,
+    run_id: str,
+    book: dict[str, Any],
+    versions: dict,
+    thresholds: dict,
+) -> Path:
+    """The HTML report of the run (logged as an artifact). `book` holds the run's frames:
+    scores, history, drift, territories, actions and flags."""
+    from evaluation.drift import drift_flags
+    from evaluation.report import ReportInputs, ReportMeta, write_report
+    from features.catalog import CATALOG
+
+    scores, history, drift = book["scores"], book["history"], book["drift"]
+    past = (
+        history[pd.to_datetime(history["as_of"]) < pd.Timestamp(day)]
+        if not history.empty
+        else history
+    )
+    notes = (
+        [f"{int((~scores['tam_known']).sum())} accounts have no TAM estimate"]
+        if "tam_known" in scores and (~scores["tam_known"]).any()
+        else []
+    )
+    meta = ReportMeta(
+        run_id=run_id,
+        as_of=day,
+        model_versions=versions,
+        thresholds={
+            "churn": float(thresholds["churn_threshold"]),
+            "expand": float(thresholds["expand_threshold"]),
+        },
+        drift_flags=drift_flags(drift) if not drift.empty else [],
+        notes=notes,
+        horizon_days=cfg.features.horizon_days,
+    )
+    inputs = ReportInputs(
+        scores=scores,
+        history=past[["account_id", "as_of", "p_churn", "p_expand"]] if not past.empty else None,
+        nrr=_nrr(loaded, day),
+        meta=meta,
+        feature_labels={k: v.description for k, v in CATALOG.items()},
+        territories=book["territories"],
+        actions=book["actions"],
+        flags=book["flags"],
+        drift=drift if not drift.empty else None,
+    )
+    report_path = write_report(inputs, Path(cfg.paths.reports) / f"report-{day}.html")
+    mlflow.log_artifact(str(report_path), "report")
+    return report_path
+
+
+def _digests(
+    cfg: Config, weekly: pd.DataFrame, exports: dict, day: date, report_path: Path | None
+) -> None:
+    """Each CSM's weekly digest beside the report; digests and exports logged to the run."""
+    from evaluation.digest import write_digests
+
+    digests = write_digests(
+        weekly,
+        Path(cfg.paths.reports) / f"digests-{day}",
+        day,
+        report=report_path.name if report_path else "",
+    )
+    mlflow.log_artifacts(str(exports["account_list"].parent), "exports")
+    if digests:
+        mlflow.log_artifacts(str(digests[0].parent), "digests")
+
+
 @flow(name="nrrcast-score", log_prints=True)
 def score_flow(
     as_of: str | None = None,
@@ -290,49 +405,21 @@ def score_flow(
     `freshness` (refuse / warn / off) overrides ``scoring.freshness``: what to do when the
     data's end has not advanced since the last scoring run of the same source.
     """
-    from evaluation.drift import drift_flags
-    from evaluation.report import ReportInputs, ReportMeta, write_report
-    from features.catalog import CATALOG
-
     cfg = load_config(config_path, engine_overrides(engine))
-    mode = freshness or cfg.scoring.freshness
-    if mode not in FRESHNESS_MODES:  # before anything slow runs
-        raise InputError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
-    _check_outputs(cfg, source_arg(source or cfg.paths.raw))  # fails now, not after the work
+    mode = check_mode(freshness or cfg.scoring.freshness)  # before anything slow runs
+    args = validation_args(cfg, source, data_end)
+    _check_outputs(cfg, args["source"])  # fails now, not after the work
     models, versions, runs = load_champions(cfg)
     thresholds, calibrators = thresholds_in_force(cfg, versions)
     day = parse_day(as_of, "--as-of") if as_of else None
-    src = source_arg(source or cfg.paths.raw)
-    loaded = load_and_validate(
-        src,
-        Path(cfg.paths.quarantine),
-        data_end,
-        floor=cfg.features.data_floor,
-        feature_cfg=cfg.features,
-    )
-    key = source_key(src)
+    loaded = load_and_validate(**args)
+    key = source_key(args["source"])
     if mode != "off":
         check_freshness(loaded.data_end, last_scored(cfg.paths.mlflow_uri, EXPERIMENT, key), mode)
-    day = day or loaded.data_end
-    if day > loaded.data_end:
-        raise InputError(
-            f"--as-of {day} is after the end of the data ({loaded.data_end}, from "
-            f"{loaded.data_end_from}): nothing is known then",
-            hint="score as of the data's end or earlier",
-        )
-    table, previous = _features_now_and_before(loaded, day, cfg)
-    if table.empty:
-        raise InputError(f"no account has ARR > 0 as of {day} in {loaded.path}: nothing to score")
-    table = table.merge(_account_names(loaded), on="account_id", how="left")
-    csms = _csms(loaded)
-    if csms is not None and "capacity" in csms.columns:
-        capacity = csms.drop_duplicates("csm_id").set_index("csm_id")["capacity"]
-        table["csm_capacity"] = table["csm_id"].map(capacity).astype("Float64")
+    day = _scoring_day(day, loaded)
+    table, previous, csms = _scoring_table(loaded, day, cfg)
     book = score_task(table, models, versions, thresholds, calibrators, cfg, previous)
-    scores = _hold_out(book.scores, cfg, day)
-    if csms is not None:
-        names = csms.drop_duplicates("csm_id").set_index("csm_id")["name"]
-        scores["csm_name"] = scores["csm_id"].map(names).astype("string")
+    scores = _with_csm_names(_hold_out(book.scores, cfg, day), csms)
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     tags = {
@@ -344,7 +431,6 @@ def score_flow(
     }
     with tracking.run(exp, f"score {day}", tags=tags) as active:
         drift = drift_against_training(cfg, runs, table, scores)
-        flags = drift_flags(drift) if not drift.empty else []
         history = scores_store.read_scores(cfg.paths.scores)
         actions, weekly, exports = _actions(cfg, scores, history, csms, day)
         partition = scores_store.write_scores(
@@ -357,76 +443,16 @@ def score_flow(
         summary = _summary(scores, drift)
         tracking.log_metrics(summary)
         territories = _rebalance(cfg, loaded, scores, day)
-        tracking.log_params(
-            {
-                "as_of": day,
-                "thresholds_quarter": thresholds.get("quarter"),
-                **{f"model_version.{k}": v for k, v in versions.items()},
-            }
-        )
-        tracking.log_params(
-            {
-                "churn_threshold": thresholds["churn_threshold"],
-                "expand_threshold": thresholds["expand_threshold"],
-            }
-        )
-        if not drift.empty:
-            tracking.log_frame(drift, "drift.csv")
-        tracking.log_frame(
-            scores["segment"].value_counts().rename_axis("segment").reset_index(), "segments.csv"
-        )
+        _log_scoring(day, thresholds, versions, drift, scores)
         report_path = None
         if cfg.scoring.report:
-            nrr = _nrr(loaded, day)
-            past = (
-                history[pd.to_datetime(history["as_of"]) < pd.Timestamp(day)]
-                if not history.empty
-                else history
+            frames = {"scores": scores, "history": history, "drift": drift,
+                      "territories": territories, "actions": actions, "flags": weekly}  # fmt: skip
+            report_path = _report(
+                cfg, loaded, day, active.info.run_id, frames, versions, thresholds
             )
-            notes = (
-                [f"{int((~scores['tam_known']).sum())} accounts have no TAM estimate"]
-                if "tam_known" in scores and (~scores["tam_known"]).any()
-                else []
-            )
-            meta = ReportMeta(
-                run_id=active.info.run_id,
-                as_of=day,
-                model_versions=versions,
-                thresholds={
-                    "churn": float(thresholds["churn_threshold"]),
-                    "expand": float(thresholds["expand_threshold"]),
-                },
-                drift_flags=flags,
-                notes=notes,
-                horizon_days=cfg.features.horizon_days,
-            )
-            inputs = ReportInputs(
-                scores=scores,
-                history=past[["account_id", "as_of", "p_churn", "p_expand"]]
-                if not past.empty
-                else None,
-                nrr=nrr,
-                meta=meta,
-                feature_labels={k: v.description for k, v in CATALOG.items()},
-                territories=territories,
-                actions=actions,
-                flags=weekly,
-                drift=drift if not drift.empty else None,
-            )
-            report_path = write_report(inputs, Path(cfg.paths.reports) / f"report-{day}.html")
-            mlflow.log_artifact(str(report_path), "report")
         if cfg.scoring.exports:
-            from evaluation.digest import write_digests
-
-            digests = write_digests(
-                weekly,
-                Path(cfg.paths.reports) / f"digests-{day}",
-                day,
-                report=report_path.name if report_path else "",
-            )
-            mlflow.log_artifacts(str(exports["account_list"].parent), "exports")
-            if digests:
-                mlflow.log_artifacts(str(digests[0].parent), "digests")
+            _digests(cfg, weekly, exports, day, report_path)
     loaded.source.con.close()
     print(
         f"scored {len(scores)} accounts as of {day}: {summary['at_risk_accounts']} at risk "

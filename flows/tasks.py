@@ -1,7 +1,8 @@
-"""Prefect tasks shared by the flows: load and validate a source, build the feature table.
+"""Steps shared by the flows: load and validate a source, the panel's dates, the features,
+the champions and the drift against their training window.
 
 Each task is a thin call into a library; heavy objects (DuckDB connections, frames)
-pass between tasks in-process, so caching is off for them.
+pass between tasks in-process, so caching is off for them. This module imports no flow.
 """
 
 from __future__ import annotations
@@ -9,15 +10,23 @@ from __future__ import annotations
 import errno
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from features.errors import InputError
+from features.source_reads import event_count, first_event_ts
+from features.sql_source import source_arg
+from flows import tracking
+from flows.config import EXPERIMENT, MODEL_NAMES, Config
+
 log = logging.getLogger("nrrcast.flows")
+score_log = logging.getLogger("nrrcast.score")  # drift is reported under scoring's name
 
 
 @dataclass
@@ -85,13 +94,29 @@ def open_validated(
     )
 
 
+def validation_args(
+    cfg: Config, source: str | Path | None = None, data_end: date | str | None = None,
+    *, engine: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """The arguments of `open_validated` (or the `load_and_validate` task) for a config.
+
+    Every command validates the same way: the source (default ``paths.raw``), the
+    configured quarantine and data floor, and the configured engine unless `engine` is
+    False (DuckDB).
+    """
+    return {
+        "source": source_arg(source or cfg.paths.raw),
+        "quarantine_dir": Path(cfg.paths.quarantine),
+        "data_end": data_end,
+        "floor": cfg.features.data_floor,
+        "feature_cfg": cfg.features if engine else None,
+    }
+
+
 def require_events(con: Any, source: Path | str) -> None:
     """Refuse a source whose events table holds no clean row: there is no behaviour to learn
     from or score (validation alone accepts it, an optional-looking empty table)."""
-    from features.errors import InputError
-
-    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    if n == 0:
+    if event_count(con) == 0:
         raise InputError(
             f"{source}: table events has no usable rows (none read, or all quarantined)",
             hint="export the product events (account_id, ts, event) before building features",
@@ -156,3 +181,69 @@ def build_features(loaded: LoadedSource, as_of_dates: list[date], feature_cfg: A
         len(as_of_dates),
     )
     return table
+
+
+def panel_dates(
+    cfg: Config, loaded: LoadedSource, *, include_unlabelled: bool = False
+) -> list[date]:
+    """Observation dates of the training panel.
+
+    Defaults: from the first snapshot with 90 days of event history, to the last one
+    whose label horizon the data covers (or to the last date at all when
+    `include_unlabelled`).
+    """
+    from features.snapshots import panel_dates as snapshot_dates
+
+    fc = cfg.features
+    # behaviour starts with the first event: snapshots before the longest window (90 days)
+    # of it would see truncated windows
+    first = first_event_ts(loaded.source.con)
+    if first is None:
+        raise InputError(f"{loaded.path}: table events has no rows to build a panel from")
+    data_start = pd.Timestamp(first).date()
+    last_known = loaded.data_end - timedelta(days=fc.horizon_days)
+    end = fc.snapshot_end or (
+        loaded.data_end - timedelta(days=1) if include_unlabelled else last_known
+    )
+    start = fc.snapshot_start
+    dates = snapshot_dates(
+        fc.snapshot_freq, data_start=data_start, data_end=loaded.data_end, start=start, end=end
+    )
+    if len(dates) < 4:
+        raise InputError(
+            f"only {len(dates)} observation dates between {start} and {end}: "
+            "training needs at least 4 (train, validation, calibration, test)"
+        )
+    return dates
+
+
+@task(name="load-champions", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def load_champions(cfg: Config) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """The champion model per target, its version and the run it came from."""
+    tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
+    models, versions, runs = {}, {}, {}
+    for target, name in MODEL_NAMES.items():
+        model, version = tracking.load_champion(name)
+        models[target], versions[target], runs[target] = model, str(version.version), version.run_id
+    return models, versions, runs
+
+
+def drift_against_training(
+    cfg: Config, runs: dict[str, str], table: pd.DataFrame, scores: pd.DataFrame
+) -> pd.DataFrame:
+    """PSI of each feature and of the scores: training window of the churn champion vs now."""
+    from evaluation.drift import drift_report
+
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=runs["churn"], artifact_path="reference/training_window.parquet"
+        )
+    except Exception as exc:
+        score_log.warning("no training reference for drift (%s)", exc)
+        return pd.DataFrame()
+    reference = pd.read_parquet(path)
+    current = table.copy()
+    for col in ("p_churn_raw", "p_expand_raw"):
+        current[col] = scores[col].to_numpy()
+    columns = [c for c in reference.columns if c != "as_of" and c in current.columns]
+    return drift_report(reference, current, columns, config=cfg.evaluation.drift)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,51 +17,21 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from features.errors import InputError, StateError
-from features.sql_source import source_arg
+from features.errors import StateError
 from flows import tracking
-from flows.config import Config, engine_overrides, load_config
-from flows.tasks import LoadedSource, build_features, load_and_validate
+from flows.config import EXPERIMENT, MODEL_NAMES, Config, engine_overrides, load_config
+from flows.refit import refit_for_promotion, write_refit
+from flows.tasks import (
+    LoadedSource,
+    build_features,
+    load_and_validate,
+    panel_dates,
+    validation_args,
+)
 
 log = logging.getLogger("nrrcast.train")
 
-MODEL_NAMES = {"churn": "nrrcast-churn", "expand": "nrrcast-expansion"}
-EXPERIMENT = "nrrcast"
 REFERENCE_ROWS = 20_000
-
-
-def panel_dates(
-    cfg: Config, loaded: LoadedSource, *, include_unlabelled: bool = False
-) -> list[date]:
-    """Observation dates of the training panel.
-
-    Defaults: from the first snapshot with 90 days of event history, to the last one
-    whose label horizon the data covers (or to the last date at all when
-    `include_unlabelled`).
-    """
-    from features.snapshots import panel_dates as snapshot_dates
-
-    fc = cfg.features
-    # behaviour starts with the first event: snapshots before the longest window (90 days)
-    # of it would see truncated windows
-    first = loaded.source.con.execute("SELECT min(ts) FROM events").fetchall()[0][0]
-    if first is None:
-        raise InputError(f"{loaded.path}: table events has no rows to build a panel from")
-    data_start = pd.Timestamp(first).date()
-    last_known = loaded.data_end - timedelta(days=fc.horizon_days)
-    end = fc.snapshot_end or (
-        loaded.data_end - timedelta(days=1) if include_unlabelled else last_known
-    )
-    start = fc.snapshot_start
-    dates = snapshot_dates(
-        fc.snapshot_freq, data_start=data_start, data_end=loaded.data_end, start=start, end=end
-    )
-    if len(dates) < 4:
-        raise InputError(
-            f"only {len(dates)} observation dates between {start} and {end}: "
-            "training needs at least 4 (train, validation, calibration, test)"
-        )
-    return dates
 
 
 @task(name="train-models", cache_policy=NO_CACHE)
@@ -169,7 +138,6 @@ def log_and_register(
     """
     from evaluation.plots import target_figures
     from features.catalog import CATALOG, catalog_frame
-    from flows.calibrate import write_refit
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     summary: dict[str, Any] = {"decisions": {}, "versions": {}, "errors": {}}
@@ -294,7 +262,6 @@ def _refit_in_step(
     `force`). The new versions do not exist yet: ``model_versions`` holds ``"new"`` for
     them until the caller fills them in.
     """
-    from flows.calibrate import refit_for_promotion
     from models.portable import PortableModel
     from models.registry import Decision
 
@@ -416,15 +383,9 @@ def train_flow(
     from models.registry import ChampionUnavailableError
 
     cfg = load_config(config_path, engine_overrides(engine))
-    src = source_arg(source or cfg.paths.raw)
-    check_feature_out(cfg.paths.features, source=src)  # before the work
-    loaded = load_and_validate(
-        src,
-        Path(cfg.paths.quarantine),
-        data_end,
-        floor=cfg.features.data_floor,
-        feature_cfg=cfg.features,
-    )
+    args = validation_args(cfg, source, data_end)
+    check_feature_out(cfg.paths.features, source=args["source"])  # before the work
+    loaded = load_and_validate(**args)
     dates = panel_dates(cfg, loaded, include_unlabelled=True)
     table = build_features(loaded, dates, cfg.features)
     write_feature_table(table, cfg.paths.features)

@@ -26,7 +26,7 @@ def write(kind: str, target: str | Path, arg: str) -> None:
         df["as_of"] = df["as_of"].astype("datetime64[us]")
         write_feature_table(df, target)
     elif kind == "scores":  # arg: "<rows>,<p_churn>" for 2026-01-05
-        from flows import scores_store
+        from evaluation import scores_store
 
         n, p = arg.split(",")
         df = pd.DataFrame(

@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 import pytest
 from storage_writers import write
 
+from evaluation import scores_store
 from features import storage
 from features.build import read_feature_table
-from flows import scores_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("storage_faults")]
 

@@ -258,7 +258,7 @@ def test_scoring_marks_held_out_accounts_and_keeps_their_flags():
 def test_scores_store_takes_a_column_that_earlier_dates_lack(tmp_path):
     import datetime as dt
 
-    from flows import scores_store
+    from evaluation import scores_store
 
     old = pd.DataFrame({"account_id": ["A1", "A2"], "as_of": [dt.date(2026, 11, 2)] * 2,
                         "p_churn": [0.1, 0.2]})  # fmt: skip

@@ -209,7 +209,7 @@ def _read(url: str, sql: str) -> list[tuple]:
 
 
 def test_scores_go_to_postgresql_once_per_as_of(pg_url, tmp_path):
-    from flows import scores_store
+    from evaluation import scores_store
 
     url = _schema_url(pg_url.replace("postgresql://", "postgresql+psycopg://"), "public")
     scores_store.write_scores(_scores("2026-01-05"), tmp_path / "s", date(2026, 1, 5), sql_url=url)
@@ -235,7 +235,7 @@ def test_scores_go_to_postgresql_once_per_as_of(pg_url, tmp_path):
 
 
 def test_a_failed_postgresql_write_leaves_the_previous_scores(pg_url, monkeypatch):
-    from flows import scores_sql
+    from evaluation import scores_sql
 
     url = _schema_url(pg_url, "failing")
     _execute(pg_url, "CREATE SCHEMA failing")

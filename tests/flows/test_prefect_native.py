@@ -14,10 +14,11 @@ import pytest
 import yaml
 from prefect import flow
 
+from features.freshness import StaleDataError, check_freshness, source_key
 from flows.config import Config, OrchestrationConfig, PathsConfig, ScoringConfig
 from flows.deployments import SCHEDULES, run_guarded
-from flows.freshness import StaleDataError, check_freshness, last_scored, source_key
 from flows.prefect_logging import RunLogHandler, install, project_log_level
+from flows.score import last_scored
 from flows.store_slot import StoreBusyError, store_key, store_slot
 
 ROOT = Path(__file__).resolve().parents[2]

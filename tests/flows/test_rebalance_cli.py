@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from evaluation.csv_safe import escape_frame
 from flows.cli import app
-from flows.rebalance import escape_csv_cells
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rebalance_cli")]
 
@@ -55,7 +55,7 @@ def _scores(world: Path, day: date) -> pd.DataFrame:
 
 
 def test_rebalance_command_writes_the_plan(world, tmp_path, mlflow_store):
-    from flows import scores_store
+    from evaluation import scores_store
 
     day = date.fromisoformat(json.loads((world / "manifest.json").read_text())["data_end"])
     scores = _scores(world, day)
@@ -119,7 +119,7 @@ def test_unknown_date_is_one_clear_line(world, tmp_path, mlflow_store):
 
 def test_csv_escaping_leaves_numbers_alone():
     frame = pd.DataFrame({"t": ["=1+2", "+x", "-y", "@z", "ok", None], "n": [-1.0] * 6})
-    out = escape_csv_cells(frame)
+    out = escape_frame(frame, text_only=True)
     assert list(out["t"][:5]) == ["'=1+2", "'+x", "'-y", "'@z", "ok"] and pd.isna(out["t"][5])
     assert (out["n"] == -1.0).all()
 

@@ -18,9 +18,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from evaluation import scores_store
 from features import storage
 from features.build import read_feature_table, write_feature_table
-from flows import scores_store
 
 pytestmark = pytest.mark.xdist_group("storage_safety")
 

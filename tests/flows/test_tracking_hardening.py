@@ -223,7 +223,7 @@ def test_unloadable_champion_blocks_promotion_unless_forced(mlflow_store, monkey
 def test_champion_stays_when_thresholds_cannot_be_refit(monkeypatch, force):
     from types import SimpleNamespace
 
-    import flows.calibrate
+    import flows.train
     from features.errors import StateError
     from flows.config import load_config
     from flows.train import _refit_in_step
@@ -232,7 +232,7 @@ def test_champion_stays_when_thresholds_cannot_be_refit(monkeypatch, force):
     def impossible(*args, **kwargs):
         raise StateError("2026Q4: no outcome of the previous quarter has matured")
 
-    monkeypatch.setattr(flows.calibrate, "refit_for_promotion", impossible)
+    monkeypatch.setattr(flows.train, "refit_for_promotion", impossible)
     model, _ = _fitted_classifier()
     pending = {"churn": {"name": "nrrcast-churn", "version": "2", "champion_model": None,
                          "decision": Decision(True, "promoted: better", "roc_auc", 0.9, 0.8)}}  # fmt: skip

@@ -220,7 +220,7 @@ def _recover(out_dir: Path, con: duckdb.DuckDBPyConnection) -> None:
 
 def _write_sql(scores: pd.DataFrame, url: str, as_of: date) -> None:
     """Replace the rows of `as_of` in an SQL database (e.g. PostgreSQL) in one transaction."""
-    from flows.scores_sql import write_scores_sql
+    from evaluation.scores_sql import write_scores_sql
 
     write_scores_sql(scores, url, as_of)
 

@@ -44,7 +44,7 @@ def write_scores_sql(
     Parameters
     ----------
     scores : pd.DataFrame
-        One date's scores (checked by `flows.scores_store.write_scores`).
+        One date's scores (checked by `evaluation.scores_store.write_scores`).
     url : str
         SQLAlchemy-style URL; ``postgresql://`` (any ``+driver``) uses ADBC COPY.
     as_of : date

@@ -6,7 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from flows import scores_store
+from evaluation import scores_store
 
 
 def _scores(as_of: str, n: int = 5, p: float = 0.1) -> pd.DataFrame:

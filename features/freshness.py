@@ -2,11 +2,11 @@
 
 A weekly scoring run that finds the same data's end as the previous run of the same source
 is re-scoring an export that was not refreshed: the scores would look new and be old.
-Every scoring run tags its MLflow run with the data's end and a key of its source; the
-next run compares against the latest finished one. ``scoring.freshness`` (or the flow's
-`freshness` parameter, which the scheduled deployment sets to ``refuse``) decides what
-happens: ``refuse`` stops before anything is written, ``warn`` logs and goes on, ``off``
-skips the look-up.
+Every scoring run records the data's end and a key of its source; the next run compares
+against the latest finished one (the flows look it up in MLflow). ``scoring.freshness`` (or
+the scoring flow's `freshness` parameter, which the scheduled deployment sets to ``refuse``)
+decides what happens: ``refuse`` stops before anything is written, ``warn`` logs and goes
+on, ``off`` skips the look-up.
 """
 
 from __future__ import annotations
@@ -28,7 +28,23 @@ class StaleDataError(StateError):
 
 
 def source_key(source: str | Path) -> str:
-    """A short stable key of a source (its resolved path, or its URL without password)."""
+    """A short stable key of a source (its resolved path, or its URL without password).
+
+    Parameters
+    ----------
+    source : str or Path
+        A source directory or a database URL.
+
+    Returns
+    -------
+    str
+        16 hex digits.
+
+    Examples
+    --------
+    >>> source_key("postgresql://u:secret@db/x") == source_key("postgresql://u:other@db/x")
+    True
+    """
     from features.sql_source import is_sql_url, redact
 
     text = str(source)
@@ -36,32 +52,45 @@ def source_key(source: str | Path) -> str:
     return hashlib.sha1(ident.encode()).hexdigest()[:16]
 
 
-def last_scored(mlflow_uri: str, experiment: str, key: str) -> tuple[date, str] | None:
-    """The latest data end among finished scoring runs of source `key`, with its run id."""
-    from mlflow import MlflowClient
+def check_mode(mode: str) -> str:
+    """`mode` when it is a freshness mode.
 
-    client = MlflowClient(tracking_uri=mlflow_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=(
-            f"tags.flow = 'score' AND tags.source_key = '{key}' AND attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=200,
-    )
-    ends = [
-        (date.fromisoformat(r.data.tags["data_end"]), r.info.run_id)
-        for r in runs
-        if r.data.tags.get("data_end")
-    ]
-    return max(ends) if ends else None
+    Parameters
+    ----------
+    mode : str
+        ``refuse``, ``warn`` or ``off``.
+
+    Returns
+    -------
+    str
+        `mode` unchanged.
+
+    Raises
+    ------
+    InputError
+        For an unknown mode (a ValueError).
+    """
+    if mode not in FRESHNESS_MODES:
+        raise InputError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
+    return mode
 
 
 def check_freshness(data_end: date, previous: tuple[date, str] | None, mode: str) -> str | None:
-    """Apply `mode` to a data end and the previous run's; returns the warning, if any.
+    """Apply `mode` to a data end and the previous run's.
+
+    Parameters
+    ----------
+    data_end : date
+        The end of the data about to be scored.
+    previous : (date, str) or None
+        The previous scoring run's data end and run id (None before the first run).
+    mode : str
+        ``refuse``, ``warn`` or ``off``.
+
+    Returns
+    -------
+    str or None
+        The warning logged with ``mode="warn"``, if any.
 
     Raises
     ------
@@ -70,8 +99,7 @@ def check_freshness(data_end: date, previous: tuple[date, str] | None, mode: str
     InputError
         For an unknown mode (a ValueError).
     """
-    if mode not in FRESHNESS_MODES:
-        raise InputError(f"freshness must be one of {FRESHNESS_MODES}, got {mode!r}")
+    check_mode(mode)
     if mode == "off" or previous is None or data_end > previous[0]:
         return None
     message = (
