@@ -44,7 +44,20 @@ def _partition(out_dir: Path, as_of: date) -> Path:
 
 def check_store(out_dir: str | Path, *, source: str | Path | None = None) -> Path:
     """Create (or accept) the scores directory and check it can be written, before any
-    scoring work: refused when it overlaps `source` or holds files nrrcast did not write."""
+    scoring work: refused when it overlaps `source` or holds files nrrcast did not write.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The scores directory.
+    source : str or Path, optional
+        The source being scored; the store must not overlap it.
+
+    Returns
+    -------
+    Path
+        The scores directory.
+    """
     out = storage.claim_dir(
         out_dir,
         "scores",
@@ -70,6 +83,24 @@ def write_scores(
     error naming the holder). The DuckDB transaction is the commit point: it records the
     write's id, so that a Parquet swap a kill interrupted is finished (committed) or undone
     (not committed) by the next writer or reader.
+
+    Parameters
+    ----------
+    scores : pd.DataFrame
+        One date's scores: one row per ``account_id``, every ``as_of`` equal to `as_of`.
+    out_dir : str or Path
+        The scores directory.
+    as_of : date
+        The scoring date whose rows are replaced.
+    sql_url : str, optional
+        Also replace them in this SQL database (`evaluation.scores_sql`).
+    lock_timeout : float
+        Seconds to wait for another writer.
+
+    Returns
+    -------
+    Path
+        The Parquet partition written.
     """
     if scores.empty:
         raise ValueError("refusing to write an empty scores table (nothing was scored)")
@@ -227,7 +258,20 @@ def _write_sql(scores: pd.DataFrame, url: str, as_of: date) -> None:
 
 def read_scores(out_dir: str | Path, as_of: date | None = None) -> pd.DataFrame:
     """All scores (or one date's) from the Parquet partitions; empty frame when none exist.
-    A partition swapped by a concurrent writer during the read makes it read again."""
+    A partition swapped by a concurrent writer during the read makes it read again.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The scores directory.
+    as_of : date, optional
+        Only this date's scores.
+
+    Returns
+    -------
+    pd.DataFrame
+        The scores, every date's partition concatenated.
+    """
     return storage.read_retrying(lambda: _read_scores(Path(out_dir), as_of))
 
 

@@ -121,6 +121,140 @@ def _decide(
     return {"decision": decision, "champion_model": model, "error": None}
 
 
+def _log_inputs(
+    result: Any, table: pd.DataFrame, loaded: LoadedSource, cfg: Config, config_path: str | None
+) -> None:
+    """What the run was trained on and how: config, data, panel, datasets, split, metrics,
+    predictions, the catalog and the drift reference."""
+    from features.catalog import catalog_frame
+
+    tracking.log_json(cfg.model_dump(mode="json"), "config.json")
+    if config_path:
+        mlflow.set_tag("config_file", str(config_path))
+    if isinstance(loaded.path, Path):  # files; a database source has no file to hash
+        mlflow.set_tag("data_fingerprint", tracking.fingerprint(loaded.path))
+    mlflow.set_tag("data_end", loaded.data_end.isoformat())
+    mlflow.set_tag("data_end_from", loaded.data_end_from)
+    counts = loaded.report.counts_frame() if hasattr(loaded.report, "counts_frame") else None
+    if counts is not None:
+        tracking.log_frame(counts.reset_index(), "data/row_counts.csv")
+    tracking.log_frame(loaded.report.to_frame(), "data/validation.csv")
+    tracking.log_metrics(_quarantine_counts(loaded.report), "data.")
+    tracking.log_metrics(
+        {
+            "rows": len(table),
+            "labelled_rows": int(table["label_known"].sum()),
+            "as_of_dates": table["as_of"].nunique(),
+            "accounts": table["account_id"].nunique(),
+        },
+        "panel.",
+    )
+    _log_datasets(table, result, loaded, cfg)
+    tracking.log_params(result.flat_params())
+    tracking.log_json(result.split.to_dict(), "split.json")
+    mlflow.log_metrics(
+        {k.replace("@", "_at_"): v for k, v in result.flat_metrics().items() if v == v}
+    )
+    tracking.log_frame(result.comparison("test"), "metrics/comparison_test.csv")
+    tracking.log_frame(result.predictions, "predictions/oot_predictions.parquet")
+    tracking.log_frame(catalog_frame(), "feature_catalog.csv")
+    left_out = table.attrs.get("left_out", {})
+    if left_out:
+        tracking.log_json(left_out, "features_left_out.json")
+
+    reference = _reference_sample(table, result, cfg)
+    tracking.log_frame(reference, "reference/training_window.parquet")
+
+
+def _log_targets(
+    exp: str, result: Any, table: pd.DataFrame, cfg: Config, force: bool
+) -> dict[str, dict[str, Any]]:
+    """Per target: figures, importance, segment metrics, tuning and the estimator; then the
+    comparison with the champion. Returns the pending registration of each target."""
+    from evaluation.plots import target_figures
+
+    pending: dict[str, dict[str, Any]] = {}
+    for target, res in result.targets.items():
+        figures = target_figures(
+            result.predictions, target=target, label=res.label, importance=res.importance
+        )
+        figures.update(_shap_figures(res.model, table, result, target))
+        tracking.log_figures(figures, f"plots/{target}")
+        tracking.log_frame(res.importance, f"importance/{target}.csv")
+        _log_segment_metrics(target, res.segment_metrics)
+        if res.tuning is not None:
+            tracking.log_tuning(exp, target, res.tuning)
+        tracking.log_estimator(res.model, f"estimator/{target}.skops")
+
+        name = MODEL_NAMES[target]
+        pending[target] = {"name": name,
+                           **_decide(name, target, result, table, cfg, force)}  # fmt: skip
+    return pending
+
+
+def _register(
+    pending: dict[str, dict[str, Any]],
+    refit: dict[str, Any] | None,
+    result: Any,
+    table: pd.DataFrame,
+    descriptions: dict[str, str],
+) -> None:
+    """Log each model as a registered version (a champion-to-be with the calibrator in
+    force); its version number goes into `pending`."""
+    for target, p in pending.items():
+        # a champion carries the calibrator in force, so its pyfunc predicts what
+        # `nrrcast score` scores; a challenger keeps its own
+        in_force = refit["calibrator"][target] if refit and p["decision"].promote else None
+        p["version"] = tracking.log_model(
+            result.targets[target].model,
+            target,
+            target=target,
+            example=table[result.feature_names].head(5),
+            schema_rows=table[result.feature_names],
+            registered_name=p["name"],
+            descriptions=descriptions,
+            calibration=in_force,
+        )
+
+
+def _write_refit(
+    refit: dict[str, Any], promoted: list[str], pending: dict[str, dict[str, Any]], cfg: Config
+) -> None:
+    """Write the thresholds refit for the new versions and log them on the run."""
+    for target in promoted:
+        refit["model_versions"][target] = str(pending[target]["version"])
+    refit["refit_reason"] = "promotion of " + ", ".join(
+        f"{t} v{pending[t]['version']}" for t in promoted
+    )
+    path = write_refit(refit, cfg)
+    mlflow.log_artifact(str(path), "thresholds")
+    tracking.log_metrics(
+        {
+            "thresholds.churn": refit["churn_threshold"],
+            "thresholds.expand": refit["expand_threshold"],
+        }
+    )
+
+
+def _set_aliases(pending: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Point champion or challenger at each new version, with the reason; fill `summary`."""
+    for target, p in pending.items():
+        decision = p["decision"]
+        alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
+        tracking.set_alias(p["name"], alias, p["version"], reason=decision.reason)
+        mlflow.set_tag(
+            f"{target}.registry", f"{p['name']} v{p['version']} -> {alias}: {decision.reason}"
+        )
+        log.info("%s v%s -> %s: %s", p["name"], p["version"], alias, decision.reason)
+        summary["decisions"][target] = {
+            "version": p["version"],
+            "alias": alias,
+            "reason": decision.reason,
+        }
+        if p["error"]:
+            summary["errors"][target] = p["error"]
+
+
 @task(name="log-and-register", cache_policy=NO_CACHE)
 def log_and_register(
     result: Any,
@@ -136,113 +270,21 @@ def log_and_register(
     together with calibrators and thresholds refit for it (when a thresholds file is in
     force); if that refit is impossible the old champion stays.
     """
-    from evaluation.plots import target_figures
-    from features.catalog import CATALOG, catalog_frame
+    from features.catalog import CATALOG
 
     exp = tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     summary: dict[str, Any] = {"decisions": {}, "versions": {}, "errors": {}}
     descriptions = {k: v.description for k, v in CATALOG.items()}
     with tracking.run(exp, "train", tags={"flow": "train", "source": str(loaded.path)}) as active:
         summary["run_id"] = active.info.run_id
-        tracking.log_json(cfg.model_dump(mode="json"), "config.json")
-        if config_path:
-            mlflow.set_tag("config_file", str(config_path))
-        if isinstance(loaded.path, Path):  # files; a database source has no file to hash
-            mlflow.set_tag("data_fingerprint", tracking.fingerprint(loaded.path))
-        mlflow.set_tag("data_end", loaded.data_end.isoformat())
-        mlflow.set_tag("data_end_from", loaded.data_end_from)
-        counts = loaded.report.counts_frame() if hasattr(loaded.report, "counts_frame") else None
-        if counts is not None:
-            tracking.log_frame(counts.reset_index(), "data/row_counts.csv")
-        tracking.log_frame(loaded.report.to_frame(), "data/validation.csv")
-        tracking.log_metrics(_quarantine_counts(loaded.report), "data.")
-        tracking.log_metrics(
-            {
-                "rows": len(table),
-                "labelled_rows": int(table["label_known"].sum()),
-                "as_of_dates": table["as_of"].nunique(),
-                "accounts": table["account_id"].nunique(),
-            },
-            "panel.",
-        )
-        _log_datasets(table, result, loaded, cfg)
-        tracking.log_params(result.flat_params())
-        tracking.log_json(result.split.to_dict(), "split.json")
-        mlflow.log_metrics(
-            {k.replace("@", "_at_"): v for k, v in result.flat_metrics().items() if v == v}
-        )
-        tracking.log_frame(result.comparison("test"), "metrics/comparison_test.csv")
-        tracking.log_frame(result.predictions, "predictions/oot_predictions.parquet")
-        tracking.log_frame(catalog_frame(), "feature_catalog.csv")
-        left_out = table.attrs.get("left_out", {})
-        if left_out:
-            tracking.log_json(left_out, "features_left_out.json")
-
-        reference = _reference_sample(table, result, cfg)
-        tracking.log_frame(reference, "reference/training_window.parquet")
-
-        pending: dict[str, dict[str, Any]] = {}
-        for target, res in result.targets.items():
-            figures = target_figures(
-                result.predictions, target=target, label=res.label, importance=res.importance
-            )
-            figures.update(_shap_figures(res.model, table, result, target))
-            tracking.log_figures(figures, f"plots/{target}")
-            tracking.log_frame(res.importance, f"importance/{target}.csv")
-            _log_segment_metrics(target, res.segment_metrics)
-            if res.tuning is not None:
-                tracking.log_tuning(exp, target, res.tuning)
-            tracking.log_estimator(res.model, f"estimator/{target}.skops")
-
-            name = MODEL_NAMES[target]
-            pending[target] = {"name": name,
-                               **_decide(name, target, result, table, cfg, force)}  # fmt: skip
-
+        _log_inputs(result, table, loaded, cfg, config_path)
+        pending = _log_targets(exp, result, table, cfg, force)
         promoted = [t for t, p in pending.items() if p["decision"].promote]
         refit = _refit_in_step(pending, promoted, result, loaded, cfg, descriptions, force)
-        for target, p in pending.items():
-            # a champion carries the calibrator in force, so its pyfunc predicts what
-            # `nrrcast score` scores; a challenger keeps its own
-            in_force = refit["calibrator"][target] if refit and p["decision"].promote else None
-            p["version"] = tracking.log_model(
-                result.targets[target].model,
-                target,
-                target=target,
-                example=table[result.feature_names].head(5),
-                schema_rows=table[result.feature_names],
-                registered_name=p["name"],
-                descriptions=descriptions,
-                calibration=in_force,
-            )
+        _register(pending, refit, result, table, descriptions)
         if refit is not None:
-            for target in promoted:
-                refit["model_versions"][target] = str(pending[target]["version"])
-            refit["refit_reason"] = "promotion of " + ", ".join(
-                f"{t} v{pending[t]['version']}" for t in promoted
-            )
-            path = write_refit(refit, cfg)
-            mlflow.log_artifact(str(path), "thresholds")
-            tracking.log_metrics(
-                {
-                    "thresholds.churn": refit["churn_threshold"],
-                    "thresholds.expand": refit["expand_threshold"],
-                }
-            )
-        for target, p in pending.items():
-            decision = p["decision"]
-            alias = tracking.CHAMPION if decision.promote else tracking.CHALLENGER
-            tracking.set_alias(p["name"], alias, p["version"], reason=decision.reason)
-            mlflow.set_tag(
-                f"{target}.registry", f"{p['name']} v{p['version']} -> {alias}: {decision.reason}"
-            )
-            log.info("%s v%s -> %s: %s", p["name"], p["version"], alias, decision.reason)
-            summary["decisions"][target] = {
-                "version": p["version"],
-                "alias": alias,
-                "reason": decision.reason,
-            }
-            if p["error"]:
-                summary["errors"][target] = p["error"]
+            _write_refit(refit, promoted, pending, cfg)
+        _set_aliases(pending, summary)
     return summary
 
 
