@@ -1,6 +1,6 @@
 """Scoring flow: champion models + latest thresholds -> scores, reasons, segments, report.
 
-Writes are atomic and idempotent per as_of (see `flows.scores_store`); every run is an
+Writes are atomic and idempotent per as_of (see `evaluation.scores_store`); every run is an
 MLflow run with a summary (counts per segment, ARR at risk, drift).
 """
 
