@@ -14,7 +14,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -22,7 +21,6 @@ from prefect.cache_policies import NO_CACHE
 from features.errors import InputError
 from features.source_reads import event_count, first_event_ts
 from features.sql_source import source_arg
-from flows import tracking
 from flows.config import EXPERIMENT, MODEL_NAMES, Config
 
 log = logging.getLogger("nrrcast.flows")
@@ -220,6 +218,8 @@ def panel_dates(
 @task(name="load-champions", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def load_champions(cfg: Config) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """The champion model per target, its version and the run it came from."""
+    from flows import tracking  # MLflow loads only for the commands that use it
+
     tracking.configure(cfg.paths.mlflow_uri, cfg.paths.mlflow_artifacts, EXPERIMENT)
     models, versions, runs = {}, {}, {}
     for target, name in MODEL_NAMES.items():
@@ -232,6 +232,8 @@ def drift_against_training(
     cfg: Config, runs: dict[str, str], table: pd.DataFrame, scores: pd.DataFrame
 ) -> pd.DataFrame:
     """PSI of each feature and of the scores: training window of the churn champion vs now."""
+    import mlflow
+
     from evaluation.drift import drift_report
 
     try:
