@@ -21,9 +21,10 @@ def rebalance(
 ) -> None:
     """Balance CSM loads over the scored book; write moves, loads, exceptions and the plan."""
     from flows.prefect_logging import setup_console
+
+    setup_console()  # before Prefect is imported: it gives the root logger a handler
     from flows.rebalance import run_rebalance
 
-    setup_console()
     run_rebalance(
         str(config) if config else None,
         as_of=as_of,
