@@ -2,10 +2,10 @@
 
 Shared by ``nrrcast rebalance --as-of`` (`flows.rebalance`) and, when
 ``territories.run_with_scoring`` is on, the end of the scoring flow; it imports no flow.
-Outputs go beside
-the scores, in ``<scores>/rebalance/as_of=<date>/`` (replaced as a whole, atomically, and
-only ever by this module): Parquet and CSV of the assignment, moves, loads, exceptions
-and plan, ``balance.json``, ``announcement.md`` and the customer notices.
+Outputs go beside the scores, in ``<scores>/rebalance/as_of=<date>/`` (replaced as a
+whole, atomically, and only ever by this module): Parquet and CSV of the assignment,
+moves, loads, exceptions and plan, ``balance.json``, ``announcement.md`` and the customer
+notices.
 """
 
 from __future__ import annotations
