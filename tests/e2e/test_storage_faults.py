@@ -247,7 +247,7 @@ def test_thresholds_file_survives_a_kill(tmp_path):
 def test_every_pause_point_is_exercised():
     """The points the writers offer, so that a new one gets a kill test too."""
     names = set()
-    for path in ["features/build.py", "features/validate.py", "flows/scores_store.py",
+    for path in ["features/build.py", "features/validate.py", "evaluation/scores_store.py",
                  "simulator/world.py", "evaluation/thresholds.py", "evaluation/report/render.py"]:  # fmt: skip
         text = (ROOT / path).read_text()
         names |= set(re.findall(r'pause_point\("([a-z_.]+)"\)', text))
