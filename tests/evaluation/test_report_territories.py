@@ -70,3 +70,18 @@ def test_account_moves_carry_wave_and_reason(run):
     first = plan.actions[plan.actions["action"].str.startswith("move")].iloc[0]
     m = moves[first["account_id"]]
     assert m["wave"] == first["wave"] and m["date"] == str(first["wave_date"].date())
+
+
+@pytest.mark.parametrize("solver", [{"requested": "milp"}, {"requested": "greedy"}])
+def test_section_renders_when_the_solver_reported_no_status(run, solver):
+    """MILP asked for but never run (nothing free to move, or it failed): no status key."""
+    inputs, scores, res, plan = run
+    res = dataclasses.replace(res, balance={**res.balance, "method": "greedy", "solver": solver})
+    html = render_report(
+        dataclasses.replace(
+            inputs, scores=scores, territories=SimpleNamespace(result=res, plan=plan)
+        )
+    )
+    assert 'id="territories"' in html
+    expected = "greedy fallback" if solver["requested"] == "milp" else "greedy, as configured"
+    assert expected in html
