@@ -464,6 +464,182 @@ def _evaluate(
     }
 
 
+@dataclass
+class _Rows:
+    """Labelled row positions of one target per slice, and the label and date arrays."""
+
+    masks: dict[str, np.ndarray]
+    y: np.ndarray
+    has: np.ndarray
+    idx: dict[str, np.ndarray]
+    as_of: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, label: str, split: TimeSplit) -> _Rows:
+        masks = split.masks(frame)
+        y = frame[label].to_numpy(dtype=np.float64, na_value=np.nan)
+        has = ~np.isnan(y)
+        idx = {s: np.flatnonzero(m & has) for s, m in masks.items()}
+        return cls(masks, y, has, idx, frame["as_of"].to_numpy())
+
+
+def _fit_lgbm(
+    frame: pd.DataFrame,
+    X: np.ndarray,
+    rows: _Rows,
+    split: TimeSplit,
+    names: list[str],
+    params: LGBMParams,
+    cfg: ModelConfig,
+) -> tuple[NrrClassifier, np.ndarray, int]:
+    """The calibrated LightGBM model, the rows it learnt from, and the refit row count.
+
+    With ``cfg.refit_on_valid`` the booster early-stopped on the valid slice is refitted
+    for its best number of rounds on every row matured before the calibration slice.
+    """
+    y, tr, va, ca = rows.y, rows.idx["train"], rows.idx["valid"], rows.idx["calib"]
+    calib_kw = {"X_calib": X[ca], "y_calib": y[ca], "calib_groups": rows.as_of[ca]}
+    model = NrrClassifier.from_config(
+        params, feature_names=names, calibration=cfg.calibration.method, seed=cfg.seed
+    )
+    refit_rows = 0
+    if cfg.refit_on_valid:
+        stopped = clone(model).fit(X[tr], y[tr], X_valid=X[va], y_valid=y[va])
+        # baselines learn from the same rows as the final booster
+        tr = np.flatnonzero(split.matured_before(frame, split.calib_start) & rows.has)
+        refit_rows = len(tr)
+        model.set_params(n_estimators=stopped.best_iteration_)
+        model.fit(X[tr], y[tr], **calib_kw)
+        model.evals_result_ = stopped.evals_result_
+    else:
+        model.fit(X[tr], y[tr], X_valid=X[va], y_valid=y[va], **calib_kw)
+    return model, tr, refit_rows
+
+
+def _fit_logistic(
+    X: np.ndarray, rows: _Rows, tr: np.ndarray, names: list[str], cfg: ModelConfig
+) -> LogisticBaseline:
+    """The logistic baseline on the training rows, calibrated on the calibration slice."""
+    lc, ca = cfg.baselines.logistic, rows.idx["calib"]
+    return LogisticBaseline(
+        feature_names=names,
+        C=lc.C,
+        max_iter=lc.max_iter,
+        log_transform=lc.log_transform,
+        calibration=cfg.calibration.method,
+        random_state=cfg.seed,
+    ).fit(X[tr], rows.y[tr], X_calib=X[ca], y_calib=rows.y[ca], calib_groups=rows.as_of[ca])
+
+
+def _fit_health(
+    target: str, frame: pd.DataFrame, rows: _Rows, tr: np.ndarray, cfg: ModelConfig
+) -> tuple[HealthScoreBaseline | None, list[str]]:
+    """The health-score baseline of `target` (None when it has no usable weights), and notes."""
+    hc, ca = cfg.baselines.health, rows.idx["calib"]
+    cols = [c for c in hc.weights.get(target, {}) if c in frame.columns]
+    if target not in hc.weights:
+        return None, [f"no health-score weights for target {target!r}: baseline skipped"]
+    if not cols:
+        return None, [
+            f"none of the health-score features of {target!r} "
+            f"{sorted(hc.weights[target])} is in the table: baseline skipped"
+        ]
+    health = HealthScoreBaseline(
+        weights=hc.weights[target],
+        invert=target in hc.invert,
+        calibration=hc.calibration,
+        random_state=cfg.seed,
+    )
+    health.fit(
+        frame[cols].iloc[tr],
+        rows.y[tr],
+        X_calib=frame[cols].iloc[ca],
+        y_calib=rows.y[ca],
+        calib_groups=rows.as_of[ca],
+    )
+    notes = []
+    if health.missing_features_:
+        notes.append(f"health score of {target!r} lacks {health.missing_features_}")
+    return health, notes
+
+
+def _predict_scored(
+    frame: pd.DataFrame,
+    X: np.ndarray,
+    scored: np.ndarray,
+    model: NrrClassifier,
+    baselines: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """Every model's probabilities on the `scored` rows (each row scored once per model)."""
+    logistic = baselines["logistic"]
+    preds = {
+        "lgbm_raw": model.predict_raw(X[scored]),
+        "logistic": logistic.predict_proba(X[scored])[:, 1],
+    }
+    preds["lgbm"] = model.calibrator_.predict(preds["lgbm_raw"])  # type: ignore[union-attr]
+    if "health" in baselines:
+        h = baselines["health"]
+        preds["health"] = h.predict_proba(frame[h.features_].iloc[scored])[:, 1]
+    return preds
+
+
+def _slice_metrics(
+    rows: _Rows, scored: np.ndarray, preds: dict[str, np.ndarray], cfg: ModelConfig
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``metrics[model][slice]`` on the valid, calib and test slices."""
+    pos = pd.Series(np.arange(len(scored)), index=scored)
+    metrics: dict[str, dict[str, dict[str, float]]] = {
+        name: {} for name in ("lgbm", "lgbm_raw", "logistic", "health") if name in preds
+    }
+    for s in ("valid", "calib", "test"):
+        at = pos[rows.idx[s]].to_numpy()
+        for name, ms in _evaluate(
+            rows.y[rows.idx[s]], {k: v[at] for k, v in preds.items()}, cfg
+        ).items():
+            metrics[name][s] = ms
+    return metrics
+
+
+def _segment_metrics(
+    frame: pd.DataFrame,
+    rows: _Rows,
+    scored: np.ndarray,
+    p_lgbm: np.ndarray,
+    cfg: ModelConfig,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Calibrated LightGBM metrics on the test slice per value of each segment column."""
+    test = rows.idx["test"]
+    test_at = pd.Series(np.arange(len(scored)), index=scored)[test].to_numpy()
+    seg_cols = [c for c in cfg.metrics.segment_columns if c in frame.columns]
+    test_frame = frame[seg_cols].iloc[test]
+    return {
+        col: slice_metrics(
+            rows.y[test],
+            p_lgbm[test_at],
+            segment_masks(test_frame, col),
+            n_bins=cfg.metrics.ece_bins,
+            top_fraction=cfg.metrics.top_fraction,
+            k=cfg.metrics.flags,
+        )
+        for col in seg_cols
+    }
+
+
+def _target_params(params: LGBMParams, model: NrrClassifier, refit_rows: int) -> dict[str, Any]:
+    """Booster and calibrator parameters of one target, as logged with the run."""
+    cal = model.calibrator_
+    assert cal is not None
+    return {
+        **params.model_dump(),
+        "best_iteration": model.best_iteration_,
+        "refit_rows": refit_rows,
+        "calibration": cal.method_,
+        "calibration_selection": cal.selection_,
+        **{f"calibration_brier_{k}": v for k, v in cal.brier_.items()},
+        **{f"calibration_log_loss_{k}": v for k, v in cal.log_loss_.items()},
+    }
+
+
 def _train_target(
     target: str,
     label: str,
@@ -474,13 +650,8 @@ def _train_target(
     cfg: ModelConfig,
 ) -> tuple[TargetResult, dict[str, np.ndarray]]:
     """Fit the model and both baselines for one target; score all non-train slices."""
-    masks = split.masks(frame)
-    y_all = frame[label].to_numpy(dtype=np.float64, na_value=np.nan)
-    has = ~np.isnan(y_all)
-    idx = {s: np.flatnonzero(m & has) for s, m in masks.items()}
-    rows = {s: len(i) for s, i in idx.items()}
-    as_of = frame["as_of"].to_numpy()
-    tr, va, ca = idx["train"], idx["valid"], idx["calib"]
+    rows = _Rows.of(frame, label, split)
+    tr, va = rows.idx["train"], rows.idx["valid"]
     seconds: dict[str, float] = {}
 
     params = cfg.lgbm_for(target)
@@ -488,128 +659,39 @@ def _train_target(
     if cfg.tune.enabled:
         t0 = time.perf_counter()
         params, tuning = tune_lgbm(
-            X[tr], y_all[tr], X[va], y_all[va], params,
+            X[tr], rows.y[tr], X[va], rows.y[va], params,
             feature_names=names, n_trials=cfg.tune.n_trials, seed=cfg.seed,
         )  # fmt: skip
         seconds["tune"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    calib_kw = {"X_calib": X[ca], "y_calib": y_all[ca], "calib_groups": as_of[ca]}
-    model = NrrClassifier.from_config(
-        params, feature_names=names, calibration=cfg.calibration.method, seed=cfg.seed
-    )
-    refit_rows = 0
-    if cfg.refit_on_valid:
-        stopped = clone(model).fit(X[tr], y_all[tr], X_valid=X[va], y_valid=y_all[va])
-        # baselines learn from the same rows as the final booster
-        tr = np.flatnonzero(split.matured_before(frame, split.calib_start) & has)
-        refit_rows = len(tr)
-        model.set_params(n_estimators=stopped.best_iteration_)
-        model.fit(X[tr], y_all[tr], **calib_kw)
-        model.evals_result_ = stopped.evals_result_
-    else:
-        model.fit(X[tr], y_all[tr], X_valid=X[va], y_valid=y_all[va], **calib_kw)
+    model, tr, refit_rows = _fit_lgbm(frame, X, rows, split, names, params, cfg)
     seconds["lgbm"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    lc = cfg.baselines.logistic
-    logistic = LogisticBaseline(
-        feature_names=names,
-        C=lc.C,
-        max_iter=lc.max_iter,
-        log_transform=lc.log_transform,
-        calibration=cfg.calibration.method,
-        random_state=cfg.seed,
-    ).fit(X[tr], y_all[tr], X_calib=X[ca], y_calib=y_all[ca], calib_groups=as_of[ca])
+    baselines: dict[str, Any] = {"logistic": _fit_logistic(X, rows, tr, names, cfg)}
     seconds["logistic"] = time.perf_counter() - t0
-
-    baselines: dict[str, Any] = {"logistic": logistic}
-    notes: list[str] = []
-    hc = cfg.baselines.health
-    cols = [c for c in hc.weights.get(target, {}) if c in frame.columns]
-    if target not in hc.weights:
-        notes.append(f"no health-score weights for target {target!r}: baseline skipped")
-    elif not cols:
-        notes.append(
-            f"none of the health-score features of {target!r} "
-            f"{sorted(hc.weights[target])} is in the table: baseline skipped"
-        )
-    else:
-        t0 = time.perf_counter()
-        health = HealthScoreBaseline(
-            weights=hc.weights[target],
-            invert=target in hc.invert,
-            calibration=hc.calibration,
-            random_state=cfg.seed,
-        )
-        health.fit(
-            frame[cols].iloc[tr],
-            y_all[tr],
-            X_calib=frame[cols].iloc[ca],
-            y_calib=y_all[ca],
-            calib_groups=as_of[ca],
-        )
-        if health.missing_features_:
-            notes.append(f"health score of {target!r} lacks {health.missing_features_}")
+    t0 = time.perf_counter()
+    health, notes = _fit_health(target, frame, rows, tr, cfg)
+    if health is not None:
         baselines["health"] = health
         seconds["health"] = time.perf_counter() - t0
     for note in notes:
         log.warning(note)
 
-    # score every row of valid/calib/test once per model
+    masks = rows.masks
     scored = np.flatnonzero(masks["valid"] | masks["calib"] | masks["test"])
-    preds = {
-        "lgbm_raw": model.predict_raw(X[scored]),
-        "logistic": logistic.predict_proba(X[scored])[:, 1],
-    }
-    preds["lgbm"] = model.calibrator_.predict(preds["lgbm_raw"])  # type: ignore[union-attr]
-    if "health" in baselines:
-        h = baselines["health"]
-        preds["health"] = h.predict_proba(frame[h.features_].iloc[scored])[:, 1]
-
-    pos = pd.Series(np.arange(len(scored)), index=scored)
-    metrics: dict[str, dict[str, dict[str, float]]] = {
-        name: {} for name in ("lgbm", "lgbm_raw", "logistic", "health") if name in preds
-    }
-    for s in ("valid", "calib", "test"):
-        at = pos[idx[s]].to_numpy()
-        for name, ms in _evaluate(y_all[idx[s]], {k: v[at] for k, v in preds.items()}, cfg).items():
-            metrics[name][s] = ms
-
-    test_at = pos[idx["test"]].to_numpy()
-    seg_cols = [c for c in cfg.metrics.segment_columns if c in frame.columns]
-    test_frame = frame[seg_cols].iloc[idx["test"]]
-    seg: dict[str, dict[str, dict[str, float]]] = {}
-    for col in seg_cols:
-        seg[col] = slice_metrics(
-            y_all[idx["test"]],
-            preds["lgbm"][test_at],
-            segment_masks(test_frame, col),
-            n_bins=cfg.metrics.ece_bins,
-            top_fraction=cfg.metrics.top_fraction,
-            k=cfg.metrics.flags,
-        )
-
-    cal = model.calibrator_
-    assert cal is not None
+    preds = _predict_scored(frame, X, scored, model, baselines)
     result = TargetResult(
         target=target,
         label=label,
         model=model,
         baselines=baselines,
-        metrics=metrics,
-        segment_metrics=seg,
-        params={
-            **params.model_dump(),
-            "best_iteration": model.best_iteration_,
-            "refit_rows": refit_rows,
-            "calibration": cal.method_,
-            "calibration_selection": cal.selection_,
-            **{f"calibration_brier_{k}": v for k, v in cal.brier_.items()},
-            **{f"calibration_log_loss_{k}": v for k, v in cal.log_loss_.items()},
-        },
+        metrics=_slice_metrics(rows, scored, preds, cfg),
+        segment_metrics=_segment_metrics(frame, rows, scored, preds["lgbm"], cfg),
+        params=_target_params(params, model, refit_rows),
         importance=model.importance_frame(),
-        rows=rows,
+        rows={s: len(i) for s, i in rows.idx.items()},
         seconds=seconds,
         tuning=tuning,
         notes=notes,
