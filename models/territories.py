@@ -35,15 +35,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from features.errors import InputError
 from features.names import COVERAGE_LEVELS
 from models.segment import LoadConfig
+from models.territory_config import MigrationConfig, TerritoryConfig
 from models.territory_solvers import (
     Problem,
     greedy_assignment,
@@ -65,74 +65,9 @@ __all__ = [
     "rebalance",
 ]
 
-Coverage = Literal["digital", "standard", "high_touch"]
 BOOK_COLUMNS = ("account_id", "csm_id", "coverage_current", "coverage_recommended", "segment")
 """Columns `rebalance` needs (``at_risk`` and ``days_to_renewal`` are optional)."""
 UNASSIGNED = "(unassigned)"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class MigrationConfig(_Section):
-    """How the moves and tier changes are phased (see `models.territory_plan`)."""
-
-    waves: int = Field(3, ge=1, le=12, description="phases of the migration")
-    first_wave_days: int = Field(14, ge=0, description="days from as_of to the first wave")
-    wave_gap_days: int = Field(30, ge=1, description="days between waves")
-    templates_dir: str = Field(
-        "configs/territories", description="Jinja2 templates of the announcement and notices"
-    )
-
-
-class TerritoryConfig(_Section):
-    """Settings of the rebalancing (section ``territories:`` of configs/default.yaml)."""
-
-    tiers: list[Coverage] = Field(
-        default_factory=lambda: ["high_touch", "standard"],
-        description="coverage tiers served by a named CSM",
-    )
-    renewal_window_days: int = Field(
-        90, ge=0, description="accounts renewing within this many days stay with their CSM"
-    )
-    renewal_min_term_months: int = Field(
-        0,
-        ge=0,
-        description="only contracts with at least this term (months) are held by the renewal "
-        "window; 0: all (monthly contracts renew every month, so they never move); needs the "
-        "book's term_months",
-    )
-    keep_at_risk: bool = Field(True, description="accounts at risk stay with their CSM")
-    max_moves_per_csm: int = Field(
-        6, ge=0, description="accounts one CSM may give up, and take on, this quarter"
-    )
-    capacity_first: bool = Field(
-        True,
-        description="a CSM over capacity may hand over more accounts than the move cap, "
-        "up to its excess of high-touch accounts",
-    )
-    capacity: int | None = Field(
-        None,
-        ge=0,
-        description="high-touch accounts per CSM when the csms table gives none; "
-        "null: segment.coverage.accounts_per_csm",
-    )
-    max_load: float | None = Field(None, gt=0, description="optional cap on a CSM's load")
-    move_cost: float = Field(
-        0.25, ge=0, description="load units a move must gain to be worth making"
-    )
-    spread_weight: float = Field(
-        10.0, ge=0, description="weight of (max load - min load) next to the total deviation"
-    )
-    method: Literal["milp", "greedy"] = "milp"
-    time_limit_seconds: float = Field(60.0, gt=0, description="HiGHS time limit")
-    mip_rel_gap: float = Field(0.01, ge=0, lt=1, description="relative optimality gap accepted")
-    candidates_per_account: int = Field(
-        8, ge=1, description="receiving CSMs offered to each account that may move"
-    )
-    run_with_scoring: bool = Field(False, description="rebalance at the end of every scoring run")
-    plan: MigrationConfig = MigrationConfig()
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -285,11 +220,51 @@ def rebalance(
     _require(book)
     roster = check_roster(csms)
     b = book.reset_index(drop=True)
-    n = len(b)
-    if as_of is None and "as_of" in b.columns and n:
+    if as_of is None and "as_of" in b.columns and len(b):
         as_of = pd.Timestamp(b["as_of"].iloc[0]).date()
-    notes: list[str] = []
+    f, notes = _book_state(b, cfg, load)
+    prob = _problem(f, roster, cfg, default_capacity)
+    assign, solver = _solve(prob, cfg, notes)
+    for note in notes:
+        log.info(note)
+    return _result(b, prob, assign, locals_=f, roster=roster, solver=solver, notes=notes,
+                   as_of=as_of)  # fmt: skip
 
+
+@dataclass
+class _Frame:
+    """Per-account arrays of the book: tiers, what holds an account, weights."""
+
+    scope: np.ndarray
+    before_in: np.ndarray
+    after_in: np.ndarray
+    frozen: np.ndarray
+    deferred: np.ndarray
+    renew_soon: np.ndarray
+    risky: np.ndarray
+    cur: np.ndarray
+    target: np.ndarray
+    dtr: np.ndarray
+    term: np.ndarray
+    at_risk: np.ndarray
+    owner_name: np.ndarray
+    weight_before: np.ndarray
+    weight_after: np.ndarray
+
+
+def _optional_number(b: pd.DataFrame, col: str) -> np.ndarray:
+    """A numeric column of the book as float64 (NaN when unparsable or missing)."""
+    if col not in b.columns:
+        return np.full(len(b), np.nan)
+    return pd.to_numeric(b[col], errors="coerce").to_numpy(np.float64)
+
+
+def _book_state(
+    b: pd.DataFrame, cfg: TerritoryConfig, load: LoadConfig
+) -> tuple[_Frame, list[str]]:
+    """Which accounts are in the named book before and after, which are frozen, and why."""
+    n = len(b)
+    notes: list[str] = []
     cur = _tier_rank(b["coverage_current"])
     rec = _tier_rank(b["coverage_recommended"])
     named = np.array([COVERAGE_LEVELS.index(t) for t in cfg.tiers])
@@ -298,19 +273,11 @@ def rebalance(
         if "at_risk" in b.columns
         else np.zeros(n, bool)
     )
-    dtr = (
-        pd.to_numeric(b["days_to_renewal"], errors="coerce").to_numpy(np.float64)
-        if "days_to_renewal" in b.columns
-        else np.full(n, np.nan)
-    )
+    dtr = _optional_number(b, "days_to_renewal")
     owner_name = b["csm_id"].astype(object).where(b["csm_id"].notna(), None).to_numpy()
     owner_name = np.array([None if v is None else str(v) for v in owner_name], dtype=object)
     has_owner = owner_name != None  # noqa: E711 (element-wise)
-    term = (
-        pd.to_numeric(b["term_months"], errors="coerce").to_numpy(np.float64)
-        if "term_months" in b.columns
-        else np.full(n, np.nan)
-    )
+    term = _optional_number(b, "term_months")
     renew_soon = ~np.isnan(dtr) & (dtr <= cfg.renewal_window_days)
     if cfg.renewal_min_term_months:  # unknown terms are held
         renew_soon &= np.isnan(term) | (term >= cfg.renewal_min_term_months)
@@ -327,56 +294,74 @@ def rebalance(
             f"{unknown_renewal} accounts in scope have no known renewal date: "
             "the renewal window cannot hold them"
         )
+    f = _Frame(
+        scope=scope, before_in=before_in, after_in=after_in, frozen=frozen,
+        deferred=deferred, renew_soon=renew_soon, risky=risky, cur=cur, target=target,
+        dtr=dtr, term=term, at_risk=at_risk, owner_name=owner_name,
+        weight_before=_weights(np.where(before_in, cur, -1), b["segment"], at_risk, load),
+        weight_after=_weights(np.where(after_in, target, -1), b["segment"], at_risk, load),
+    )  # fmt: skip
+    return f, notes
 
-    # the roster
+
+def _problem(
+    f: _Frame, roster: pd.DataFrame | None, cfg: TerritoryConfig, default_capacity: int
+) -> Problem:
+    """The solvers' problem: the roster (plus outside owners of frozen accounts) and arrays."""
     if roster is not None:
         pool = list(roster["csm_id"])
         cap_given = dict(zip(roster["csm_id"], roster["capacity"], strict=True))
     else:
-        pool = sorted(set(owner_name[before_in]))
+        pool = sorted(set(f.owner_name[f.before_in]))
         cap_given = {}
     default_cap = float(cfg.capacity if cfg.capacity is not None else default_capacity)
     pool_set = set(pool)
-    outside = sorted(set(owner_name[after_in & frozen]) - pool_set)
+    outside = sorted(set(f.owner_name[f.after_in & f.frozen]) - pool_set)
     csm_list = pool + outside
     index = {c: k for k, c in enumerate(csm_list)}
-    owner_any = np.array([index.get(o, -1) if o is not None else -1 for o in owner_name])
+    owner_any = np.array([index.get(o, -1) if o is not None else -1 for o in f.owner_name])
     owner = np.where(owner_any < len(pool), owner_any, -1)
     capacity = np.array(
         [cap_given[c] if not np.isnan(cap_given.get(c, np.nan)) else default_cap for c in pool]
         + [np.inf] * len(outside)
     )
-    weight_after = _weights(np.where(after_in, target, -1), b["segment"], at_risk, load)
-    weight_before = _weights(np.where(before_in, cur, -1), b["segment"], at_risk, load)
-    fixed = after_in & frozen
-    free = after_in & ~frozen
+    fixed = f.after_in & f.frozen
+    free = f.after_in & ~f.frozen
     if free.any() and not pool:
         raise InputError(
             f"{int(free.sum())} accounts need a CSM but there is no CSM to assign them to "
             "(no csms table and no account has a CSM today)",
             hint="add a csms table (csm_id, name, email, capacity) to the source",
         )
-    total = float(weight_after[after_in & (fixed & (owner >= 0) | free)].sum())
-    target_load = total / len(pool) if pool else 0.0
-    prob = Problem(
+    total = float(f.weight_after[f.after_in & (fixed & (owner >= 0) | free)].sum())
+    return Problem(
         csms=csm_list,
         n_pool=len(pool),
         capacity=capacity,
         owner=owner,
         owner_any=owner_any,
-        weight=weight_after,
-        high=(target == COVERAGE_LEVELS.index("high_touch")) & after_in,
+        weight=f.weight_after,
+        high=(f.target == COVERAGE_LEVELS.index("high_touch")) & f.after_in,
         fixed=fixed,
         free=free,
-        target=target_load,
+        target=total / len(pool) if pool else 0.0,
         cfg=cfg,
     )
+
+
+def _solve(
+    prob: Problem, cfg: TerritoryConfig, notes: list[str]
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The assignment (MILP when asked and usable, else greedy) and the solver's facts.
+
+    Why a method was not used is appended to `notes`.
+    """
     solver: dict[str, Any] = {"requested": cfg.method}
     assign = None
     t0 = time.perf_counter()
     greedy = greedy_assignment(prob)
     solver["greedy_seconds"] = round(time.perf_counter() - t0, 3)
-    if cfg.method == "milp" and free.any():
+    if cfg.method == "milp" and prob.free.any():
         try:
             assign, facts = milp_assignment(prob, hint=greedy)
             solver.update(facts)
@@ -404,33 +389,7 @@ def rebalance(
         assign = greedy
     solver["method"] = method
     solver["seconds"] = round(time.perf_counter() - t0, 3)
-    for note in notes:
-        log.info(note)
-    return _result(b, prob, assign, locals_=_Frame(
-        scope=scope, before_in=before_in, after_in=after_in, frozen=frozen,
-        deferred=deferred, renew_soon=renew_soon, risky=risky, cur=cur, target=target,
-        dtr=dtr, term=term, at_risk=at_risk, owner_name=owner_name, weight_before=weight_before,
-        weight_after=weight_after,
-    ), roster=roster, solver=solver, notes=notes, as_of=as_of)  # fmt: skip
-
-
-@dataclass
-class _Frame:
-    scope: np.ndarray
-    before_in: np.ndarray
-    after_in: np.ndarray
-    frozen: np.ndarray
-    deferred: np.ndarray
-    renew_soon: np.ndarray
-    risky: np.ndarray
-    cur: np.ndarray
-    target: np.ndarray
-    dtr: np.ndarray
-    term: np.ndarray
-    at_risk: np.ndarray
-    owner_name: np.ndarray
-    weight_before: np.ndarray
-    weight_after: np.ndarray
+    return assign, solver
 
 
 def _tier_names(rank: np.ndarray) -> np.ndarray:
@@ -462,28 +421,29 @@ def _risk_notes(b: pd.DataFrame, f: _Frame, rows: np.ndarray) -> list[str]:
     return out
 
 
-def _result(
-    b: pd.DataFrame,
-    p: Problem,
-    assign: np.ndarray,
-    *,
-    locals_: _Frame,
-    roster: pd.DataFrame | None,
-    solver: dict[str, Any],
-    notes: list[str],
-    as_of: date | None,
-) -> RebalanceResult:
-    f = locals_
-    cfg = p.cfg
+@dataclass
+class _Changes:
+    """What the assignment changes, per account of the book (all arrays of its length)."""
+
+    after_name: np.ndarray  # CSM after (None outside the named book)
+    changed: np.ndarray  # in the named book after, with another CSM
+    in_pool_owner: np.ndarray  # today's CSM is on the roster
+    kind: np.ndarray  # stay / move / handover / first_assignment / leaves_named_book
+    exc_reason: np.ndarray  # why a frozen account stays (None otherwise)
+    names: np.ndarray
+    p_churn: np.ndarray
+    renew_date: list[date | None]
+
+    def renewal_dates(self, rows: np.ndarray) -> np.ndarray:
+        return pd.to_datetime(pd.Series([self.renew_date[i] for i in rows])).to_numpy()
+
+
+def _changes(
+    b: pd.DataFrame, p: Problem, assign: np.ndarray, f: _Frame, as_of: date | None
+) -> _Changes:
+    """Classify each account's change and say why each frozen account stays."""
     csm_arr = np.array(p.csms + [None], dtype=object)
     after_name = np.where(f.after_in, csm_arr[assign], None)
-    rows = np.flatnonzero(f.scope)
-    names = b["name"].astype(object).to_numpy() if "name" in b.columns else np.full(len(b), None)
-    renew_date = (
-        [None if np.isnan(d) else as_of + timedelta(days=int(d)) for d in f.dtr]
-        if as_of is not None
-        else [None] * len(b)
-    )
     before = f.owner_name
     changed = f.after_in & (after_name != before)
     in_pool_owner = p.owner >= 0
@@ -503,37 +463,62 @@ def _result(
         if f.risky[i]:
             why.append("at risk")
         if f.renew_soon[i]:
-            why.append(f"renews in {int(f.dtr[i])} days (window {cfg.renewal_window_days} days)")
+            why.append(f"renews in {int(f.dtr[i])} days (window {p.cfg.renewal_window_days} days)")
         exc_reason[i] = "; ".join(why)
-    p_churn = (
-        b["p_churn"].to_numpy(np.float64, na_value=np.nan)
-        if "p_churn" in b.columns
-        else np.full(len(b), np.nan)
+    return _Changes(
+        after_name=after_name,
+        changed=changed,
+        in_pool_owner=in_pool_owner,
+        kind=kind,
+        exc_reason=exc_reason,
+        names=(
+            b["name"].astype(object).to_numpy() if "name" in b.columns else np.full(len(b), None)
+        ),
+        p_churn=(
+            b["p_churn"].to_numpy(np.float64, na_value=np.nan)
+            if "p_churn" in b.columns
+            else np.full(len(b), np.nan)
+        ),
+        renew_date=(
+            [None if np.isnan(d) else as_of + timedelta(days=int(d)) for d in f.dtr]
+            if as_of is not None
+            else [None] * len(b)
+        ),
     )
-    assignment = pd.DataFrame(
+
+
+def _assignment_frame(b: pd.DataFrame, f: _Frame, c: _Changes) -> pd.DataFrame:
+    """One row per account in scope: CSM and tier before and after, and why it is held."""
+    rows = np.flatnonzero(f.scope)
+    return pd.DataFrame(
         {
             "account_id": b["account_id"].to_numpy(dtype=object)[rows],
-            "name": names[rows],
-            "csm_before": before[rows],
-            "csm_after": after_name[rows],
+            "name": c.names[rows],
+            "csm_before": f.owner_name[rows],
+            "csm_after": c.after_name[rows],
             "coverage_current": _tier_names(f.cur)[rows],
             "coverage_after": _tier_names(np.where(f.target >= 0, f.target, -1))[rows],
             "weight_before": f.weight_before[rows],
             "weight_after": f.weight_after[rows],
-            "change": kind[rows],
+            "change": c.kind[rows],
             "frozen": f.frozen[rows],
-            "exception_reason": exc_reason[rows],
+            "exception_reason": c.exc_reason[rows],
             "days_to_renewal": f.dtr[rows],
             "term_months": f.term[rows],
-            "renewal_date": pd.to_datetime(pd.Series([renew_date[i] for i in rows])).to_numpy(),
+            "renewal_date": c.renewal_dates(rows),
             "at_risk": f.at_risk[rows],
-            "p_churn": p_churn[rows],
+            "p_churn": c.p_churn[rows],
         }
     )
 
-    # loads per CSM
+
+def _loads_frame(
+    p: Problem, f: _Frame, c: _Changes, moved: np.ndarray, roster: pd.DataFrame | None
+) -> pd.DataFrame:
+    """One row per CSM: accounts, high-touch accounts and load before and after, moves."""
+    before, after_name = f.owner_name, c.after_name
     everyone = sorted(
-        set(p.csms) | set(before[f.before_in]) | {c for c in after_name[f.after_in] if c}
+        set(p.csms) | set(before[f.before_in]) | {x for x in after_name[f.after_in] if x}
     )
     roster_set = set(p.csms[: p.n_pool])
     cap = dict(zip(p.csms, p.capacity, strict=True))
@@ -547,18 +532,17 @@ def _result(
         {"csm_id": after_name[ai], "w": f.weight_after[ai], "h": f.target[ai] == hi}
     ).groupby("csm_id").agg(accounts_after=("w", "size"), load_after=("w", "sum"),
                             high_touch_after=("h", "sum"))  # fmt: skip
-    mv = changed & in_pool_owner & f.after_in
-    moves_out = pd.Series(before[mv]).value_counts()
-    moves_in = pd.Series(after_name[mv]).value_counts()
+    moves_out = pd.Series(before[moved]).value_counts()
+    moves_in = pd.Series(after_name[moved]).value_counts()
     seats = dict(zip(p.csms, p.seats(), strict=True))
     loads = pd.DataFrame({"csm_id": everyone})
     loads["in_roster"] = loads["csm_id"].isin(roster_set)
-    loads["capacity"] = [cap.get(c, np.nan) if c in roster_set else np.nan for c in everyone]
+    loads["capacity"] = [cap.get(x, np.nan) if x in roster_set else np.nan for x in everyone]
     loads = loads.join(before_grp, on="csm_id").join(after_grp, on="csm_id")
-    for c in ("accounts_before", "high_touch_before", "accounts_after", "high_touch_after"):
-        loads[c] = loads[c].fillna(0).astype(np.int64)
-    for c in ("load_before", "load_after"):
-        loads[c] = loads[c].fillna(0.0)
+    for col in ("accounts_before", "high_touch_before", "accounts_after", "high_touch_after"):
+        loads[col] = loads[col].fillna(0).astype(np.int64)
+    for col in ("load_before", "load_after"):
+        loads[col] = loads[col].fillna(0.0)
     loads["load_change"] = loads["load_after"] - loads["load_before"]
     loads["moves_out"] = loads["csm_id"].map(moves_out).fillna(0).astype(np.int64)
     loads["moves_in"] = loads["csm_id"].map(moves_in).fillna(0).astype(np.int64)
@@ -572,21 +556,24 @@ def _result(
         )
         loads = loads.join(extra, on="csm_id")
     loads = loads.sort_values(["in_roster", "load_after", "csm_id"], ascending=[False, False, True])
-    loads = loads.reset_index(drop=True)
+    return loads.reset_index(drop=True)
 
-    # moves
-    mrows = np.flatnonzero(changed & f.scope)
-    risk = _risk_notes(b, f, mrows)
-    reasons = []
+
+def _move_reasons(
+    p: Problem, f: _Frame, c: _Changes, loads: pd.DataFrame, mrows: np.ndarray
+) -> list[str]:
+    """Why each account of `mrows` changes CSM (and tier), in the loads' own numbers."""
+    before, after_name = f.owner_name, c.after_name
     lb = dict(zip(loads["csm_id"], loads["load_before"], strict=True))
     la = dict(zip(loads["csm_id"], loads["load_after"], strict=True))
+    reasons = []
     for i in mrows:
         tier_txt = ""
         if f.target[i] != f.cur[i] and f.cur[i] >= 0:
             tier_txt = f"; tier {COVERAGE_LEVELS[f.cur[i]]} -> {COVERAGE_LEVELS[f.target[i]]}"
         if before[i] is None:
             why = "no CSM today: first assignment to the least-loaded CSM with room"
-        elif not in_pool_owner[i]:
+        elif not c.in_pool_owner[i]:
             why = f"current CSM {before[i]} is not on the roster of named-tier CSMs: handover"
         else:
             why = (
@@ -596,47 +583,72 @@ def _result(
                 f"(team mean {p.target:.1f})"
             )
         reasons.append(why + tier_txt)
-    moves = pd.DataFrame(
+    return reasons
+
+
+def _moves_frame(
+    b: pd.DataFrame, p: Problem, f: _Frame, c: _Changes, loads: pd.DataFrame
+) -> pd.DataFrame:
+    """Accounts whose CSM changes, with the reason and the risk to watch."""
+    mrows = np.flatnonzero(c.changed & f.scope)
+    risk = _risk_notes(b, f, mrows)
+    return pd.DataFrame(
         {
             "account_id": b["account_id"].to_numpy(dtype=object)[mrows],
-            "name": names[mrows],
-            "from_csm": before[mrows],
-            "to_csm": after_name[mrows],
-            "kind": kind[mrows],
-            "reason": reasons,
-            "renewal_date": pd.to_datetime(pd.Series([renew_date[i] for i in mrows])).to_numpy(),
+            "name": c.names[mrows],
+            "from_csm": f.owner_name[mrows],
+            "to_csm": c.after_name[mrows],
+            "kind": c.kind[mrows],
+            "reason": _move_reasons(p, f, c, loads, mrows),
+            "renewal_date": c.renewal_dates(mrows),
             "days_to_renewal": f.dtr[mrows],
             "risk_notes": risk,
-            "p_churn": p_churn[mrows],
+            "p_churn": c.p_churn[mrows],
             "coverage_current": _tier_names(f.cur)[mrows],
             "coverage_after": _tier_names(f.target)[mrows],
             "weight": f.weight_after[mrows],
         }
     )
 
-    # exceptions
+
+def _exceptions_frame(b: pd.DataFrame, f: _Frame, c: _Changes) -> pd.DataFrame:
+    """Frozen accounts in scope: they stay with their CSM, and why."""
     erows = np.flatnonzero(f.frozen & f.scope)
-    exceptions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "account_id": b["account_id"].to_numpy(dtype=object)[erows],
-            "name": names[erows],
-            "csm_id": before[erows],
-            "reason": exc_reason[erows],
+            "name": c.names[erows],
+            "csm_id": f.owner_name[erows],
+            "reason": c.exc_reason[erows],
             "coverage_current": _tier_names(f.cur)[erows],
             "coverage_recommended": _tier_names(_tier_rank(b["coverage_recommended"]))[erows],
             "deferred_tier_change": f.deferred[erows],
-            "renewal_date": pd.to_datetime(pd.Series([renew_date[i] for i in erows])).to_numpy(),
+            "renewal_date": c.renewal_dates(erows),
             "days_to_renewal": f.dtr[erows],
             "risk_notes": _risk_notes(b, f, erows),
-            "p_churn": p_churn[erows],
+            "p_churn": c.p_churn[erows],
         }
     )
+
+
+def _balance(
+    p: Problem,
+    f: _Frame,
+    c: _Changes,
+    loads: pd.DataFrame,
+    moved: np.ndarray,
+    solver: dict[str, Any],
+    as_of: date | None,
+) -> dict[str, Any]:
+    """Balance measures before and after, counts of each kind of change, the objective."""
+    cfg = p.cfg
+    kind = c.kind
     pool_loads = loads[loads["in_roster"]]
     obj = objective(
         pool_loads.set_index("csm_id").loc[p.csms[: p.n_pool], "load_after"].to_numpy(),
-        p.n_pool, p.target, int(mv.sum()), cfg,
+        p.n_pool, p.target, int(moved.sum()), cfg,
     ) if p.n_pool else 0.0  # fmt: skip
-    balance = {
+    return {
         "as_of": as_of.isoformat() if as_of else None,
         "csms_in_roster": int(p.n_pool),
         "accounts_in_scope": int(f.scope.sum()),
@@ -644,12 +656,12 @@ def _result(
         "target_load": round(p.target, 4),
         "before": balance_measures(pool_loads["load_before"]),
         "after": balance_measures(pool_loads["load_after"]),
-        "moves": int(mv.sum()),
+        "moves": int(moved.sum()),
         "handovers": int((kind == "handover").sum()),
         "first_assignments": int((kind == "first_assignment").sum()),
         "leaving_named_book": int((kind == "leaves_named_book").sum()),
-        "share_moved": round(float(changed[f.after_in].mean()), 4) if f.after_in.any() else 0.0,
-        "exceptions": int(len(erows)),
+        "share_moved": (round(float(c.changed[f.after_in].mean()), 4) if f.after_in.any() else 0.0),
+        "exceptions": int((f.frozen & f.scope).sum()),
         "deferred_tier_changes": int((f.deferred & f.scope).sum()),
         "moves_beyond_cap_to_restore_capacity": int(
             np.clip(
@@ -660,12 +672,30 @@ def _result(
         "solver": solver,
         "method": solver["method"],
     }
+
+
+def _result(
+    b: pd.DataFrame,
+    p: Problem,
+    assign: np.ndarray,
+    *,
+    locals_: _Frame,
+    roster: pd.DataFrame | None,
+    solver: dict[str, Any],
+    notes: list[str],
+    as_of: date | None,
+) -> RebalanceResult:
+    """Frames and figures of an assignment, its rules' violations checked from the frames."""
+    f, cfg = locals_, p.cfg
+    c = _changes(b, p, assign, f, as_of)
+    moved = c.changed & c.in_pool_owner & f.after_in
+    loads = _loads_frame(p, f, c, moved, roster)
     res = RebalanceResult(
-        assignment=assignment,
-        moves=moves,
+        assignment=_assignment_frame(b, f, c),
+        moves=_moves_frame(b, p, f, c, loads),
         loads=loads,
-        exceptions=exceptions,
-        balance=balance,
+        exceptions=_exceptions_frame(b, f, c),
+        balance=_balance(p, f, c, loads, moved, solver, as_of),
         method=solver["method"],
         notes=notes,
     )

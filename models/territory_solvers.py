@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from models.territories import TerritoryConfig
+from models.territory_config import TerritoryConfig
 
 __all__ = [
     "GREEDY_DONORS",
