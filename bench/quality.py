@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.metrics import binary_metrics, roc_auc  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
-from models.train import NrrClassifier, train_all  # noqa: E402
+from models.train import OutcomeClassifier, train_all  # noqa: E402
 
 BENCH = ROOT / "data" / "bench"
 WORLD_FULL = BENCH / "world_20k"
@@ -303,7 +303,7 @@ def diagnose(res: Any, frame: pd.DataFrame, world: Path, cfg: ModelConfig) -> di
         cols = [*names, "latent_engagement", "latent_value"]
         ok = ~np.isnan(y)
         idx = {k: np.flatnonzero(m & ok) for k, m in masks.items()}
-        est = NrrClassifier.from_config(
+        est = OutcomeClassifier.from_config(
             cfg.lgbm_for(target), feature_names=cols, calibration="auto", seed=cfg.seed
         ).fit(
             X[idx["train"]], y[idx["train"]],

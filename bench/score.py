@@ -58,7 +58,7 @@ from features.build import read_feature_table  # noqa: E402
 from features.catalog import feature_names  # noqa: E402
 from flows.config import load_config  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
-from models.train import NrrClassifier, train_all  # noqa: E402
+from models.train import OutcomeClassifier, train_all  # noqa: E402
 
 DEMO_FEATURES = ROOT / "data" / "features"
 WORLD_FEATURES = ROOT / "data" / "bench" / "models_features_world_20k.parquet"
@@ -103,7 +103,7 @@ def train_models(frame: pd.DataFrame, names: list[str], horizon_days: int) -> di
     }
 
 
-def model_size(model: NrrClassifier) -> dict[str, int]:
+def model_size(model: OutcomeClassifier) -> dict[str, int]:
     trees = model.booster_.dump_model()["tree_info"]
     return {
         "trees": len(trees),
@@ -201,7 +201,7 @@ _COVERAGE = (
     "_coverage_codes" if hasattr(models.segment, "_coverage_codes") else "recommend_coverage"
 )  # the inner function when there is one (recommend_coverage calls it)
 DETAIL = [
-    (NrrClassifier, "predict_raw", "predict.booster"),
+    (OutcomeClassifier, "predict_raw", "predict.booster"),
     (models.explain, "_contributions", "explain.shap"),
     (models.explain, "compile_lightgbm", "explain.shap_compile"),
     (models.explain, "render_sentences", "explain.sentences"),

@@ -168,7 +168,7 @@ def importance_figure(
     Parameters
     ----------
     importance : DataFrame or Series
-        `NrrClassifier.importance_frame()` (columns ``feature``, ``gain``) or a Series of
+        `OutcomeClassifier.importance_frame()` (columns ``feature``, ``gain``) or a Series of
         importance indexed by feature name.
     top : int
         Features shown.

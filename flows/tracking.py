@@ -345,11 +345,13 @@ def load_version(name: str, version: str | int) -> Any:
         return PortableModel.load(where)
 
 
-#: what the skops file of an `NrrClassifier` is made of; fixed here, never read from the
-#: model's own files (whoever can write to mlruns/ must not choose what gets loaded)
+#: what the skops file of an `OutcomeClassifier` is made of; fixed here, never read from the
+#: model's own files (whoever can write to mlruns/ must not choose what gets loaded);
+#: files logged before the rename name the class `models.train.NrrClassifier`
 SKOPS_TRUSTED_TYPES = (
     "lightgbm.basic.Booster",
     "models.calibrate.ProbabilityCalibrator",
+    "models.train.OutcomeClassifier",
     "models.train.NrrClassifier",
 )
 

@@ -65,7 +65,7 @@ DIRECTIONS = ("up", "down")
 
 
 def _booster(model: Any) -> Any:
-    """The LightGBM booster of a Booster, an LGBMClassifier or an `NrrClassifier`."""
+    """The LightGBM booster of a Booster, an LGBMClassifier or an `OutcomeClassifier`."""
     for attr in ("booster_", "_Booster"):
         inner = getattr(model, attr, None)
         if inner is not None:
@@ -89,7 +89,7 @@ def shap_values(
 
     Parameters
     ----------
-    model : lightgbm.Booster, or an estimator with ``booster_`` (e.g. `NrrClassifier`).
+    model : lightgbm.Booster, or an estimator with ``booster_`` (e.g. `OutcomeClassifier`).
     X : DataFrame holding the model's feature columns (others ignored), or an array of
         shape (n_samples, n_features) in the model's column order.
     method : {'auto', 'fast', 'native'}, default='auto'
@@ -384,7 +384,7 @@ def explain(
     Parameters
     ----------
     models : mapping of target name (``'churn'``, ``'expand'``) to a LightGBM model
-        (Booster, or an estimator with ``booster_`` such as `NrrClassifier`), or a
+        (Booster, or an estimator with ``booster_`` such as `OutcomeClassifier`), or a
         single model, explained as `target`.
     X : DataFrame holding the models' feature columns (and usually ``account_id``), or
         an array in the model's column order.

@@ -148,7 +148,7 @@ class PortableModel:
         descriptions: Mapping[str, str] | None = None,
         calibration: Mapping[str, Any] | None = None,
     ) -> PortableModel:
-        """The portable parts of a fitted `models.train.NrrClassifier`.
+        """The portable parts of a fitted `models.train.OutcomeClassifier`.
 
         `calibration` (portable parameters, e.g. those refit on matured outcomes when the
         model is promoted) replaces the model's own calibrator; without it the parts

@@ -57,7 +57,7 @@ def predict_frame(models: Mapping[str, Any], frame: pd.DataFrame) -> pd.DataFram
     ----------
     models : mapping of target name (e.g. ``'churn'``, ``'expand'``) to a fitted model
         with ``predict_proba`` (calibrated) and ``predict_raw`` (uncalibrated), such as
-        `models.train.NrrClassifier` or `TrainResult.models`.
+        `models.train.OutcomeClassifier` or `TrainResult.models`.
     frame : feature table with ``account_id``, ``as_of`` and the models' features.
 
     Returns

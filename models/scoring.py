@@ -124,7 +124,7 @@ def score_snapshot(
     ----------
     table : feature rows of one as_of (``features.build.build_feature_table``), plus an
         optional ``name`` column.
-    models : {'churn': model, 'expand': model}, fitted `NrrClassifier` (or any model with
+    models : {'churn': model, 'expand': model}, fitted `OutcomeClassifier` (or any model with
         ``predict_raw``, ``calibrator_``, ``booster_`` and ``feature_names_in_``).
     churn_threshold, expand_threshold : alert thresholds in force.
     versions : model version per target, copied into the scores.

@@ -1,6 +1,7 @@
 """LightGBM churn and expansion classifiers, trained out of time with baselines alongside.
 
-`NrrClassifier` is a scikit-learn style estimator: a LightGBM booster early-stopped on a
+`OutcomeClassifier` (one per target: it predicts whether an account churns, or expands,
+within the horizon) is a scikit-learn style estimator: a LightGBM booster early-stopped on a
 validation slice plus a `ProbabilityCalibrator` fitted on a later calibration slice.
 `train_all` runs the whole recipe on a feature table: time split, optional Optuna search,
 both targets, both baselines, metrics per model and slice, predictions for logging.
@@ -102,7 +103,7 @@ def _fit_booster(
     return trimmed, int(best), evals.get("valid", {})
 
 
-class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
+class OutcomeClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
     """LightGBM binary classifier with out-of-time early stopping and calibration.
 
     Parameters
@@ -141,7 +142,7 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
     >>> rng = np.random.default_rng(0)
     >>> X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
     >>> y = (X["a"] + rng.normal(size=600) > 1).astype(int)
-    >>> clf = NrrClassifier(n_estimators=20, min_child_samples=20, num_threads=1)
+    >>> clf = OutcomeClassifier(n_estimators=20, min_child_samples=20, num_threads=1)
     >>> clf = clf.fit(X[:400], y[:400], X_calib=X[400:], y_calib=y[400:])
     >>> clf.predict_proba(X[:3]).shape
     (3, 2)
@@ -196,7 +197,7 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         feature_names: Sequence[str],
         calibration: str = "auto",
         seed: int = 42,
-    ) -> NrrClassifier:
+    ) -> OutcomeClassifier:
         """An unfitted classifier with the parameters of a `LGBMParams` section."""
         return cls(
             feature_names=list(feature_names),
@@ -215,7 +216,7 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         X_calib: Any = None,
         y_calib: Any = None,
         calib_groups: Any = None,
-    ) -> NrrClassifier:
+    ) -> OutcomeClassifier:
         """Fit the booster on the training slice and the calibrator on the calibration slice.
 
         Parameters
@@ -298,6 +299,11 @@ class NrrClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         )
 
 
+NrrClassifier = OutcomeClassifier
+"""Former name of `OutcomeClassifier`, kept only so that estimators saved under it (skops
+files logged with MLflow runs, pickles) still load; code uses `OutcomeClassifier`."""
+
+
 def _names(feature_names: Sequence[str] | None, X: Any) -> list[str]:
     if feature_names is not None:
         return list(feature_names)
@@ -344,7 +350,9 @@ def tune_lgbm(
                 "lambda_l2": trial.suggest_float("lambda_l2", 1e-2, 100.0, log=True),
             }
         )
-        est = NrrClassifier.from_config(cand, feature_names=names, calibration="auto", seed=seed)
+        est = OutcomeClassifier.from_config(
+            cand, feature_names=names, calibration="auto", seed=seed
+        )
         _, best, curve = _fit_booster(
             lgbm_params(est, seed),
             X,
@@ -380,7 +388,7 @@ class TargetResult:
 
     target: str
     label: str
-    model: NrrClassifier
+    model: OutcomeClassifier
     baselines: dict[str, Any]
     metrics: dict[str, dict[str, dict[str, float]]]
     segment_metrics: dict[str, dict[str, dict[str, float]]]
@@ -404,7 +412,7 @@ class TrainResult:
     seconds: float = 0.0
 
     @property
-    def models(self) -> dict[str, NrrClassifier]:
+    def models(self) -> dict[str, OutcomeClassifier]:
         """Calibrated LightGBM model per target (input of `models.predict.predict_frame`)."""
         return {t: r.model for t, r in self.targets.items()}
 
@@ -491,7 +499,7 @@ def _fit_lgbm(
     names: list[str],
     params: LGBMParams,
     cfg: ModelConfig,
-) -> tuple[NrrClassifier, np.ndarray, int]:
+) -> tuple[OutcomeClassifier, np.ndarray, int]:
     """The calibrated LightGBM model, the rows it learnt from, and the refit row count.
 
     With ``cfg.refit_on_valid`` the booster early-stopped on the valid slice is refitted
@@ -499,7 +507,7 @@ def _fit_lgbm(
     """
     y, tr, va, ca = rows.y, rows.idx["train"], rows.idx["valid"], rows.idx["calib"]
     calib_kw = {"X_calib": X[ca], "y_calib": y[ca], "calib_groups": rows.as_of[ca]}
-    model = NrrClassifier.from_config(
+    model = OutcomeClassifier.from_config(
         params, feature_names=names, calibration=cfg.calibration.method, seed=cfg.seed
     )
     refit_rows = 0
@@ -567,7 +575,7 @@ def _predict_scored(
     frame: pd.DataFrame,
     X: np.ndarray,
     scored: np.ndarray,
-    model: NrrClassifier,
+    model: OutcomeClassifier,
     baselines: dict[str, Any],
 ) -> dict[str, np.ndarray]:
     """Every model's probabilities on the `scored` rows (each row scored once per model)."""
@@ -625,7 +633,7 @@ def _segment_metrics(
     }
 
 
-def _target_params(params: LGBMParams, model: NrrClassifier, refit_rows: int) -> dict[str, Any]:
+def _target_params(params: LGBMParams, model: OutcomeClassifier, refit_rows: int) -> dict[str, Any]:
     """Booster and calibrator parameters of one target, as logged with the run."""
     cal = model.calibrator_
     assert cal is not None

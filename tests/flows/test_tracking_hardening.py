@@ -99,11 +99,11 @@ def _fitted_classifier():
     sys.path.insert(0, str(REPO / "tests"))
     from models_synth import FEATURES, synthetic_panel
 
-    from models.train import NrrClassifier
+    from models.train import OutcomeClassifier
 
     panel = synthetic_panel(300, 6)
     y = panel["label_churn"].fillna(0)
-    model = NrrClassifier(n_estimators=20, min_child_samples=20, num_threads=1).fit(
+    model = OutcomeClassifier(n_estimators=20, min_child_samples=20, num_threads=1).fit(
         panel[FEATURES][:1000], y[:1000], X_calib=panel[FEATURES][1000:], y_calib=y[1000:]
     )
     return model, panel[FEATURES]

@@ -15,7 +15,7 @@ from evaluation.metrics import expected_calibration_error
 from models.baselines import HealthScoreBaseline
 from models.config import ModelConfig
 from models.predict import predict_frame
-from models.train import NrrClassifier, train_all
+from models.train import OutcomeClassifier, train_all
 
 SMALL = {
     "lgbm": {
@@ -146,7 +146,7 @@ def test_predict_frame_columns(panel, result):
 
 def test_fit_without_slices_and_bad_labels():
     panel = synthetic_panel(n_accounts=120, months=4, seed=2, unmatured=0)
-    clf = NrrClassifier(
+    clf = OutcomeClassifier(
         feature_names=FEATURES, n_estimators=20, num_threads=1, min_child_samples=20
     )
     clf.fit(panel, panel["label_churn"])

@@ -18,7 +18,7 @@ from features.catalog import feature_names
 from models.explain import REASON_COLUMNS
 from models.scoring import FeatureMismatchError, check_features, score_snapshot
 from models.segment import SCORE_COLUMNS, CoverageConfig, SegmentConfig
-from models.train import NrrClassifier
+from models.train import OutcomeClassifier
 
 AS_OF = pd.Timestamp("2026-03-02")
 THR = {"churn_threshold": 0.15, "expand_threshold": 0.25}
@@ -52,15 +52,15 @@ def _features(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, np.ndarra
     return pd.DataFrame(cols), health
 
 
-def _model(X: pd.DataFrame, y: np.ndarray, seed: int) -> NrrClassifier:
+def _model(X: pd.DataFrame, y: np.ndarray, seed: int) -> OutcomeClassifier:
     half = len(X) * 2 // 3
-    return NrrClassifier(
+    return OutcomeClassifier(
         n_estimators=40, num_leaves=15, min_child_samples=20, num_threads=1, random_state=seed
     ).fit(X.iloc[:half], y[:half], X_calib=X.iloc[half:], y_calib=y[half:])
 
 
 @pytest.fixture(scope="module")
-def models() -> dict[str, NrrClassifier]:
+def models() -> dict[str, OutcomeClassifier]:
     rng = np.random.default_rng(7)
     X, health = _features(rng, 3_000)
     churn = (rng.random(len(X)) < 1 / (1 + np.exp(2.0 + 1.5 * health))).astype(float)
