@@ -35,11 +35,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
-import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,68 +45,35 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    WORLD_FULL,
+    WORLD_SMALL,
+    emit,
+    ensure_world,
+    feature_table,
+    load_avg,
+    peak_rss_mb,
+)
 from evaluation.backtest import models_trainer, rolling_backtest  # noqa: E402
 from evaluation.drift import drift_between  # noqa: E402
 from evaluation.nrr import nrr_alerts, nrr_table  # noqa: E402
 from evaluation.thresholds import quarter_bounds, quarter_label  # noqa: E402
 from flows.config import load_config  # noqa: E402
 
-BENCH = ROOT / "data" / "bench"
-WORLD_20K = BENCH / "world_20k"
-SMALL_WORLD = BENCH / "models_world_2k"  # shared with bench/quality.py
 TARGET_ECE = 0.02
 TARGET_QUARTERS = 4
 WARM_UP_DAYS = 90  # the longest feature window
 
 
-def _load() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
-
-
 def _world(args: argparse.Namespace) -> Path:
     if args.source:
         return args.source
-    path = SMALL_WORLD if args.small else WORLD_20K
-    if (path / "manifest.json").is_file():
-        return path
-    if not args.small:
-        raise SystemExit(json.dumps({"error": f"bench world missing: {path} (simulator bench)"}))
-    from simulator.config import SimConfig
-    from simulator.world import simulate
-
-    simulate(SimConfig(accounts=2000), path, progress=False)
-    return path
+    return ensure_world(WORLD_SMALL if args.small else WORLD_FULL, 2000)
 
 
 def _features(world: Path, args: argparse.Namespace, cfg: Any) -> pd.DataFrame:
-    """Feature table of every month start of ``world`` (cached as Parquet beside it).
-
-    Shares its cache with bench/quality.py (same world, default feature settings).
-    """
-    if args.features:
-        return pd.read_parquet(args.features)
-    cache = BENCH / f"models_features_{world.name}.parquet"
-    manifest_path = world / "manifest.json"
-    if cache.is_file() and cache.stat().st_mtime >= manifest_path.stat().st_mtime:
-        return pd.read_parquet(cache)
-    from features.build import build_feature_table
-    from features.data_end import manifest_data_end, read_manifest
-    from features.snapshots import observation_dates
-    from features.sources import open_source
-    from features.validate import validate
-
-    manifest = read_manifest(manifest_path)
-    data_end = manifest_data_end(manifest, manifest_path)
-    src = open_source(world)
-    with tempfile.TemporaryDirectory() as q:
-        validate(src, now=data_end, quarantine_dir=Path(q)).raise_if_failed()
-    dates = observation_dates(manifest["start"], data_end - timedelta(days=1), "monthly")
-    table = build_feature_table(src.con, dates, cfg, data_end=data_end, progress=False)
-    src.close()
-    tmp = cache.with_suffix(".tmp")
-    table.to_parquet(tmp, index=False)
-    tmp.replace(cache)
-    return table
+    """Feature table of every month start of ``world`` (the cache bench/quality.py uses)."""
+    return pd.read_parquet(args.features) if args.features else feature_table(world, cfg=cfg)
 
 
 def _quarters(panel: pd.DataFrame, n: int) -> list[str]:
@@ -124,7 +88,7 @@ def _quarters(panel: pd.DataFrame, n: int) -> list[str]:
     return sorted(full.index)[-n:]
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="2,000 accounts (quick run)")
     ap.add_argument("--source", type=Path, help="contract-v1 world directory")
@@ -140,12 +104,110 @@ def main() -> None:
         action="store_true",
         help="compare models.refit_on_valid false vs true (LightGBM per quarter)",
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def _world_name(world: Path) -> str:
+    return str(world.relative_to(ROOT) if world.is_relative_to(ROOT) else world)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(frame.round(4).to_json(orient="records"))
+
+
+def _splits_block(result: Any) -> dict[str, Any]:
+    """Each quarter's split: kind and dates of the train, valid, calib and test slices."""
+    return {
+        q: {
+            "kind": sp.get("kind"),
+            "train": f"{sp['train_dates'][0]}..{sp['train_dates'][-1]} ({len(sp['train_dates'])})",
+            "valid": sp["valid_dates"],
+            "calib": sp["calib_dates"],
+            "test": sp["test_dates"],
+        }
+        for q, sp in result.splits.items()
+    }
+
+
+def _thresholds_block(result: Any) -> dict[str, Any]:
+    """Each quarter's and model's alert thresholds and their status."""
+    return {
+        q: {
+            m: {
+                "churn": round(v["churn_threshold"], 4),
+                "expand": round(v["expand_threshold"], 4),
+                "churn_status": v["churn"]["status"],
+                "expand_status": v["expand"]["status"],
+                "n_csms": v["window"]["n_csms"],
+            }
+            for m, v in by_model.items()
+        }
+        for q, by_model in result.thresholds.items()
+    }
+
+
+def _nrr_block(nrr: pd.DataFrame | None) -> dict[str, Any]:
+    """The NRR forecast per quarter against the actual NRR, and its mean absolute error."""
+    return {
+        "nrr_forecast": []
+        if nrr is None
+        else [
+            {
+                "quarter": r.period,
+                "forecast": round(float(r.nrr_forecast), 4),
+                "actual": round(float(r.nrr_actual), 4),
+                "abs_error_points": round(float(r.nrr_abs_error_points), 2),
+                "history": r.history,
+            }
+            for r in nrr.itertuples()
+        ],
+        "nrr_mean_abs_error_points": None
+        if nrr is None
+        else round(float(nrr["nrr_abs_error_points"].mean()), 2),
+    }
+
+
+def _drift_block(
+    panel: pd.DataFrame,
+    result: Any,
+    quarters: list[str],
+    manifest: dict,
+    names: list[str],
+    cfg: Any,
+) -> dict[str, Any]:
+    """Drift of the latest snapshot against the last model's training window.
+
+    The window runs from the train to the calib dates, without the warm-up snapshots whose
+    90-day windows reach before the data starts.
+    """
+    as_of = pd.to_datetime(panel["as_of"])
+    last_split = result.splits.get(quarters[-1], {})
+    warm = pd.Timestamp(manifest["start"]) + pd.Timedelta(days=WARM_UP_DAYS)
+    ref_lo = max(pd.Timestamp(last_split.get("train_dates", [as_of.min()])[0]), warm)
+    ref_hi = pd.Timestamp(last_split.get("calib_dates", [as_of.max()])[-1])
+    drift = drift_between(
+        panel,
+        reference_as_of=(ref_lo, ref_hi),
+        current_as_of=as_of.max(),
+        columns=names,
+        config=cfg.evaluation.drift,
+    )
+    return {
+        "reference": f"{ref_lo.date()}..{ref_hi.date()}",
+        "current": str(as_of.max().date()),
+        "watch": int((drift["status"] == "watch").sum()),
+        "alert": int((drift["status"] == "alert").sum()),
+        "top": _records(drift.head(5)[["column", "psi", "status"]]),
+    }
+
+
+def main() -> None:
+    args = _args()
     if args.compare_refit:
         compare_refit(args)
         return
 
-    load_before = _load()
+    load_before = load_avg()
     t0 = time.perf_counter()
     cfg = load_config()
     horizon = cfg.features.horizon_days
@@ -186,30 +248,12 @@ def main() -> None:
         q: {t: round(float(v), 4) for t, v in zip(g["target"], g["ece"], strict=True)}
         for q, g in lgbm.groupby("quarter")
     }
-    ece_ok = bool((lgbm["ece"] <= TARGET_ECE).all())
-
-    as_of = pd.to_datetime(panel["as_of"])
-    # reference: the last model's training window (train .. calib dates), without the
-    # warm-up snapshots whose 90-day windows reach before the data starts
-    last_split = result.splits.get(quarters[-1], {})
-    warm = pd.Timestamp(manifest["start"]) + pd.Timedelta(days=WARM_UP_DAYS)
-    ref_lo = max(pd.Timestamp(last_split.get("train_dates", [as_of.min()])[0]), warm)
-    ref_hi = pd.Timestamp(last_split.get("calib_dates", [as_of.max()])[-1])
-    drift = drift_between(
-        panel,
-        reference_as_of=(ref_lo, ref_hi),
-        current_as_of=as_of.max(),
-        columns=names,
-        config=cfg.evaluation.drift,
-    )
-
-    nrr = result.nrr
     by_coverage = nrr_table(
         subs, start=history_start, end=data_end, freq="Q", accounts=accounts, by="coverage"
     )
     by_coverage = by_coverage[by_coverage["period"] == quarters[-1]]
     out = {
-        "world": str(world.relative_to(ROOT) if world.is_relative_to(ROOT) else world),
+        "world": _world_name(world),
         "accounts": int(panel["account_id"].nunique()),
         "panel_rows": len(panel),
         "features": len(names),
@@ -218,86 +262,39 @@ def main() -> None:
             "quarters_min": TARGET_QUARTERS,
             "ece_after_recalibration_max": TARGET_ECE,
             "quarters_met": len(quarters) >= TARGET_QUARTERS,
-            "ece_met": ece_ok,
+            "ece_met": bool((lgbm["ece"] <= TARGET_ECE).all()),
         },
         "ece_after_recalibration": ece,
-        "splits": {
-            q: {
-                "kind": sp.get("kind"),
-                "train": f"{sp['train_dates'][0]}..{sp['train_dates'][-1]} ({len(sp['train_dates'])})",
-                "valid": sp["valid_dates"],
-                "calib": sp["calib_dates"],
-                "test": sp["test_dates"],
-            }
-            for q, sp in result.splits.items()
-        },
+        "splits": _splits_block(result),
         "skipped_models": result.skipped,
-        "nrr_forecast": []
-        if nrr is None
-        else [
-            {
-                "quarter": r.period,
-                "forecast": round(float(r.nrr_forecast), 4),
-                "actual": round(float(r.nrr_actual), 4),
-                "abs_error_points": round(float(r.nrr_abs_error_points), 2),
-                "history": r.history,
-            }
-            for r in nrr.itertuples()
-        ],
-        "nrr_mean_abs_error_points": None
-        if nrr is None
-        else round(float(nrr["nrr_abs_error_points"].mean()), 2),
-        "table": json.loads(table.round(4).to_json(orient="records")),
-        "thresholds": {
-            q: {
-                m: {
-                    "churn": round(v["churn_threshold"], 4),
-                    "expand": round(v["expand_threshold"], 4),
-                    "churn_status": v["churn"]["status"],
-                    "expand_status": v["expand"]["status"],
-                    "n_csms": v["window"]["n_csms"],
-                }
-                for m, v in by_model.items()
-            }
-            for q, by_model in result.thresholds.items()
-        },
-        "nrr_actual": json.loads(
-            actuals[["period", "start_arr", "grr", "nrr"]].round(4).to_json(orient="records")
-        ),
-        "nrr_by_coverage_last_quarter": json.loads(
+        **_nrr_block(result.nrr),
+        "table": _records(table),
+        "thresholds": _thresholds_block(result),
+        "nrr_actual": _records(actuals[["period", "start_arr", "grr", "nrr"]]),
+        "nrr_by_coverage_last_quarter": _records(
             by_coverage[["coverage", "n_accounts", "start_arr", "grr", "nrr"]]
-            .round(4)
-            .to_json(orient="records")
         ),
         "nrr_alerts": nrr_alerts(actuals, points=cfg.evaluation.nrr.alert_points)[
             "message"
         ].tolist(),
-        "drift_latest_snapshot": {
-            "reference": f"{ref_lo.date()}..{ref_hi.date()}",
-            "current": str(as_of.max().date()),
-            "watch": int((drift["status"] == "watch").sum()),
-            "alert": int((drift["status"] == "alert").sum()),
-            "top": json.loads(
-                drift.head(5)[["column", "psi", "status"]].round(4).to_json(orient="records")
-            ),
-        },
+        "drift_latest_snapshot": _drift_block(panel, result, quarters, manifest, names, cfg),
         "seconds": {
             "features": round(feature_seconds, 1),
             "backtest": round(backtest_seconds, 1),
             "per_quarter": {q: round(s, 1) for q, s in result.seconds.items()},
             "total": round(time.perf_counter() - t0, 1),
         },
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "load_avg_before": load_before,
-        "load_avg_after": _load(),
+        "load_avg_after": load_avg(),
         "cpus": os.cpu_count(),
     }
-    print(json.dumps(out, indent=1, default=str))
+    emit(out, indent=1)
 
 
 def compare_refit(args: argparse.Namespace) -> None:
     """LightGBM per quarter with refit_on_valid false vs true, on the same panel."""
-    load_before = _load()
+    load_before = load_avg()
     cfg = load_config()
     horizon = cfg.features.horizon_days
     world = _world(args)
@@ -320,9 +317,7 @@ def compare_refit(args: argparse.Namespace) -> None:
         lg = result.table[result.table["model"] == "lightgbm"]
         cols = [c for c in ("roc_auc", "pr_auc", "ece", "n_positive", "n") if c in lg.columns]
         runs[f"refit_on_valid={str(refit).lower()}"] = {
-            "per_quarter": json.loads(
-                lg[["quarter", "target", *cols]].round(4).to_json(orient="records")
-            ),
+            "per_quarter": _records(lg[["quarter", "target", *cols]]),
             "mean": {
                 t: {c: round(float(g[c].mean()), 4) for c in ("roc_auc", "pr_auc", "ece")}
                 for t, g in lg.groupby("target")
@@ -331,15 +326,15 @@ def compare_refit(args: argparse.Namespace) -> None:
         }
     out = {
         "benchmark": "backtest_refit_on_valid",
-        "world": str(world.relative_to(ROOT) if world.is_relative_to(ROOT) else world),
+        "world": _world_name(world),
         "accounts": int(panel["account_id"].nunique()),
         "quarters": quarters,
         "default": cfg.models.refit_on_valid,
         "runs": runs,
         "load_avg_before": load_before,
-        "load_avg_after": _load(),
+        "load_avg_after": load_avg(),
     }
-    print(json.dumps(out, indent=1, default=str))
+    emit(out, indent=1)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pickle
 import sys
-import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -43,62 +39,27 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    BENCH,
+    WORLD_FULL,
+    WORLD_SMALL,
+    emit,
+    ensure_world,
+    feature_table,
+    features_cache,
+    logger,
+    machine,
+)
 from models.config import ModelConfig  # noqa: E402
 from models.explain import explain  # noqa: E402
 from models.segment import SegmentConfig, estimate_capture_rate, segment  # noqa: E402
 
-BENCH = ROOT / "data" / "bench"
-WORLD_FULL = BENCH / "world_20k"
-WORLD_SMALL = BENCH / "models_world_2k"
+_log = logger("coverage-bench")
 HORIZON = 60
 SCORED_COLUMNS = [
     "account_id", "as_of", "csm_id", "coverage", "arr", "tam_usd", "whitespace",
     "maturity_level", "maturity_stage",
 ]  # fmt: skip
-
-
-def _log(msg: str) -> None:
-    print(f"[coverage-bench] {msg}", file=sys.stderr, flush=True)
-
-
-def ensure_world(path: Path, accounts: int) -> Path:
-    """The world at `path`; simulated there (default settings) when it is the small one."""
-    if (path / "manifest.json").exists():
-        return path
-    if path != WORLD_SMALL:
-        raise SystemExit(f"{path} does not exist yet: run the simulator's benchmark first")
-    from simulator.config import SimConfig
-    from simulator.world import simulate
-
-    _log(f"simulating {accounts} accounts into {path}")
-    simulate(SimConfig(accounts=accounts), path, progress=False)
-    return path
-
-
-def feature_table(world: Path, cache: Path) -> pd.DataFrame:
-    """Feature table of every month start of the world (the cache bench/quality.py uses)."""
-    if cache.exists() and cache.stat().st_mtime >= (world / "manifest.json").stat().st_mtime:
-        _log(f"using cached feature table {cache.relative_to(ROOT)}")
-        return pd.read_parquet(cache)
-    from features.build import build_feature_table
-    from features.config import FeatureConfig
-    from features.data_end import manifest_data_end, read_manifest
-    from features.snapshots import observation_dates
-    from features.sources import open_source
-    from features.validate import validate
-
-    manifest = read_manifest(world / "manifest.json")
-    data_end = manifest_data_end(manifest, world / "manifest.json")
-    start = date.fromisoformat(manifest["start"])
-    src = open_source(world)
-    with tempfile.TemporaryDirectory() as q:
-        validate(src, now=data_end, quarantine_dir=Path(q)).raise_if_failed()
-    dates = observation_dates(start, data_end - timedelta(days=1), "monthly")
-    table = build_feature_table(src.con, dates, FeatureConfig(), data_end=data_end)
-    src.close()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(cache, index=False)
-    return table
 
 
 def trained(table: pd.DataFrame, world: Path, retrain: bool):
@@ -107,7 +68,7 @@ def trained(table: pd.DataFrame, world: Path, retrain: bool):
     from models.train import train_all
 
     cache = BENCH / f"coverage_models_{world.name}.pkl"
-    feats = BENCH / f"models_features_{world.name}.parquet"
+    feats = features_cache(world)
     fresh = cache.exists() and (
         not feats.exists() or cache.stat().st_mtime >= feats.stat().st_mtime
     )
@@ -219,10 +180,9 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true", help="ignore cached models")
     args = ap.parse_args()
     world = args.world or (WORLD_SMALL if args.small else WORLD_FULL)
-    world = ensure_world(world, 2000)
-    cache = args.features or BENCH / f"models_features_{world.name}.parquet"
+    world = ensure_world(world, 2000, _log)
     t0 = time.perf_counter()
-    table = feature_table(world, cache)
+    table = feature_table(world, args.features, log=_log)
     table["as_of"] = pd.to_datetime(table["as_of"]).astype("datetime64[us]")
     res = trained(table, world, args.retrain)
     thr = thresholds(res, table)
@@ -275,9 +235,9 @@ def main() -> None:
         "measured on the train slice with models.segment.estimate_capture_rate",
         "per_date": per_date,
         "seconds": round(time.perf_counter() - t0, 1),
-        "machine": {"cpu_count": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]},
+        "machine": machine(),
     }
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

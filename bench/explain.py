@@ -42,22 +42,24 @@ sys.path.insert(0, str(ROOT))
 
 import lightgbm as lgb  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    BENCH,
+    WORLD_FULL,
+    emit,
+    feature_columns,
+    features_cache,
+    load_avg,
+    logger,
+    timed,
+)
 from models.config import ModelConfig  # noqa: E402
 from models.explain import explain  # noqa: E402
 from models.treeshap import compile_lightgbm, tree_shap  # noqa: E402
 
-BENCH = ROOT / "data" / "bench"
-CACHED_20K = BENCH / "models_features_world_20k.parquet"
+CACHED_20K = features_cache(WORLD_FULL)
 MODEL_DIR = BENCH / "explain_models"
 TARGETS = {"seconds_max": 120.0, "speedup_min": 3.0, "max_abs_diff_vs_shap": 1e-9}
-NON_FEATURES = {
-    "account_id", "as_of", "csm_id", "coverage", "industry", "region", "maturity_stage",
-    "arr_h", "label_churn", "label_expand", "label_contract", "label_known",
-}  # fmt: skip
-
-
-def _log(msg: str) -> None:
-    print(f"[explain-bench] {msg}", file=sys.stderr, flush=True)
+_log = logger("explain-bench")
 
 
 def synthetic_panel(accounts: int, months: int, n_features: int, seed: int = 0) -> pd.DataFrame:
@@ -96,20 +98,6 @@ def synthetic_panel(accounts: int, months: int, n_features: int, seed: int = 0) 
             "label_known": known,
         }
     )
-
-
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """The catalogue's features when the table has them, else every numeric non-id column."""
-    from features.catalog import feature_names
-
-    names = [c for c in feature_names() if c in frame.columns]
-    if names:
-        return names
-    return [
-        c
-        for c in frame.columns
-        if c not in NON_FEATURES and pd.api.types.is_numeric_dtype(frame[c])
-    ]
 
 
 def load_source(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
@@ -179,7 +167,7 @@ def model_size(booster: lgb.Booster) -> dict:
     }
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="50,000 accounts, small synthetic model")
     ap.add_argument("--features", type=Path, help="feature table (Parquet) to train on")
@@ -188,59 +176,72 @@ def main() -> None:
     ap.add_argument("--rows", type=int, help="accounts to explain (default 1,000,000)")
     ap.add_argument("--shap-sample", type=int, default=None, help="rows timed with shap")
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def _accounts(frame: pd.DataFrame, names: list[str], rows: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """`rows` accounts drawn (seeded) from the table: the feature matrix and the frame."""
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(frame), rows)
+    X = np.ascontiguousarray(frame[names].to_numpy(dtype=np.float64, na_value=np.nan)[pick])
+    accounts = pd.DataFrame(X, columns=names, copy=False)
+    accounts.insert(0, "account_id", pd.Series(np.arange(rows)).astype(str).radd("B"))
+    return X, accounts
+
+
+def _shap_reference(churn: lgb.Booster, fast: np.ndarray, X: np.ndarray, rows: int, n: int) -> dict:
+    """shap's TreeExplainer (LightGBM's pred_contrib) on the first `n` rows: time, agreement."""
+    import shap
+
+    sample = X[:n]
+    t0 = time.perf_counter()
+    explainer = shap.TreeExplainer(churn)
+    init_seconds = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs, shap_seconds, shap_cpu = timed(lambda: np.asarray(explainer.shap_values(sample)))
+    theirs = theirs[1] if theirs.ndim == 3 else theirs
+    raw = churn.predict(sample, raw_score=True)
+    _log(f"shap TreeExplainer: {shap_seconds:.1f} s for {n:,} rows")
+    return {
+        "sample_rows": n,
+        "seconds_init": init_seconds,
+        "seconds_sample": shap_seconds,
+        "cpu_seconds_sample": shap_cpu,
+        "seconds_scaled": init_seconds + shap_seconds * rows / n,
+        "max_diff": float(np.abs(fast[:n, :-1] - theirs).max()),
+        "additivity": float(np.abs(fast[:n].sum(axis=1) - raw).max()),
+    }
+
+
+def main() -> None:
+    args = _args()
     rows = args.rows or (50_000 if args.small else 1_000_000)
     shap_sample = args.shap_sample or (2_000 if args.small else 10_000)
 
     frame, source = load_source(args)
     names = feature_columns(frame)
     boosters, meta = trained_boosters(frame, names, source, args.retrain)
-
-    rng = np.random.default_rng(0)
-    pick = rng.integers(0, len(frame), rows)
-    X = np.ascontiguousarray(frame[names].to_numpy(dtype=np.float64, na_value=np.nan)[pick])
-    accounts = pd.DataFrame(X, columns=names, copy=False)
-    accounts.insert(0, "account_id", pd.Series(np.arange(rows)).astype(str).radd("B"))
+    X, accounts = _accounts(frame, names, rows)
     del frame
 
     churn = boosters["churn"]
     compiled = compile_lightgbm(churn)
     tree_shap(compiled, X[:1000], n_threads=args.threads)  # load / compile numba kernels
 
-    load_before = os.getloadavg()
-    t0, c0 = time.perf_counter(), time.process_time()
-    fast = tree_shap(compiled, X, n_threads=args.threads)
-    fast_seconds, fast_cpu = time.perf_counter() - t0, time.process_time() - c0
+    load_before = load_avg()
+    fast, fast_seconds, fast_cpu = timed(lambda: tree_shap(compiled, X, n_threads=args.threads))
     _log(f"fast TreeSHAP, churn, {rows:,} rows: {fast_seconds:.1f} s")
-
-    # shap's TreeExplainer (LightGBM's pred_contrib) on a sample of the same rows
-    import shap
-
-    sample = X[:shap_sample]
-    t0 = time.perf_counter()
-    explainer = shap.TreeExplainer(churn)
-    init_seconds = time.perf_counter() - t0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0, c0 = time.perf_counter(), time.process_time()
-        theirs = np.asarray(explainer.shap_values(sample))
-        shap_seconds, shap_cpu = time.perf_counter() - t0, time.process_time() - c0
-    theirs = theirs[1] if theirs.ndim == 3 else theirs
-    shap_scaled = init_seconds + shap_seconds * rows / shap_sample
-    max_diff = float(np.abs(fast[:shap_sample, :-1] - theirs).max())
-    raw = churn.predict(sample, raw_score=True)
-    additivity = float(np.abs(fast[:shap_sample].sum(axis=1) - raw).max())
-    _log(f"shap TreeExplainer: {shap_seconds:.1f} s for {shap_sample:,} rows")
+    ref = _shap_reference(churn, fast, X, rows, shap_sample)
+    shap_scaled, max_diff = ref["seconds_scaled"], ref["max_diff"]
     del fast
 
     # full reason codes: both targets, top-3 up/down, values, sentences, reasons_json
-    t0, c0 = time.perf_counter(), time.process_time()
-    codes = explain(boosters, accounts, top_k=3, n_threads=args.threads)
-    explain_seconds, explain_cpu = time.perf_counter() - t0, time.process_time() - c0
-    t0, c0 = time.perf_counter(), time.process_time()
-    rj = codes.reasons_json()
-    json_seconds, json_cpu = time.perf_counter() - t0, time.process_time() - c0
-    load_after = os.getloadavg()
+    codes, explain_seconds, explain_cpu = timed(
+        lambda: explain(boosters, accounts, top_k=3, n_threads=args.threads)
+    )
+    rj, json_seconds, json_cpu = timed(codes.reasons_json)
+    load_after = load_avg()
     _log(f"reason codes both targets: {explain_seconds:.1f} s; reasons_json {json_seconds:.1f} s")
 
     out = {
@@ -256,15 +257,15 @@ def main() -> None:
         "rows_per_second": round(rows / fast_seconds),
         "shap_treeexplainer": {
             "sample_rows": shap_sample,
-            "seconds_init": round(init_seconds, 2),
-            "seconds_sample": round(shap_seconds, 2),
-            "cpu_seconds_sample": round(shap_cpu, 2),
+            "seconds_init": round(ref["seconds_init"], 2),
+            "seconds_sample": round(ref["seconds_sample"], 2),
+            "cpu_seconds_sample": round(ref["cpu_seconds_sample"], 2),
             "seconds_scaled_to_rows": round(shap_scaled, 1),
         },
         "speedup_vs_shap": round(shap_scaled / fast_seconds, 1),
-        "cpu_speedup_vs_shap": round(shap_cpu * rows / shap_sample / fast_cpu, 1),
+        "cpu_speedup_vs_shap": round(ref["cpu_seconds_sample"] * rows / shap_sample / fast_cpu, 1),
         "max_abs_diff_vs_shap": max_diff,
-        "max_abs_additivity_error": additivity,
+        "max_abs_additivity_error": ref["additivity"],
         "seconds_reason_codes_both_targets": round(explain_seconds, 2),
         "cpu_seconds_reason_codes_both_targets": round(explain_cpu, 2),
         "seconds_reasons_json": round(json_seconds, 2),
@@ -282,11 +283,11 @@ def main() -> None:
         },
         "machine": {
             "cpu_count": os.cpu_count(),
-            "load_before": [round(x, 2) for x in load_before],
-            "load_after": [round(x, 2) for x in load_after],
+            "load_before": load_before,
+            "load_after": load_after,
         },
     }
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

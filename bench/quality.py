@@ -37,13 +37,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,62 +50,22 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    WORLD_FULL,
+    WORLD_SMALL,
+    emit,
+    ensure_world,
+    feature_table,
+    load_avg,
+    logger,
+)
 from evaluation.metrics import binary_metrics, roc_auc  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.train import OutcomeClassifier, train_all  # noqa: E402
 
-BENCH = ROOT / "data" / "bench"
-WORLD_FULL = BENCH / "world_20k"
-WORLD_SMALL = BENCH / "models_world_2k"
+_log = logger("quality")
 TARGETS = {"ratio_min": 0.9, "ece_max": 0.02, "auc_gap_max": 0.002, "distinct_share_min": 0.95}
 HORIZON = 60
-
-
-def _log(msg: str) -> None:
-    print(f"[quality] {msg}", file=sys.stderr, flush=True)
-
-
-def ensure_world(path: Path, accounts: int) -> Path:
-    """The world at `path`; simulated there (default settings, `accounts`) when missing."""
-    if (path / "manifest.json").exists():
-        return path
-    if path == WORLD_FULL:
-        raise SystemExit(f"{path} does not exist yet: run the simulator's benchmark first")
-    from simulator.config import SimConfig
-    from simulator.world import simulate
-
-    _log(f"simulating {accounts} accounts into {path}")
-    simulate(SimConfig(accounts=accounts), path, progress=False)
-    return path
-
-
-def build_features(world: Path, cache: Path) -> pd.DataFrame:
-    """Feature table of every month start of the world (cached as Parquet)."""
-    if cache.exists() and cache.stat().st_mtime >= (world / "manifest.json").stat().st_mtime:
-        _log(f"using cached feature table {cache.relative_to(ROOT)}")
-        return pd.read_parquet(cache)
-    from features.build import build_feature_table
-    from features.config import FeatureConfig
-    from features.data_end import manifest_data_end, read_manifest
-    from features.snapshots import observation_dates
-    from features.sources import open_source
-    from features.validate import validate
-
-    manifest = read_manifest(world / "manifest.json")
-    data_end = manifest_data_end(manifest, world / "manifest.json")
-    start = date.fromisoformat(manifest["start"])
-    t0 = time.perf_counter()
-    src = open_source(world)
-    with tempfile.TemporaryDirectory() as q:
-        report = validate(src, now=data_end, quarantine_dir=Path(q))
-        report.raise_if_failed()
-    dates = observation_dates(start, data_end - timedelta(days=1), "monthly")
-    table = build_feature_table(src.con, dates, FeatureConfig(), data_end=data_end)
-    src.close()
-    _log(f"feature table {table.shape} over {len(dates)} dates in {time.perf_counter() - t0:.0f} s")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(cache, index=False)
-    return table
 
 
 def join_truth(pred: pd.DataFrame, world: Path) -> pd.DataFrame:
@@ -334,13 +291,10 @@ def main() -> None:
     if args.world:
         world = args.world
     elif args.small:
-        world = ensure_world(WORLD_SMALL, 2000)
+        world = ensure_world(WORLD_SMALL, 2000, _log)
     else:
-        world = ensure_world(WORLD_FULL, 20000)
-    if args.features:
-        frame = pd.read_parquet(args.features)
-    else:
-        frame = build_features(world, BENCH / f"models_features_{world.name}.parquet")
+        world = ensure_world(WORLD_FULL, 20000, _log)
+    frame = pd.read_parquet(args.features) if args.features else feature_table(world, log=_log)
     frame["as_of"] = pd.to_datetime(frame["as_of"]).astype("datetime64[us]")
 
     from features.catalog import feature_names
@@ -348,7 +302,7 @@ def main() -> None:
     names = [c for c in feature_names() if c in frame.columns]
     absent = [c for c in feature_names() if c not in frame.columns]
     cfg = ModelConfig()
-    load_before = os.getloadavg()
+    load_before = load_avg()
     t0 = time.perf_counter()
     res = train_all(frame, cfg, names, horizon_days=HORIZON)
     seconds = time.perf_counter() - t0
@@ -371,10 +325,10 @@ def main() -> None:
     }
     if args.diagnose:
         out["diagnosis"] = diagnose(res, frame, world, cfg)
-    out["load_avg_before"] = [round(x, 2) for x in load_before]
-    out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    out["load_avg_before"] = load_before
+    out["load_avg_after"] = load_avg()
     out["cpu_count"] = os.cpu_count()
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,31 +40,21 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    WORLD_FULL,
+    WORLD_SMALL,
+    cpu_seconds,
+    emit,
+    ensure_world,
+    logger,
+    machine,
+)
 from features.renewals import days_to_renewal  # noqa: E402
 from models.segment import SegmentConfig, segment  # noqa: E402
 from models.territories import TerritoryConfig, rebalance  # noqa: E402
 
-BENCH = ROOT / "data" / "bench"
-WORLD_FULL = BENCH / "world_20k"
-WORLD_SMALL = BENCH / "models_world_2k"
+_log = logger("rebalance-bench")
 THRESHOLDS = {"churn": 0.15, "expand": 0.25}  # configs/default.yaml scoring fallbacks
-
-
-def _log(msg: str) -> None:
-    print(f"[rebalance-bench] {msg}", file=sys.stderr, flush=True)
-
-
-def ensure_world(path: Path, accounts: int) -> Path:
-    if (path / "manifest.json").exists():
-        return path
-    if path != WORLD_SMALL:
-        raise SystemExit(f"{path} does not exist yet: run bench/simulate.py first")
-    from simulator.config import SimConfig
-    from simulator.world import simulate
-
-    _log(f"simulating {accounts} accounts into {path}")
-    simulate(SimConfig(accounts=accounts), path, progress=False)
-    return path
 
 
 def scored_book(world: Path, csms: int, seats: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -117,9 +105,9 @@ def scored_book(world: Path, csms: int, seats: int, seed: int) -> tuple[pd.DataF
 
 def run(book: pd.DataFrame, roster: pd.DataFrame, method: str, seats: int, **over) -> dict:
     cfg = TerritoryConfig(method=method, **over)
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     res = rebalance(book, roster, cfg, default_capacity=seats)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     b = res.balance
     s = b["solver"]
     return {
@@ -165,7 +153,7 @@ def main() -> None:
     ap.add_argument("--seats", type=int, default=4, help="high-touch seats per CSM")
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
-    world = ensure_world(args.world or (WORLD_SMALL if args.small else WORLD_FULL), 2000)
+    world = ensure_world(args.world or (WORLD_SMALL if args.small else WORLD_FULL), 2000, _log)
     csms = args.csms or (25 if args.small else 250)
     t0 = time.perf_counter()
     book, roster = scored_book(world, csms, args.seats, args.seed)
@@ -194,9 +182,9 @@ def main() -> None:
         "greedy": results["greedy"],
         "milp_renewal_window_annual_contracts_only": variant,
         "book_seconds": round(prep, 1),
-        "machine": {"cpu_count": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]},
+        "machine": machine(),
     }
-    print(json.dumps(out, indent=2, default=str))
+    emit(out)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -53,6 +51,16 @@ sys.path.insert(0, str(ROOT))
 import models.explain  # noqa: E402
 import models.scoring  # noqa: E402
 import models.segment  # noqa: E402
+from bench.common import (  # noqa: E402
+    BENCH,
+    WORLD_FULL,
+    cpu_seconds,
+    emit,
+    features_cache,
+    load_avg,
+    logger,
+    peak_rss_mb,
+)
 from evaluation.scores_store import DB_FILE, write_scores  # noqa: E402
 from features.build import read_feature_table  # noqa: E402
 from features.catalog import feature_names  # noqa: E402
@@ -61,16 +69,13 @@ from models.config import ModelConfig  # noqa: E402
 from models.train import OutcomeClassifier, train_all  # noqa: E402
 
 DEMO_FEATURES = ROOT / "data" / "features"
-WORLD_FEATURES = ROOT / "data" / "bench" / "models_features_world_20k.parquet"
-OUT_DIR = ROOT / "data" / "bench" / "score"
+WORLD_FEATURES = features_cache(WORLD_FULL)
+OUT_DIR = BENCH / "score"
 TARGETS = {"seconds_max": 180.0, "peak_rss_mb_max": 8192.0}
 ACCOUNTS_PER_CSM = 80
 NOISE_SIGMA = 0.05
 NOT_NOISED = {"maturity_level", "whitespace", "penetration"}  # a stage; derived columns
-
-
-def _log(msg: str) -> None:
-    print(f"[score-bench] {msg}", file=sys.stderr, flush=True)
+_log = logger("score-bench")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -229,11 +234,6 @@ def _status_mb(field: str) -> float:
     return float("nan")
 
 
-def _cpu_seconds() -> float:
-    use = resource.getrusage(resource.RUSAGE_SELF)
-    return use.ru_utime + use.ru_stime
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
@@ -247,7 +247,7 @@ def _dir_mb(path: Path) -> float:
 # ----------------------------------------------------------------------------- main
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="50,000 accounts")
     ap.add_argument("--rows", type=int, help="accounts to score (default 1,000,000)")
@@ -255,7 +255,55 @@ def main() -> None:
     ap.add_argument("--features", type=Path, help="feature table (directory or Parquet file)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep data/bench/score/ afterwards")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def _score_and_write(
+    book: pd.DataFrame,
+    fitted: dict[str, Any],
+    score_kw: dict[str, Any],
+    partition_rows: int,
+    as_of: pd.Timestamp,
+    keep: bool,
+) -> dict[str, Any]:
+    """Score the book and write the scores under the stage clock; what each step cost.
+
+    The peak-RSS mark is reset before scoring and before writing (when the kernel allows),
+    so each stage's peak is its own.
+    """
+    m: dict[str, Any] = {"rss_before": _status_mb("VmRSS"), "peak_before": _status_mb("VmHWM")}
+    m["peak_reset"] = _reset_peak_rss()
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    clock = StageClock()
+    m["load_before"] = load_avg()
+    try:
+        calibrator = (type(fitted["churn"].calibrator_), "predict", "predict.calibrate")
+        with clock.installed([*STAGES, *DETAIL, calibrator]):
+            cpu0 = cpu_seconds()
+            m["scored"], m["score_seconds"] = _timed(
+                lambda: models.scoring.score_snapshot(
+                    book, fitted, partition_rows=partition_rows, **score_kw
+                )
+            )
+            scores = m["scored"].scores
+            m["peak_score"] = _status_mb("VmHWM") if m["peak_reset"] else float("nan")
+            _log(f"scored in {m['score_seconds']:.1f} s; writing")
+            _reset_peak_rss()
+            _, m["write_seconds"] = _timed(lambda: write_scores(scores, OUT_DIR, as_of.date()))
+            m["cpu_seconds"] = cpu_seconds() - cpu0
+        m["load_after"] = load_avg()
+        m["peak_write"] = _status_mb("VmHWM") if m["peak_reset"] else float("nan")
+        m["parquet_mb"] = _dir_mb(OUT_DIR) - (OUT_DIR / DB_FILE).stat().st_size / 2**20
+        m["duckdb_mb"] = (OUT_DIR / DB_FILE).stat().st_size / 2**20
+    finally:
+        if not keep:
+            shutil.rmtree(OUT_DIR, ignore_errors=True)
+    m["clock"] = clock
+    return m
+
+
+def main() -> None:
+    args = _args()
     rows = args.rows or (50_000 if args.small else 1_000_000)
     cfg = load_config()
     partition_rows = args.partition_rows or cfg.scoring.partition_rows
@@ -287,36 +335,11 @@ def main() -> None:
         lambda: models.scoring.score_snapshot(book.iloc[:2_000], fitted, **score_kw)
     )
     gc.collect()
-    rss_before = _status_mb("VmRSS")
-    peak_before = _status_mb("VmHWM")  # training, book, warm-up
-    peak_reset = _reset_peak_rss()
+    m = _score_and_write(book, fitted, score_kw, partition_rows, as_of, args.keep)
+    book_scored, scores = m["scored"], m["scored"].scores
+    score_seconds, write_seconds = m["score_seconds"], m["write_seconds"]
 
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    clock = StageClock()
-    load_before = os.getloadavg()
-    try:
-        calibrator = (type(fitted["churn"].calibrator_), "predict", "predict.calibrate")
-        with clock.installed([*STAGES, *DETAIL, calibrator]):
-            cpu0 = _cpu_seconds()
-            book_scored, score_seconds = _timed(
-                lambda: models.scoring.score_snapshot(
-                    book, fitted, partition_rows=partition_rows, **score_kw
-                )
-            )
-            scores = book_scored.scores
-            peak_score = _status_mb("VmHWM") if peak_reset else float("nan")
-            _log(f"scored in {score_seconds:.1f} s; writing")
-            _reset_peak_rss()
-            _, write_seconds = _timed(lambda: write_scores(scores, OUT_DIR, as_of.date()))
-            cpu_seconds = _cpu_seconds() - cpu0
-        load_after = os.getloadavg()
-        peak_write = _status_mb("VmHWM") if peak_reset else float("nan")
-        parquet_mb = _dir_mb(OUT_DIR) - (OUT_DIR / DB_FILE).stat().st_size / 2**20
-        duckdb_mb = (OUT_DIR / DB_FILE).stat().st_size / 2**20
-    finally:
-        if not args.keep:
-            shutil.rmtree(OUT_DIR, ignore_errors=True)
-
+    clock = m["clock"]
     s = clock.seconds
     total = score_seconds + write_seconds
     stages = {
@@ -328,8 +351,8 @@ def main() -> None:
     }
     detail = {k: v for k, v in s.items() if "." in k}
     # ru_maxrss follows the reset mark too: the process peak is the max over the periods
-    peak_process = max(peak_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    peak = max(peak_score, peak_write) if peak_reset else peak_process
+    peak_process = max(m["peak_before"], peak_rss_mb())
+    peak = max(m["peak_score"], m["peak_write"]) if m["peak_reset"] else peak_process
     out = {
         "benchmark": "score",
         "rows": rows,
@@ -339,18 +362,21 @@ def main() -> None:
         "seconds": {k: round(v, 2) for k, v in stages.items()} | {"total": round(total, 2)},
         "seconds_detail": {k: round(v, 2) for k, v in detail.items()},
         "seconds_detail_not_found": clock.missing,
-        "cpu_seconds": round(cpu_seconds, 1),
+        "cpu_seconds": round(m["cpu_seconds"], 1),
         "rows_per_second": round(rows / total),
         "peak_rss_mb": round(peak, 1),
-        "peak_rss_mb_by_stage": {"score": round(peak_score, 1), "write": round(peak_write, 1)},
+        "peak_rss_mb_by_stage": {
+            "score": round(m["peak_score"], 1),
+            "write": round(m["peak_write"], 1),
+        },
         "peak_rss_mb_process": round(peak_process, 1),
-        "rss_mb_before_scoring": round(rss_before, 1),
+        "rss_mb_before_scoring": round(m["rss_before"], 1),
         "targets": TARGETS,
         "meets": {
             "seconds": total <= TARGETS["seconds_max"],
             "peak_rss": peak <= TARGETS["peak_rss_mb_max"],
         },
-        "models": {t: model_size(m) for t, m in fitted.items()},
+        "models": {t: model_size(x) for t, x in fitted.items()},
         "model_training": {
             "source": source,
             "features": len(names),
@@ -366,15 +392,15 @@ def main() -> None:
             "high_touch_capacity": int(scores.attrs.get("high_touch_capacity", -1)),
             "reason_rows": len(book_scored.reasons),
         },
-        "output_mb": {"parquet": round(parquet_mb, 1), "duckdb": round(duckdb_mb, 1)},
+        "output_mb": {"parquet": round(m["parquet_mb"], 1), "duckdb": round(m["duckdb_mb"], 1)},
         "warmup_seconds": round(warmup_seconds, 2),
         "machine": {
             "cpus": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in load_after],
+            "loadavg_before": m["load_before"],
+            "loadavg_after": m["load_after"],
         },
     }
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

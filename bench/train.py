@@ -22,9 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -35,15 +33,20 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (  # noqa: E402
+    WORLD_FULL,
+    cpu_seconds,
+    emit,
+    feature_columns,
+    features_cache,
+    load_avg,
+    peak_rss_mb,
+)
 from models.config import ModelConfig  # noqa: E402
 from models.train import train_all  # noqa: E402
 
-CACHED = ROOT / "data" / "bench" / "models_features_world_20k.parquet"
+CACHED = features_cache(WORLD_FULL)
 TARGET_SECONDS = 120.0
-NON_FEATURES = {
-    "account_id", "as_of", "csm_id", "coverage", "industry", "region", "maturity_stage",
-    "arr_h", "label_churn", "label_expand", "label_contract", "label_known",
-}  # fmt: skip
 
 
 def synthetic_panel(accounts: int, months: int, n_features: int, seed: int = 0) -> pd.DataFrame:
@@ -92,29 +95,6 @@ def load_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Model features of a feature table: the catalogue's names when available."""
-    try:
-        from features.catalog import feature_names
-
-        names = [c for c in feature_names() if c in frame.columns]
-        if names:
-            return names
-    except ImportError:
-        pass
-    return [
-        c
-        for c in frame.columns
-        if c not in NON_FEATURES and pd.api.types.is_numeric_dtype(frame[c])
-    ]
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads): less sensitive to load."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="2,000 accounts (quick run)")
@@ -135,12 +115,12 @@ def main() -> None:
     if args.threads:
         cfg = ModelConfig.model_validate({"lgbm": {"num_threads": args.threads}})
 
-    load_before = os.getloadavg()
-    cpu0 = _cpu_seconds()
+    load_before = load_avg()
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     res = train_all(frame, cfg, names, horizon_days=60)
     seconds = time.perf_counter() - t0
-    cpu = _cpu_seconds() - cpu0
+    cpu = cpu_seconds() - cpu0
     lgbm_seconds = sum(r.seconds["lgbm"] for r in res.targets.values())
     out = {
         "benchmark": "train",
@@ -161,12 +141,12 @@ def main() -> None:
         "num_threads": cfg.lgbm.num_threads,
         "target_seconds": TARGET_SECONDS,
         "meets_target": seconds <= TARGET_SECONDS,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "cpu_count": os.cpu_count(),
-        "load_avg_before": [round(x, 2) for x in load_before],
-        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "load_avg_before": load_before,
+        "load_avg_after": load_avg(),
     }
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

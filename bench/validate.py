@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,8 +35,17 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SIM_WORLD = ROOT / "data" / "bench" / "world_20k"
-SYNTH_WORLD = ROOT / "data" / "bench" / "validate_synth"
+from bench.common import (  # noqa: E402
+    BENCH,
+    WORLD_FULL,
+    cpu_seconds,
+    emit,
+    load_avg,
+    peak_rss_mb,
+)
+
+SIM_WORLD = WORLD_FULL
+SYNTH_WORLD = BENCH / "validate_synth"
 TARGET_SECONDS = 30.0
 
 EVENT_NAMES = [
@@ -75,29 +83,8 @@ def _dict_strings(indices: np.ndarray, values: list[str] | np.ndarray) -> pa.Dic
     )
 
 
-def make_synthetic_world(
-    out: Path,
-    *,
-    accounts: int = 20_000,
-    months: int = 18,
-    events: int = 100_000_000,
-    start: date = date(2025, 5, 1),
-    seed: int = 7,
-) -> Path:
-    """Write a contract-v1 book of the given size to `out` (Parquet, events in monthly parts).
-
-    About one event in 20,000 is bad on purpose (unknown account, unknown user, future
-    timestamp, unknown actor), as are a handful of account, subscription and ticket rows.
-    """
-    rng = np.random.default_rng(seed)
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "events").mkdir(parents=True)
-    edges = _month_starts(start, months)
-    t0, t_end = edges[0], edges[-1]
-    data_end = t_end.astype("datetime64[D]").item()
-
-    # accounts
+def _write_accounts(out: Path, rng: np.random.Generator, accounts: int, t0) -> np.ndarray:
+    """accounts.parquet (one duplicated row on purpose); returns the account ids."""
     acct_ids = np.array([f"A{i:06d}" for i in range(accounts)], dtype=object)
     created = t0 - rng.integers(1, 3 * 365 * 86_400, accounts).astype("timedelta64[s]")
     tam = np.round(rng.lognormal(12.5, 1.2, accounts), 2)
@@ -119,8 +106,10 @@ def make_synthetic_world(
     dup = acct.slice(0, 1)
     acct = pa.concat_tables([acct, dup])
     pq.write_table(acct, out / "accounts.parquet")
+    return acct_ids
 
-    # plans
+
+def _write_plans(out: Path) -> None:
     plans = pa.table(
         {
             "plan": ["starter", "growth", "enterprise", "agents_basic", "analytics_pro"],
@@ -130,7 +119,12 @@ def make_synthetic_world(
     )
     pq.write_table(plans, out / "plans.parquet")
 
-    # subscriptions: one platform subscription per account plus add-ons
+
+def _write_subscriptions(
+    out: Path, rng: np.random.Generator, acct_ids: np.ndarray, t0, t_end
+) -> None:
+    """One platform subscription per account plus add-ons; three negative MRRs on purpose."""
+    accounts = len(acct_ids)
     n_add = accounts // 3
     sub_acct = np.concatenate([np.arange(accounts), rng.integers(0, accounts, n_add)])
     n_sub = len(sub_acct)
@@ -161,9 +155,13 @@ def make_synthetic_world(
     )
     pq.write_table(subs, out / "subscriptions.parquet")
 
-    # users: ~25 per account, 5% agents
-    per_acct = rng.poisson(25, accounts) + 1
-    user_acct = np.repeat(np.arange(accounts), per_acct)
+
+def _write_users(
+    out: Path, rng: np.random.Generator, acct_ids: np.ndarray, t0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """~25 users per account, 5% agents; returns (account index, user id, is agent) per user."""
+    per_acct = rng.poisson(25, len(acct_ids)) + 1
+    user_acct = np.repeat(np.arange(len(acct_ids)), per_acct)
     n_users = len(user_acct)
     user_ids = np.array([f"U{i:08d}" for i in range(n_users)], dtype=object)
     is_agent = rng.random(n_users) < 0.05
@@ -180,8 +178,12 @@ def make_synthetic_world(
         }
     )
     pq.write_table(users, out / "users.parquet")
+    return user_acct, user_ids, is_agent
 
-    # tickets: ~20 per account
+
+def _write_tickets(out: Path, rng: np.random.Generator, acct_ids: np.ndarray, t0, t_end) -> None:
+    """~20 tickets per account, 5% still open, 60% without CSAT."""
+    accounts = len(acct_ids)
     n_t = accounts * 20
     t_created = t0 + rng.integers(0, int((t_end - t0) / np.timedelta64(1, "s")), n_t).astype(
         "timedelta64[s]"
@@ -201,39 +203,84 @@ def make_synthetic_world(
     )
     pq.write_table(tickets, out / "tickets.parquet")
 
-    # events: monthly parts, sorted by time
-    ev_dict = pa.array(EVENT_NAMES, pa.string())
+
+def _event_part(
+    rng: np.random.Generator,
+    n: int,
+    lo,
+    hi,
+    users: tuple[np.ndarray, np.ndarray, np.ndarray],
+    acct_ids: np.ndarray,
+    bad_after=None,
+) -> pa.Table:
+    """`n` events between `lo` and `hi`, sorted by time; with `bad_after` (the data end), a
+    few rows of each kind of bad (unknown account, unknown user, future, unknown actor)."""
+    user_acct, user_ids, is_agent = users
+    span = int((hi - lo) / np.timedelta64(1, "us"))
+    ts = lo + np.sort(rng.integers(0, span, n)).astype("timedelta64[us]")
+    u = rng.integers(0, len(user_ids), n).astype(np.int32)
+    agent = is_agent[u]
+    ev = rng.integers(0, len(EVENT_NAMES), n).astype(np.int32)
+    ev[agent] = EVENT_NAMES.index("agent_run")
+    actor = agent.astype(np.int32)  # 0 human, 1 agent
+    status = (agent & (rng.random(n) < 0.08)).astype(np.int32)  # 1 error
+    qty = np.where(agent, np.round(rng.lognormal(6, 1, n)), 1.0)
+    acct_idx = user_acct[u].astype(np.int32)
+    if bad_after is not None:
+        k = n // 20_000
+        bad = rng.choice(n, 4 * k, replace=False)
+        acct_idx[bad[:k]] = len(acct_ids)  # unknown account
+        u[bad[k : 2 * k]] = len(user_ids)  # unknown user
+        ts[bad[2 * k : 3 * k]] = bad_after + np.timedelta64(3600, "s")  # future
+        actor[bad[3 * k :]] = 2  # unknown actor
+    return pa.table(
+        {
+            "account_id": _dict_strings(acct_idx, np.append(acct_ids, "A_unknown")),
+            "user_id": _dict_strings(u, np.append(user_ids, "U_unknown")),
+            "ts": ts,
+            "event": pa.DictionaryArray.from_arrays(
+                pa.array(ev, pa.int32()), pa.array(EVENT_NAMES, pa.string())
+            ),
+            "actor": _dict_strings(actor, ["human", "agent", "robot"]),
+            "status": _dict_strings(status, ["ok", "error"]),
+            "quantity": qty,
+        }
+    )
+
+
+def make_synthetic_world(
+    out: Path,
+    *,
+    accounts: int = 20_000,
+    months: int = 18,
+    events: int = 100_000_000,
+    start: date = date(2025, 5, 1),
+    seed: int = 7,
+) -> Path:
+    """Write a contract-v1 book of the given size to `out` (Parquet, events in monthly parts).
+
+    About one event in 20,000 is bad on purpose (unknown account, unknown user, future
+    timestamp, unknown actor), as are a handful of account, subscription and ticket rows.
+    """
+    rng = np.random.default_rng(seed)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "events").mkdir(parents=True)
+    edges = _month_starts(start, months)
+    t0, t_end = edges[0], edges[-1]
+    data_end = t_end.astype("datetime64[D]").item()
+
+    acct_ids = _write_accounts(out, rng, accounts, t0)
+    _write_plans(out)
+    _write_subscriptions(out, rng, acct_ids, t0, t_end)
+    users = _write_users(out, rng, acct_ids, t0)
+    _write_tickets(out, rng, acct_ids, t0, t_end)
+    # events: monthly parts, sorted by time, the bad rows in the last part
     per_month = events // months
     for m in range(months):
         n = per_month if m < months - 1 else events - per_month * (months - 1)
-        span = int((edges[m + 1] - edges[m]) / np.timedelta64(1, "us"))
-        ts = edges[m] + np.sort(rng.integers(0, span, n)).astype("timedelta64[us]")
-        u = rng.integers(0, n_users, n).astype(np.int32)
-        agent = is_agent[u]
-        ev = rng.integers(0, len(EVENT_NAMES), n).astype(np.int32)
-        ev[agent] = EVENT_NAMES.index("agent_run")
-        actor = agent.astype(np.int32)  # 0 human, 1 agent
-        status = (agent & (rng.random(n) < 0.08)).astype(np.int32)  # 1 error
-        qty = np.where(agent, np.round(rng.lognormal(6, 1, n)), 1.0)
-        acct_idx = user_acct[u].astype(np.int32)
-        if m == months - 1:  # a few bad rows of each kind in the last part
-            k = n // 20_000
-            bad = rng.choice(n, 4 * k, replace=False)
-            acct_idx[bad[:k]] = accounts  # unknown account
-            u[bad[k : 2 * k]] = n_users  # unknown user
-            ts[bad[2 * k : 3 * k]] = t_end + np.timedelta64(3600, "s")  # future
-            actor[bad[3 * k :]] = 2  # unknown actor
-        table = pa.table(
-            {
-                "account_id": _dict_strings(acct_idx, np.append(acct_ids, "A_unknown")),
-                "user_id": _dict_strings(u, np.append(user_ids, "U_unknown")),
-                "ts": ts,
-                "event": pa.DictionaryArray.from_arrays(pa.array(ev, pa.int32()), ev_dict),
-                "actor": _dict_strings(actor, ["human", "agent", "robot"]),
-                "status": _dict_strings(status, ["ok", "error"]),
-                "quantity": qty,
-            }
-        )
+        last = t_end if m == months - 1 else None
+        table = _event_part(rng, n, edges[m], edges[m + 1], users, acct_ids, last)
         pq.write_table(table, out / "events" / f"part-{m:03d}.parquet", row_group_size=1 << 20)
 
     manifest = {
@@ -248,28 +295,18 @@ def make_synthetic_world(
     return out
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process, all DuckDB threads included."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def run(source: Path, quarantine_dir: Path) -> dict:
     """Open and validate `source`; return the figures."""
     from features.sources import open_source
     from features.validate import validate
 
-    t0, c0 = time.perf_counter(), _cpu_seconds()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     src = open_source(source)
     if src.data_end is None:
         raise SystemExit(f"{source}: no manifest.json with data_end")
     now = src.data_end
     report = validate(src, now=now, quarantine_dir=quarantine_dir)
-    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     t1 = time.perf_counter()
     clean_events = src.con.execute("SELECT count(*) FROM events").fetchone()[0]
     count_seconds = time.perf_counter() - t1
@@ -335,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         if not (source / "manifest.json").exists():
             gen_seconds = _generate(source, 20_000, 100_000_000)
 
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_avg()
     with tempfile.TemporaryDirectory(prefix="nrr_quarantine_") as qdir:
         result = run(source, Path(qdir))
     events = result["rows"]["events"]["read"]
@@ -347,16 +384,16 @@ def main(argv: list[str] | None = None) -> None:
         "events_per_second": round(events / result["seconds"]) if result["seconds"] else None,
         "target_seconds": TARGET_SECONDS,
         "meets_target": result["seconds"] < TARGET_SECONDS if not args.small else None,
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "generation_seconds": gen_seconds,
         "cpus": os.cpu_count(),
         "duckdb_threads": result.pop("duckdb_threads"),
         "load_avg_before": load_before,
-        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "load_avg_after": load_avg(),
     }
     if args.small:
         shutil.rmtree(source.parent, ignore_errors=True)
-    print(json.dumps(result, indent=2, default=str))
+    emit(result)
 
 
 if __name__ == "__main__":
