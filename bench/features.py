@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import resource
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -56,23 +55,24 @@ def _load_baseline():
 _baseline = _load_baseline()
 BASELINE_FEATURES, pandas_features = _baseline.FEATURES, _baseline.pandas_features
 
+from bench.common import (  # noqa: E402
+    BENCH,
+    WORLD_FULL,
+    cpu_seconds,
+    emit,
+    load_avg,
+    peak_rss_mb,
+    timed,
+)
 from features.build import build_feature_table  # noqa: E402
 from features.config import FeatureConfig  # noqa: E402
 from features.snapshots import add_months, observation_dates  # noqa: E402
 from features.sql_quote import quote_ident, quote_literal, set_statement  # noqa: E402
 from features.sqlrun import SqlRunner  # noqa: E402
 
-WORLDS = [ROOT / "data" / "bench" / "world_20k", ROOT / "data" / "bench" / "validate_synth"]
+WORLDS = [WORLD_FULL, BENCH / "validate_synth"]
 TARGETS = {"wall_seconds_max": 60.0, "peak_rss_mb_max": 6144.0, "speedup_per_event_min": 10.0}
 TABLES = ("accounts", "subscriptions", "users", "tickets", "plans")
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _cpu() -> float:
-    return time.process_time()
 
 
 def _connect(threads: int, memory: str) -> duckdb.DuckDBPyConnection:
@@ -100,7 +100,7 @@ def _open(path: Path, threads: int, memory: str) -> tuple[duckdb.DuckDBPyConnect
         info["validate_error"] = f"not importable: {exc}"
     else:
         con = _connect(threads, memory)
-        t0, c0 = time.perf_counter(), _cpu()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         try:
             src = open_source(path, con=con)
             report = validate(src, now=data_end, quarantine_dir=None)
@@ -112,7 +112,7 @@ def _open(path: Path, threads: int, memory: str) -> tuple[duckdb.DuckDBPyConnect
             info.update(
                 opened_with="features.sources.open_source + features.validate.validate",
                 validate_seconds=round(time.perf_counter() - t0, 2),
-                validate_cpu_seconds=round(_cpu() - c0, 2),
+                validate_cpu_seconds=round(cpu_seconds() - c0, 2),
             )
             return con, data_end, info
     con = _connect(threads, memory)
@@ -163,7 +163,7 @@ def _sample_connection(
     return sub, frames
 
 
-def main() -> dict:
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="1,000 simulated accounts x 6 months")
     parser.add_argument(
@@ -175,25 +175,75 @@ def main() -> dict:
     parser.add_argument("--memory-limit", default="5GB")
     parser.add_argument("--scan-chunk-months", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    load_before = os.getloadavg()
-    tmp = None
+
+def _world(args: argparse.Namespace) -> tuple[Path, Any, int, int]:
+    """(world directory, its temporary directory or None, snapshots, events to sample)."""
+    from simulator import SimConfig, simulate
+
     if args.small:
-        from simulator import SimConfig, simulate
-
         tmp = tempfile.TemporaryDirectory(prefix="nrr_bench_features_")
         path = Path(tmp.name) / "world"
         simulate(SimConfig(accounts=1000, months=6, seed=7), path, progress=False)
-        snapshots, sample_events = min(args.snapshots, 6), min(args.sample_events, 500_000)
-    else:
-        path = args.source or next((w for w in WORLDS if (w / "manifest.json").exists()), None)
-        if path is None:
-            from simulator import SimConfig, simulate
+        return path, tmp, min(args.snapshots, 6), min(args.sample_events, 500_000)
+    path = args.source or next((w for w in WORLDS if (w / "manifest.json").exists()), None)
+    if path is None:
+        path = BENCH / "features_world"
+        simulate(SimConfig(accounts=20_000, months=18, seed=7), path, progress=False)
+    return path, None, args.snapshots, args.sample_events
 
-            path = ROOT / "data" / "bench" / "features_world"
-            simulate(SimConfig(accounts=20_000, months=18, seed=7), path, progress=False)
-        snapshots, sample_events = args.snapshots, args.sample_events
+
+def _baseline(
+    con: duckdb.DuckDBPyConnection,
+    dates: list[date],
+    cfg: FeatureConfig,
+    data_end: date,
+    args: argparse.Namespace,
+    sample_events: int,
+    full: dict[str, float],
+) -> dict:
+    """The event features in plain pandas against ours, on the same sample of accounts.
+
+    `full` holds the whole world's ``wall``, ``cpu`` seconds and ``events``.
+    """
+    accounts, s_events = _sample(con, sample_events, seed=7)
+    sub, frames = _sample_connection(con, accounts, args.threads, args.memory_limit)
+    ours, ours_s, ours_cpu = timed(
+        lambda: build_feature_table(sub, dates, cfg, data_end=data_end, progress=False)
+    )
+    base, pandas_s, pandas_cpu = timed(
+        lambda: pandas_features(frames["events"], frames["users"], dates)
+    )
+    both = ours.merge(base, on=["account_id", "as_of"], suffixes=("", "_pd"))
+    diffs = {
+        f: float(np.nanmax(np.abs(both[f].to_numpy() - both[f + "_pd"].to_numpy()), initial=0.0))
+        for f in BASELINE_FEATURES
+    }
+    wall, cpu, n_events = full["wall"], full["cpu"], full["events"]
+    return {
+        "what": "event-derived features (activity, breadth, depth, power users, champions, "
+        "admins, AI share, agents, usage) in plain pandas, one as_of at a time",
+        "sample_accounts": len(accounts),
+        "sample_events": s_events,
+        "pandas_seconds": round(pandas_s, 2),
+        "pandas_cpu_seconds": round(pandas_cpu, 2),
+        "duckdb_seconds_same_sample_all_features": round(ours_s, 2),
+        "duckdb_cpu_seconds_same_sample": round(ours_cpu, 2),
+        "pandas_us_per_event": round(pandas_s / s_events * 1e6, 3),
+        "duckdb_us_per_event_full_world": round(wall / n_events * 1e6, 3),
+        "speedup_per_event": round((pandas_s / s_events) / (wall / n_events), 1),
+        "speedup_per_event_cpu": round((pandas_cpu / s_events) / (cpu / n_events), 1),
+        "speedup_same_sample": round(pandas_s / ours_s, 1),
+        "rows_compared": int(len(both)),
+        "max_abs_difference": max(diffs.values()) if diffs else None,
+    }
+
+
+def main() -> dict:
+    args = _args()
+    load_before = load_avg()
+    path, tmp, snapshots, sample_events = _world(args)
 
     con, data_end, info = _open(path, args.threads, args.memory_limit)
     dates = _dates(con, data_end, snapshots)
@@ -208,10 +258,10 @@ def main() -> dict:
     )
 
     run = SqlRunner(con)
-    t0, c0 = time.perf_counter(), _cpu()
-    table = build_feature_table(con, dates, cfg, data_end=data_end, progress=False, runner=run)
-    wall, cpu = time.perf_counter() - t0, _cpu() - c0
-    peak = _rss_mb()
+    table, wall, cpu = timed(
+        lambda: build_feature_table(con, dates, cfg, data_end=data_end, progress=False, runner=run)
+    )
+    peak = peak_rss_mb()
     result: dict = {
         "benchmark": "features",
         "world": info,
@@ -234,41 +284,9 @@ def main() -> dict:
         },
         "targets": TARGETS,
     }
-
     if not args.no_baseline:
-        accounts, s_events = _sample(con, sample_events, seed=7)
-        sub, frames = _sample_connection(con, accounts, args.threads, args.memory_limit)
-        t0, c0 = time.perf_counter(), _cpu()
-        ours = build_feature_table(sub, dates, cfg, data_end=data_end, progress=False)
-        ours_s, ours_cpu = time.perf_counter() - t0, _cpu() - c0
-        ev = frames["events"]
-        t0, c0 = time.perf_counter(), _cpu()
-        base = pandas_features(ev, frames["users"], dates)
-        pandas_s, pandas_cpu = time.perf_counter() - t0, _cpu() - c0
-        both = ours.merge(base, on=["account_id", "as_of"], suffixes=("", "_pd"))
-        diffs = {
-            f: float(
-                np.nanmax(np.abs(both[f].to_numpy() - both[f + "_pd"].to_numpy()), initial=0.0)
-            )
-            for f in BASELINE_FEATURES
-        }
-        result["baseline"] = {
-            "what": "event-derived features (activity, breadth, depth, power users, champions, "
-            "admins, AI share, agents, usage) in plain pandas, one as_of at a time",
-            "sample_accounts": len(accounts),
-            "sample_events": s_events,
-            "pandas_seconds": round(pandas_s, 2),
-            "pandas_cpu_seconds": round(pandas_cpu, 2),
-            "duckdb_seconds_same_sample_all_features": round(ours_s, 2),
-            "duckdb_cpu_seconds_same_sample": round(ours_cpu, 2),
-            "pandas_us_per_event": round(pandas_s / s_events * 1e6, 3),
-            "duckdb_us_per_event_full_world": round(wall / n_events * 1e6, 3),
-            "speedup_per_event": round((pandas_s / s_events) / (wall / n_events), 1),
-            "speedup_per_event_cpu": round((pandas_cpu / s_events) / (cpu / n_events), 1),
-            "speedup_same_sample": round(pandas_s / ours_s, 1),
-            "rows_compared": int(len(both)),
-            "max_abs_difference": max(diffs.values()) if diffs else None,
-        }
+        full = {"wall": wall, "cpu": cpu, "events": n_events}
+        result["baseline"] = _baseline(con, dates, cfg, data_end, args, sample_events, full)
     result["pass"] = {
         "wall_seconds": wall <= TARGETS["wall_seconds_max"],
         "peak_rss_mb": peak <= TARGETS["peak_rss_mb_max"],
@@ -281,8 +299,8 @@ def main() -> dict:
         "cores": os.cpu_count(),
         "duckdb_threads": args.threads,
         "duckdb_memory_limit": args.memory_limit,
-        "load_avg_before": [round(x, 2) for x in load_before],
-        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "load_avg_before": load_before,
+        "load_avg_after": load_avg(),
     }
     if tmp is not None:
         tmp.cleanup()
@@ -290,4 +308,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2, default=str))
+    emit(main())

@@ -38,12 +38,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +49,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import BENCH, emit, logger, machine  # noqa: E402
+from bench.common import feature_table as common_feature_table  # noqa: E402
 from evaluation.uplift import observed_save_rate, uplift_summary  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 from models.explain import explain  # noqa: E402
@@ -64,7 +62,7 @@ from simulator.interventions import GENERIC_CHURN, family_of  # noqa: E402
 from simulator.rollout import Rollout, nrr_grr  # noqa: E402
 from simulator.world import build_world, simulate  # noqa: E402
 
-BENCH = ROOT / "data" / "bench"
+_log = logger("policy-bench")
 HORIZON = 60
 POLICIES = (
     "none", "arr_rank_generic", "arr_rank", "health_rule", "risk_x_arr", "segmenter",
@@ -73,37 +71,12 @@ POLICIES = (
 SCALES = (0.5, 1.0, 2.0)
 
 
-def _log(msg: str) -> None:
-    print(f"[policy-bench] {msg}", file=sys.stderr, flush=True)
-
-
 def feature_table(world_dir: Path, cfg: SimConfig) -> pd.DataFrame:
     """Monthly point-in-time feature table of a simulated world (cached beside it)."""
-    from features.build import build_feature_table
-    from features.config import FeatureConfig
-    from features.snapshots import observation_dates
-    from features.sources import open_source
-    from features.validate import validate
-
-    cache = world_dir.parent / f"{world_dir.name}_features.parquet"
     if not (world_dir / "manifest.json").exists():
         _log(f"simulating {cfg.accounts} accounts x {cfg.months} months (seed {cfg.seed})")
         simulate(cfg, world_dir, progress=False)
-    if cache.exists() and cache.stat().st_mtime >= (world_dir / "manifest.json").stat().st_mtime:
-        table = pd.read_parquet(cache)
-    else:
-        from features.data_end import manifest_data_end, read_manifest
-
-        where = world_dir / "manifest.json"
-        data_end = manifest_data_end(read_manifest(where), where)
-        src = open_source(world_dir)
-        with tempfile.TemporaryDirectory() as q:
-            validate(src, now=data_end, quarantine_dir=Path(q)).raise_if_failed()
-        dates = observation_dates(cfg.start_date, data_end - timedelta(days=1), "monthly")
-        table = build_feature_table(src.con, dates, FeatureConfig(), data_end=data_end,
-                                    progress=False)  # fmt: skip
-        src.close()
-        table.to_parquet(cache, index=False)
+    table = common_feature_table(world_dir, world_dir.parent / f"{world_dir.name}_features.parquet")
     table["as_of"] = pd.to_datetime(table["as_of"]).astype("datetime64[us]")
     return table
 
@@ -414,9 +387,9 @@ def main() -> None:
         "observed_save_rate": [s["exploration"]["observed_save_rate"] for s in seeds],
         "per_seed": seeds,
         "seconds": round(time.perf_counter() - t0, 1),
-        "machine": {"cpu_count": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()]},
+        "machine": machine(),
     }
-    print(json.dumps(out, indent=2, default=str))
+    emit(out)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import BENCH, cpu_seconds, emit, load_avg, peak_rss_mb  # noqa: E402
 from flows.config import load_config  # noqa: E402
 from simulator import simulate  # noqa: E402
 
@@ -77,49 +76,45 @@ def main() -> None:
     cfg = load_config().simulate
     if args.small:
         cfg = cfg.model_copy(update={"accounts": 1000, "months": 6})
-        out = args.out or ROOT / "data" / "bench" / "world_small"
+        out = args.out or BENCH / "world_small"
     else:
-        out = args.out or ROOT / "data" / "bench" / "world_20k"
-    load_before = os.getloadavg()
-    cpu_before = os.times()
+        out = args.out or BENCH / "world_20k"
+    load_before = load_avg()
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     summary = simulate(cfg, out, progress=False).as_dict()
     total = time.perf_counter() - started
-    cpu_after = os.times()
-    load_after = os.getloadavg()
     # CPU time is what the machine's other users cannot inflate; wall time is
-    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+    cpu = cpu_seconds() - cpu_before
+    load_after = load_avg()
     summary["extra"].pop("decisions", None)
     checks = _checks(summary)
-    print(
-        json.dumps(
-            {
-                "bench": "simulate",
-                "config": {
-                    "accounts": cfg.accounts,
-                    "months": cfg.months,
-                    "seed": cfg.seed,
-                    "workers": cfg.workers,
-                },
-                "out": str(out),
-                "summary": summary,
-                "seconds_including_summary": round(total, 2),
-                "cpu_seconds": round(cpu, 2),
-                "events_per_cpu_second": round(summary["events"] / cpu, 1),
-                "cpu_utilisation": round(cpu / total, 2),
-                "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "targets": TARGETS,
-                "pass": checks,
-                "all_pass": all(checks.values()),
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in load_after],
-                    "cpu_pressure": _cpu_pressure(),
-                },
+    emit(
+        {
+            "bench": "simulate",
+            "config": {
+                "accounts": cfg.accounts,
+                "months": cfg.months,
+                "seed": cfg.seed,
+                "workers": cfg.workers,
             },
-            indent=2,
-        )
+            "out": str(out),
+            "summary": summary,
+            "seconds_including_summary": round(total, 2),
+            "cpu_seconds": round(cpu, 2),
+            "events_per_cpu_second": round(summary["events"] / cpu, 1),
+            "cpu_utilisation": round(cpu / total, 2),
+            "ru_maxrss_mb": round(peak_rss_mb(), 1),
+            "targets": TARGETS,
+            "pass": checks,
+            "all_pass": all(checks.values()),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "loadavg_before": load_before,
+                "loadavg_after": load_after,
+                "cpu_pressure": _cpu_pressure(),
+            },
+        }
     )
 
 

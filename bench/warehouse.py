@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pg_server import TempPostgres, load_tables, unavailable_reason  # noqa: E402
 
+from bench.common import cpu_seconds, emit, load_avg, logger  # noqa: E402
 from evaluation import scores_store  # noqa: E402
 from evaluation.scores_sql import write_scores_sql  # noqa: E402
 from features.contract import TABLES  # noqa: E402
@@ -50,11 +50,7 @@ from features.data_end import manifest_path, read_manifest  # noqa: E402
 from features.sources import open_source  # noqa: E402
 from features.validate import validate  # noqa: E402
 
-
-def _log(msg: str) -> None:
-    print(f"[warehouse] {msg}", file=sys.stderr, flush=True)
-
-
+_log = logger("warehouse")
 SERVER: TempPostgres | None = None
 
 
@@ -67,13 +63,13 @@ def _timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float, float]:
     plus the PostgreSQL server's)."""
     best, cpu, out = float("inf"), 0.0, None
     for _ in range(repeat):
-        c0, s0, t0 = time.process_time(), _server_cpu(), time.perf_counter()
+        c0, s0, t0 = cpu_seconds(), _server_cpu(), time.perf_counter()
         out = fn()
         wall = time.perf_counter() - t0
         if SERVER:  # closed backends are counted once the postmaster has reaped them
             time.sleep(0.5)
         if wall < best:
-            best, cpu = wall, time.process_time() - c0 + _server_cpu() - s0
+            best, cpu = wall, cpu_seconds() - c0 + _server_cpu() - s0
     return out, best, cpu
 
 
@@ -224,14 +220,14 @@ def main() -> None:
     n_scores = args.score_rows or (20_000 if args.small else 200_000)
     reason = unavailable_reason()
     if reason:
-        print(json.dumps({"skipped": reason}))
+        emit({"skipped": reason}, indent=None)
         return
 
     from simulator import simulate
     from simulator.config import SimConfig
 
     global SERVER
-    load_before = os.getloadavg()
+    load_before = load_avg()
     with tempfile.TemporaryDirectory(prefix="nrrcast-bench-wh-") as tmp_name, TempPostgres() as pg:
         SERVER = pg
         tmp = Path(tmp_name)
@@ -251,26 +247,20 @@ def main() -> None:
         reads = bench_in(world, pg.url, tmp, args.repeat)
         _log("measuring writes")
         writes = bench_out(pg.url, tmp, n_scores, args.repeat)
-    print(
-        json.dumps(
-            {
-                "benchmark": "warehouse",
-                "world": {"accounts": accounts, "months": months, "tables": list(TABLES)},
-                "setup_load_into_postgresql_s": round(load_s, 2),
-                "in": reads,
-                "out": writes,
-                "baseline": "Parquet on the same world / the Parquet+DuckDB scores store",
-                "cpu_s_counts": "this process + the PostgreSQL server (postmaster and backends)",
-                "driver": "adbc-driver-postgresql (binary COPY <-> Arrow)",
-                "repeat": args.repeat,
-                "load_avg_1m_before_after": [
-                    round(load_before[0], 2),
-                    round(os.getloadavg()[0], 2),
-                ],
-                "cpus": os.cpu_count(),
-            },
-            indent=2,
-        )
+    emit(
+        {
+            "benchmark": "warehouse",
+            "world": {"accounts": accounts, "months": months, "tables": list(TABLES)},
+            "setup_load_into_postgresql_s": round(load_s, 2),
+            "in": reads,
+            "out": writes,
+            "baseline": "Parquet on the same world / the Parquet+DuckDB scores store",
+            "cpu_s_counts": "this process + the PostgreSQL server (postmaster and backends)",
+            "driver": "adbc-driver-postgresql (binary COPY <-> Arrow)",
+            "repeat": args.repeat,
+            "load_avg_1m_before_after": [load_before[0], load_avg()[0]],
+            "cpus": os.cpu_count(),
+        }
     )
 
 

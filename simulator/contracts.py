@@ -463,6 +463,194 @@ def _window_outcomes(
     return p_churn, p_exp, p_con
 
 
+@dataclass
+class _Walk:
+    """State of the month-by-month contract walk (see `run_contracts`)."""
+
+    acc: Accounts
+    lat: Latent
+    tl: Timeline
+    cfg: SimConfig
+    book: Book
+    anchor: np.ndarray  # month of each account's last change (its contract anchor)
+    high_touch: np.ndarray
+    rows: _Rows
+    open_ids: np.ndarray  # (n, 3) open subscription row per product, -1 none
+    first: int  # first month of the pre-roll (negative)
+    month_starts: np.ndarray  # day of each month start from `first` on
+    drivers: DriverReader
+    touch_reader: DriverReader  # without the flat high-touch effect
+    churn_day: np.ndarray = field(init=False)
+    seats_ms: np.ndarray = field(init=False)
+    truth: dict[str, list[np.ndarray]] = field(init=False)
+    changes: dict[str, list[np.ndarray]] = field(init=False)
+    actions: dict[str, list[np.ndarray]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.acc.n
+        self.churn_day = np.full(n, NEVER, dtype=np.int64)
+        self.seats_ms = np.zeros((n, self.tl.months), dtype=np.int64)
+        self.truth = {k: [] for k in TRUTH_KEYS}
+        self.changes = {"acct": [], "month": [], "kind": []}
+        self.actions = {k: [] for k in ("acct", "month", "family", "holdout")}
+
+    def ms(self, m: int) -> int:
+        return int(self.month_starts[m - self.first])
+
+
+def _start_walk(
+    acc: Accounts,
+    lat: Latent,
+    agents: AgentCapacity,
+    has_ai: np.ndarray,
+    has_an: np.ndarray,
+    coverage: np.ndarray,
+    tl: Timeline,
+    cfg: SimConfig,
+    rng: np.random.Generator,
+) -> _Walk:
+    """The books at their anchors, with one earlier core row for accounts that had history."""
+    n, months = acc.n, tl.months
+    cool, jmax = cooldown_months(cfg.horizon_days), cfg.horizon_days // 28
+    first = -cfg.preroll_months
+    book = Book(
+        acc.tier0.copy(), acc.seats0.copy(), acc.monthly.copy(), has_ai.copy(), has_an.copy()
+    )
+    anchor = acc.anchor_month.copy()
+    rows = _Rows(capacity=n * (4 + months // cool))
+    # history before the anchor: one earlier core row with a different seat count
+    prior = (~acc.is_new) & (acc.anchor_month > tl.month_of_day(acc.created_day))
+    anchor_day = tl.month_start(anchor) + acc.dom - 1
+    if prior.any():
+        p_idx = np.flatnonzero(prior)
+        ratio = np.exp(-0.1 + 0.25 * rng.standard_normal(p_idx.shape[0]))
+        old = book.take(p_idx)
+        old.seats = np.maximum(1, np.round(old.seats * ratio)).astype(np.int64)
+        old.ai = np.zeros_like(old.ai)
+        old.an = np.zeros_like(old.an)
+        old_ids = rows.open_book(p_idx, old, acc.created_day[p_idx])
+        rows.cols["end"][old_ids[:, 0]] = anchor_day[p_idx]
+    open_ids = rows.open_book(np.arange(n), book, anchor_day)
+    high_touch = coverage == 0
+    return _Walk(
+        acc=acc,
+        lat=lat,
+        tl=tl,
+        cfg=cfg,
+        book=book,
+        anchor=anchor,
+        high_touch=high_touch,
+        rows=rows,
+        open_ids=open_ids,
+        first=first,
+        month_starts=tl.month_start(np.arange(first, months + jmax + 2)),
+        drivers=DriverReader(acc, lat, agents, tl, high_touch),
+        touch_reader=DriverReader(acc, lat, agents, tl, np.zeros(n, dtype=bool)),
+    )
+
+
+def _window_probs(
+    w: _Walk, m: int, idx: np.ndarray, bk: Book
+) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]], tuple | None]:
+    """Outcome probabilities at the 1-3 decision points a window (t, t + H] can hold.
+
+    The first point is this month's. From month 0 on, also the probabilities under the
+    matched plays and the account's causes read at t (else an empty list and None).
+    """
+    acc, cfg, H = w.acc, w.cfg, w.cfg.horizon_days
+    cool, jmax = cooldown_months(H), H // 28
+    t = w.ms(m)
+    probs, with_touch, causes = [], [], None
+    for j in range(jmax + 1 if m >= 0 else 1):
+        r = w.ms(m + j) + acc.dom[idx] - 1
+        k = m + j - w.anchor[idx]
+        ok = (r > t) & (r <= t + H) & (k >= cool)
+        x = w.drivers(idx, bk, r - H, k)
+        probs.append(probabilities(bk, x, cfg, decides=ok))
+        if m >= 0:
+            if j == 0:  # the play a CSM would match to the account's drivers at t
+                causes = causes_of(x, bk, cfg)
+            with_touch.append(_touched_probs(bk, x, cfg, causes, ok))
+    return probs, with_touch, causes
+
+
+def _record_truth(
+    w: _Walk,
+    m: int,
+    idx: np.ndarray,
+    bk: Book,
+    alive: np.ndarray,
+    probs: list[np.ndarray],
+    with_touch: list[tuple[np.ndarray, np.ndarray]],
+    causes: tuple,
+) -> None:
+    """Seats at the month start and the truth rows (window outcome probabilities, causes)."""
+    pct = w.cfg.expansion_pct
+    w.seats_ms[:, m] = np.where(alive, w.book.seats, 0)
+    arr0 = arr_of(bk)
+    after = outcome_arr(bk, pct)
+    is_exp = after >= (1 + pct) * arr0[:, None]
+    is_con = (after > 0) & (after <= (1 - pct) * arr0[:, None])
+    p_churn, p_exp, p_con = _window_outcomes(probs, is_exp, is_con)
+    p_churn_t = _window_outcomes([c for c, _ in with_touch], is_exp, is_con)[0]
+    p_exp_t = _window_outcomes([e for _, e in with_touch], is_exp, is_con)[1]
+    for key, val in zip(
+        TRUTH_KEYS,
+        (idx, np.full(idx.shape[0], m), arr0, p_churn, p_exp, p_con,
+         p_churn_t, p_exp_t, causes[0], causes[1]),
+        strict=True,
+    ):  # fmt: skip
+        w.truth[key].append(val)
+
+
+def _decide(w: _Walk, m: int, idx: np.ndarray, bk: Book, p: np.ndarray, u: np.ndarray) -> None:
+    """Draw this month's decisions (`u`: one uniform per account) and apply the changes.
+
+    Every customer has exactly one decision point a month, on its contract day.
+    """
+    kind = np.minimum((u[:, None] >= np.cumsum(p, axis=1)).sum(axis=1), N_KINDS - 1)
+    ch = kind != 0
+    if m >= 0:
+        for key, val in zip(
+            ("acct", "month", "kind"), (idx[ch], np.full(ch.sum(), m), kind[ch]), strict=True
+        ):
+            w.changes[key].append(val)
+    if not ch.any():
+        return
+    cidx = idx[ch]
+    r = w.ms(m) + w.acc.dom[cidx] - 1
+    old = w.open_ids[cidx]
+    has = old >= 0
+    w.rows.cols["end"][old[has]] = np.broadcast_to(r[:, None], old.shape)[has]
+    new = apply(bk.take(np.flatnonzero(ch)), kind[ch], w.cfg.expansion_pct)
+    w.book.put(cidx, new)
+    w.anchor[cidx] = m
+    gone = kind[ch] == CHURN
+    w.churn_day[cidx[gone]] = r[gone]
+    w.open_ids[cidx] = -1
+    stay = ~gone
+    w.open_ids[cidx[stay]] = w.rows.open_book(cidx[stay], new.take(np.flatnonzero(stay)), r[stay])
+
+
+def _history(w: _Walk, logging_actions: bool) -> ContractHistory:
+    """The walk's rows, truth (with the latent state at each month start) and logs."""
+    tr = {k: np.concatenate(v) for k, v in w.truth.items()}
+    col = w.tl.col(w.month_starts[tr["month"] - w.first] - 1)
+    tr["engagement"] = w.lat.engagement[col, tr["acct"]]
+    tr["value"] = w.lat.value[col, tr["acct"]]
+    tr["stage"] = w.lat.stage[col, tr["acct"]]
+    return ContractHistory(
+        rows=w.rows.table(),
+        churn_day=w.churn_day,
+        seats_ms=w.seats_ms,
+        truth=tr,
+        changes={
+            k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in w.changes.items()
+        },
+        actions={k: np.concatenate(v) for k, v in w.actions.items()} if logging_actions else {},
+    )
+
+
 def run_contracts(
     acc: Accounts,
     lat: Latent,
@@ -482,122 +670,24 @@ def run_contracts(
     ``cfg.actions.enabled`` (and `action_rng`), CSM touches are drawn every simulated
     month and replace the flat high-touch effect (`_month_actions`).
     """
-    n, months, H, pct = acc.n, tl.months, cfg.horizon_days, cfg.expansion_pct
-    cool, jmax = cooldown_months(H), H // 28
-    first = -cfg.preroll_months
-    month_starts = tl.month_start(np.arange(first, months + jmax + 2))
-
-    def ms(m: int) -> int:
-        return int(month_starts[m - first])
-
-    book = Book(
-        acc.tier0.copy(), acc.seats0.copy(), acc.monthly.copy(), has_ai.copy(), has_an.copy()
-    )
-    anchor = acc.anchor_month.copy()
-    high_touch = coverage == 0
-
-    rows = _Rows(capacity=n * (4 + months // cool))
-    # history before the anchor: one earlier core row with a different seat count
-    prior = (~acc.is_new) & (acc.anchor_month > tl.month_of_day(acc.created_day))
-    anchor_day = tl.month_start(anchor) + acc.dom - 1
-    if prior.any():
-        p_idx = np.flatnonzero(prior)
-        ratio = np.exp(-0.1 + 0.25 * rng.standard_normal(p_idx.shape[0]))
-        old = book.take(p_idx)
-        old.seats = np.maximum(1, np.round(old.seats * ratio)).astype(np.int64)
-        old.ai = np.zeros_like(old.ai)
-        old.an = np.zeros_like(old.an)
-        old_ids = rows.open_book(p_idx, old, acc.created_day[p_idx])
-        rows.cols["end"][old_ids[:, 0]] = anchor_day[p_idx]
-    open_ids = rows.open_book(np.arange(n), book, anchor_day)
-    churn_day = np.full(n, NEVER, dtype=np.int64)
-    seats_ms = np.zeros((n, months), dtype=np.int64)
-    truth: dict[str, list[np.ndarray]] = {k: [] for k in TRUTH_KEYS}
-    changes: dict[str, list[np.ndarray]] = {"acct": [], "month": [], "kind": []}
-
-    drivers = DriverReader(acc, lat, agents, tl, high_touch)
+    w = _start_walk(acc, lat, agents, has_ai, has_an, coverage, tl, cfg, rng)
+    cool = cooldown_months(cfg.horizon_days)
     logging_actions = cfg.actions.enabled and action_rng is not None
-    actions: dict[str, list[np.ndarray]] = {k: [] for k in ("acct", "month", "family", "holdout")}
-    touch_reader = DriverReader(acc, lat, agents, tl, np.zeros(n, dtype=bool))
-
-    for m in range(first, months):  # calendar months; each step vectorised over accounts
-        t = ms(m)
-        alive = (acc.created_day <= t) & (churn_day > t)
+    for m in range(w.first, tl.months):  # calendar months; each step vectorised over accounts
+        t = w.ms(m)
+        alive = (acc.created_day <= t) & (w.churn_day > t)
         idx = np.flatnonzero(alive)
-        bk = book.take(idx)
-        # the 1-3 decision points a window (t, t + H] can hold; the first is this month's
-        probs, with_touch = [], []
-        for j in range(jmax + 1 if m >= 0 else 1):
-            r = ms(m + j) + acc.dom[idx] - 1
-            k = m + j - anchor[idx]
-            ok = (r > t) & (r <= t + H) & (k >= cool)
-            x = drivers(idx, bk, r - H, k)
-            probs.append(probabilities(bk, x, cfg, decides=ok))
-            if m >= 0:
-                if j == 0:  # the play a CSM would match to the account's drivers at t
-                    causes = causes_of(x, bk, cfg)
-                with_touch.append(_touched_probs(bk, x, cfg, causes, ok))
+        bk = w.book.take(idx)
+        probs, with_touch, causes = _window_probs(w, m, idx, bk)
         if m >= 0:
-            seats_ms[:, m] = np.where(alive, book.seats, 0)
-            arr0 = arr_of(bk)
-            after = outcome_arr(bk, pct)
-            is_exp = after >= (1 + pct) * arr0[:, None]
-            is_con = (after > 0) & (after <= (1 - pct) * arr0[:, None])
-            p_churn, p_exp, p_con = _window_outcomes(probs, is_exp, is_con)
-            p_churn_t = _window_outcomes([c for c, _ in with_touch], is_exp, is_con)[0]
-            p_exp_t = _window_outcomes([e for _, e in with_touch], is_exp, is_con)[1]
-            for key, val in zip(
-                TRUTH_KEYS,
-                (idx, np.full(idx.shape[0], m), arr0, p_churn, p_exp, p_con,
-                 p_churn_t, p_exp_t, causes[0], causes[1]),
-                strict=True,
-            ):  # fmt: skip
-                truth[key].append(val)
-
+            _record_truth(w, m, idx, bk, alive, probs, with_touch, causes)
         if logging_actions and m >= 0:
             probs[0] = _month_actions(
-                idx, bk, m, ms(m), acc, anchor, high_touch, touch_reader, cfg, cool, action_rng,
-                actions,
+                idx, bk, m, t, acc, w.anchor, w.high_touch, w.touch_reader, cfg, cool,
+                action_rng, w.actions,
             )  # fmt: skip
-        # this month's decisions: every customer has exactly one point, on its contract day
-        u = rng.random(idx.shape[0])
-        kind = np.minimum((u[:, None] >= np.cumsum(probs[0], axis=1)).sum(axis=1), N_KINDS - 1)
-        ch = kind != 0
-        if m >= 0:
-            for key, val in zip(
-                ("acct", "month", "kind"), (idx[ch], np.full(ch.sum(), m), kind[ch]), strict=True
-            ):
-                changes[key].append(val)
-        if ch.any():
-            cidx = idx[ch]
-            r = ms(m) + acc.dom[cidx] - 1
-            old = open_ids[cidx]
-            has = old >= 0
-            rows.cols["end"][old[has]] = np.broadcast_to(r[:, None], old.shape)[has]
-            new = apply(bk.take(np.flatnonzero(ch)), kind[ch], pct)
-            book.put(cidx, new)
-            anchor[cidx] = m
-            gone = kind[ch] == CHURN
-            churn_day[cidx[gone]] = r[gone]
-            open_ids[cidx] = -1
-            stay = ~gone
-            open_ids[cidx[stay]] = rows.open_book(
-                cidx[stay], new.take(np.flatnonzero(stay)), r[stay]
-            )
-
-    tr = {k: np.concatenate(v) for k, v in truth.items()}
-    col = tl.col(month_starts[tr["month"] - first] - 1)
-    tr["engagement"] = lat.engagement[col, tr["acct"]]
-    tr["value"] = lat.value[col, tr["acct"]]
-    tr["stage"] = lat.stage[col, tr["acct"]]
-    return ContractHistory(
-        rows=rows.table(),
-        churn_day=churn_day,
-        seats_ms=seats_ms,
-        truth=tr,
-        changes={k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in changes.items()},
-        actions={k: np.concatenate(v) for k, v in actions.items()} if logging_actions else {},
-    )
+        _decide(w, m, idx, bk, probs[0], rng.random(idx.shape[0]))
+    return _history(w, logging_actions)
 
 
 def _month_actions(
