@@ -134,6 +134,45 @@ def _churn_near_renewal(acct, start, end, term, data_end: int, n_acct: int) -> t
     return float(near[churned].mean()), int(churned.sum())
 
 
+def _arr_by_month(
+    acct, start, end, mrr, first_day: int, data_end: int, n_months: int, n_acct: int
+) -> np.ndarray:
+    """ARR of every account at every month start, shape (n_acct, n_months + 1).
+
+    The last month start is moved to the day before the data end when it is later.
+    """
+    ms = _month_days(first_day, n_months + 1)
+    ms[-1] = min(ms[-1], data_end - 1)
+    q_acct = np.repeat(np.arange(n_acct), ms.shape[0])
+    q_day = np.tile(ms, n_acct)
+    arr = 12.0 * sum_active(acct, start, end, mrr, q_acct, q_day, n_acct)
+    return arr.reshape(n_acct, ms.shape[0])
+
+
+def _retention(arr: np.ndarray) -> tuple[float, float, float, int]:
+    """Mean monthly logo churn, annual NRR and GRR (cohorts by start month), their span."""
+    alive = arr[:, :-1] > 0
+    churned = alive & (arr[:, 1:] == 0)
+    logo_churn = float(np.mean(churned.sum(axis=0) / np.maximum(alive.sum(axis=0), 1)))
+    span = min(12, arr.shape[1] - 1)
+    nrr, grr = [], []
+    for m0 in range(arr.shape[1] - span):  # cohorts by start month
+        base = arr[:, m0]
+        cohort = base > 0
+        later = arr[cohort, m0 + span]
+        nrr.append(later.sum() / base[cohort].sum())
+        grr.append(np.minimum(later, base[cohort]).sum() / base[cohort].sum())
+    scale = 12.0 / span
+    return logo_churn, float(np.mean(nrr) ** scale), float(np.mean(grr) ** scale), span
+
+
+def _row_count(path: Path) -> int:
+    """Rows of a Parquet file or of a folder of parts (0 when missing)."""
+    if path.is_dir():
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(path.glob("*.parquet")))
+    return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+
+
 def summarize(out: Path) -> dict:
     """Recompute the realism figures of a world written by `simulate`.
 
@@ -174,30 +213,9 @@ def summarize(out: Path) -> dict:
     s_mrr = subs["mrr"].to_numpy()
     term = pc.fill_null(subs["term_months"], 12).to_numpy()
 
-    # ARR of every account at every month start
     n_months = int(manifest["months"])
-    ms = _month_days(start, n_months + 1)
-    ms[-1] = min(ms[-1], data_end - 1)
-    q_acct = np.repeat(np.arange(n_acct), ms.shape[0])
-    q_day = np.tile(ms, n_acct)
-    arr = 12.0 * sum_active(s_acct, s_start, s_end, s_mrr, q_acct, q_day, n_acct)
-    arr = arr.reshape(n_acct, ms.shape[0])
-
-    alive = arr[:, :-1] > 0
-    churned = alive & (arr[:, 1:] == 0)
-    logo_churn = float(np.mean(churned.sum(axis=0) / np.maximum(alive.sum(axis=0), 1)))
-
-    span = min(12, ms.shape[0] - 1)
-    nrr, grr = [], []
-    for m0 in range(ms.shape[0] - span):  # cohorts by start month
-        base = arr[:, m0]
-        cohort = base > 0
-        later = arr[cohort, m0 + span]
-        nrr.append(later.sum() / base[cohort].sum())
-        grr.append(np.minimum(later, base[cohort]).sum() / base[cohort].sum())
-    scale = 12.0 / span
-    annual_nrr = float(np.mean(nrr) ** scale)
-    annual_grr = float(np.mean(grr) ** scale)
+    arr = _arr_by_month(s_acct, s_start, s_end, s_mrr, start, data_end, n_months, n_acct)
+    logo_churn, annual_nrr, annual_grr, span = _retention(arr)
     near, n_churned = _churn_near_renewal(s_acct, s_start, s_end, term, data_end, n_acct)
 
     t_day = _days(truth["month_start"])
@@ -215,10 +233,7 @@ def summarize(out: Path) -> dict:
         return auc(lab[name][known] == 1.0, p[prob][known]) if known.any() else float("nan")
 
     def rows(name: str) -> int:
-        path = out / name
-        if path.is_dir():
-            return sum(pq.ParquetFile(f).metadata.num_rows for f in sorted(path.glob("*.parquet")))
-        return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+        return _row_count(out / name)
 
     return {
         "accounts": rows("accounts.parquet"),
