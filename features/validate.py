@@ -412,6 +412,77 @@ def _make_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> ParentKeys | 
     return ParentKeys(plan.spec.name, name, has_account)
 
 
+def _check_tables(
+    source: Source,
+    now_dt: datetime,
+    floor_dt: datetime,
+    now_sql: str,
+    quarantine_dir: Path | None,
+) -> tuple[list[Problem], dict[str, TableCounts], dict[str, Path], list[datetime]]:
+    """Check, quarantine and expose each contract table in turn (parents first).
+
+    Returns the problems, the counts and quarantine file of each table, and the latest
+    timestamps seen (for a data end when the source has no manifest). The staging tables
+    are dropped even when a table fails.
+    """
+    con = source.con
+    problems: list[Problem] = []
+    counts: dict[str, TableCounts] = {}
+    qfiles: dict[str, Path] = {}
+    latest: list[datetime] = []
+    keys: dict[str, ParentKeys] = {}
+    temp: list[str] = []
+    try:
+        for spec in TABLES.values():
+            try:
+                plan = plan_table(con, source, spec, keys, now_dt, floor_dt)
+                result = _run_table(
+                    con, plan, now_sql, quarantine_dir, need_latest=source.data_end is None
+                )
+            except READ_ERRORS as exc:
+                fmt = source.formats.get(spec.name, "")
+                files = source.files.get(spec.name) or [source.path]
+                raise unreadable(spec.name, fmt, files, exc) from exc
+            if plan.present:
+                temp.append(f"_nrr_stage_{spec.name}")
+                made = _make_keys(con, plan)
+                if made is not None:
+                    keys[spec.name] = made
+                    temp.append(made.name)
+            problems.extend(plan.problems)
+            counts[spec.name] = result.counts
+            latest.extend(result.max_ts)
+            if result.quarantine_file is not None:
+                qfiles[spec.name] = result.quarantine_file
+            c = result.counts
+            log.info(
+                "%s: %d read, %d quarantined, %d clean", spec.name, c.read, c.quarantined, c.clean
+            )
+    finally:  # a failing clean-up must not hide the error that stopped the loop
+        for name in temp:
+            storage.cleanup(lambda n=name: con.execute(f"DROP TABLE IF EXISTS {n}"), f"drop {name}")
+    return problems, counts, qfiles, latest
+
+
+def _require_rows(
+    source: Source,
+    counts: dict[str, TableCounts],
+    problems: list[Problem],
+    qfiles: dict[str, Path],
+) -> None:
+    """Stop when a needed table kept no row, unless errors already say why."""
+    empty = [t for t in _NEEDED if t in source.tables and counts[t].clean == 0]
+    failed = any(p.action == "error" for p in problems)  # those errors say why: report them
+    if empty and not failed:  # the quarantine files are written: the message points at them
+        c = counts[empty[0]]
+        where = f"; see {qfiles[empty[0]]}" if empty[0] in qfiles else ""
+        raise InputError(
+            f"table {empty[0]} has no usable rows ({c.read:,} read, {c.quarantined:,} set "
+            f"aside{where}): nothing to compute features from",
+            hint="export the table's rows (accounts, subscriptions and events are needed)",
+        )
+
+
 def validate(
     source: Source,
     *,
@@ -464,7 +535,6 @@ def validate(
     >>> report.raise_if_failed()  # doctest: +SKIP
     >>> src.con.execute("SELECT count(*) FROM events").fetchone()  # doctest: +SKIP
     """
-    con = source.con
     now_dt = _as_naive_utc(now)
     floor_dt = _as_naive_utc(floor)
     if floor_dt >= now_dt:
@@ -476,52 +546,10 @@ def validate(
     if quarantine_dir is not None:
         quarantine_dir = claim_quarantine_dir(quarantine_dir, source.path)
 
-    problems: list[Problem] = []
-    counts: dict[str, TableCounts] = {}
-    qfiles: dict[str, Path] = {}
-    latest: list[datetime] = []
-    keys: dict[str, ParentKeys] = {}
-    temp: list[str] = []
-    try:
-        for spec in TABLES.values():
-            try:
-                plan = plan_table(con, source, spec, keys, now_dt, floor_dt)
-                result = _run_table(
-                    con, plan, now_sql, quarantine_dir, need_latest=source.data_end is None
-                )
-            except READ_ERRORS as exc:
-                fmt = source.formats.get(spec.name, "")
-                files = source.files.get(spec.name) or [source.path]
-                raise unreadable(spec.name, fmt, files, exc) from exc
-            if plan.present:
-                temp.append(f"_nrr_stage_{spec.name}")
-                made = _make_keys(con, plan)
-                if made is not None:
-                    keys[spec.name] = made
-                    temp.append(made.name)
-            problems.extend(plan.problems)
-            counts[spec.name] = result.counts
-            latest.extend(result.max_ts)
-            if result.quarantine_file is not None:
-                qfiles[spec.name] = result.quarantine_file
-            c = result.counts
-            log.info(
-                "%s: %d read, %d quarantined, %d clean", spec.name, c.read, c.quarantined, c.clean
-            )
-    finally:  # a failing clean-up must not hide the error that stopped the loop
-        for name in temp:
-            storage.cleanup(lambda n=name: con.execute(f"DROP TABLE IF EXISTS {n}"), f"drop {name}")
-
-    empty = [t for t in _NEEDED if t in source.tables and counts[t].clean == 0]
-    failed = any(p.action == "error" for p in problems)  # those errors say why: report them
-    if empty and not failed:  # the quarantine files are written: the message points at them
-        c = counts[empty[0]]
-        where = f"; see {qfiles[empty[0]]}" if empty[0] in qfiles else ""
-        raise InputError(
-            f"table {empty[0]} has no usable rows ({c.read:,} read, {c.quarantined:,} set "
-            f"aside{where}): nothing to compute features from",
-            hint="export the table's rows (accounts, subscriptions and events are needed)",
-        )
+    problems, counts, qfiles, latest = _check_tables(
+        source, now_dt, floor_dt, now_sql, quarantine_dir
+    )
+    _require_rows(source, counts, problems, qfiles)
     if source.data_end is not None:
         data_end, data_end_from = source.data_end, "manifest"
     elif latest:
