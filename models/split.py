@@ -241,29 +241,14 @@ def time_split(
     ]
     if not known:
         raise ValueError(f"no rows with label_known among {len(frame)} rows: nothing to train on")
-    horizon = pd.Timedelta(days=horizon_days)
-
-    def fits(d: pd.Timestamp, boundary: pd.Timestamp) -> bool:
-        return d < boundary and (not purge or d + horizon <= boundary)
-
     starts = [_ts(valid_start), _ts(calib_start), _ts(test_start)]
-    if any(s is not None for s in starts):
-        if any(s is None for s in starts):
-            raise ValueError("give all of valid_start, calib_start, test_start or none")
-        v0, c0, t0 = starts
-        assert v0 is not None and c0 is not None and t0 is not None
-        if not v0 < c0 < t0:
-            raise ValueError(f"need valid_start < calib_start < test_start, got {v0}, {c0}, {t0}")
-        test = [d for d in known if d >= t0]
-        calib = [d for d in known if d >= c0 and fits(d, t0)]
-        valid = [d for d in known if d >= v0 and fits(d, c0)]
-        train = [d for d in known if fits(d, v0)]
-    else:
-        test = known[-test_dates:]
-        calib = [d for d in known if fits(d, test[0])][-calib_dates:] if test else []
-        valid = [d for d in known if fits(d, calib[0])][-valid_dates:] if calib else []
-        train = [d for d in known if fits(d, valid[0])] if valid else []
-
+    train, valid, calib, test = _slice_dates(
+        known,
+        pd.Timedelta(days=horizon_days),
+        purge,
+        starts,
+        (valid_dates, calib_dates, test_dates),
+    )
     counts = {"train": len(train), "valid": len(valid), "calib": len(calib), "test": len(test)}
     if (
         min(counts["valid"], counts["calib"], counts["test"]) == 0
@@ -285,13 +270,57 @@ def time_split(
         purged=tuple(d for d in known if d not in used),
         unmatured=tuple(unmatured),
     )
+    return TimeSplit(**{**split.__dict__, "rows": _slice_rows(split, frame, as_of, known_mask)})
+
+
+def _slice_dates(
+    known: list[pd.Timestamp],
+    horizon: pd.Timedelta,
+    purge: bool,
+    starts: list[pd.Timestamp | None],
+    counts: tuple[int, int, int],
+) -> tuple[list, list, list, list]:
+    """Train, valid, calib and test dates among the matured ones.
+
+    From explicit slice `starts` (all three or none), else the last ``counts`` (valid,
+    calib, test) dates counted backwards; with `purge`, a date whose label window
+    crosses the next slice's start is left out.
+    """
+
+    def fits(d: pd.Timestamp, boundary: pd.Timestamp) -> bool:
+        return d < boundary and (not purge or d + horizon <= boundary)
+
+    if any(s is not None for s in starts):
+        if any(s is None for s in starts):
+            raise ValueError("give all of valid_start, calib_start, test_start or none")
+        v0, c0, t0 = starts
+        assert v0 is not None and c0 is not None and t0 is not None
+        if not v0 < c0 < t0:
+            raise ValueError(f"need valid_start < calib_start < test_start, got {v0}, {c0}, {t0}")
+        test = [d for d in known if d >= t0]
+        calib = [d for d in known if d >= c0 and fits(d, t0)]
+        valid = [d for d in known if d >= v0 and fits(d, c0)]
+        train = [d for d in known if fits(d, v0)]
+        return train, valid, calib, test
+    valid_dates, calib_dates, test_dates = counts
+    test = known[-test_dates:]
+    calib = [d for d in known if fits(d, test[0])][-calib_dates:] if test else []
+    valid = [d for d in known if fits(d, calib[0])][-valid_dates:] if calib else []
+    train = [d for d in known if fits(d, valid[0])] if valid else []
+    return train, valid, calib, test
+
+
+def _slice_rows(
+    split: TimeSplit, frame: pd.DataFrame, as_of: pd.Series, known_mask: np.ndarray
+) -> dict[str, int]:
+    """Rows per slice, plus the matured rows purged and the rows not matured yet."""
     rows = {name: int(m.sum()) for name, m in split.masks(frame).items()}
     purged_days = np.asarray(split.purged, dtype="datetime64[us]")
     rows["purged"] = int(
         (np.isin(as_of.to_numpy(dtype="datetime64[us]"), purged_days) & known_mask).sum()
     )
     rows["unmatured"] = int((~known_mask).sum())
-    return TimeSplit(**{**split.__dict__, "rows": rows})
+    return rows
 
 
 def split_from_config(frame: pd.DataFrame, cfg: Any, *, horizon_days: int) -> TimeSplit:
