@@ -61,6 +61,69 @@ def _risk(a: pd.DataFrame, window: int) -> np.ndarray:
     return p + 0.5 * a["at_risk"].to_numpy(dtype=bool) + 0.25 * near
 
 
+def _changing_rows(result: RebalanceResult) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Rows of the assignment that change CSM or tier (or defer a tier change), with the tier
+    each goes to (``coverage_to``); whether each moves, and whether its change is deferred."""
+    a = result.assignment
+    exc = result.exceptions.set_index("account_id") if len(result.exceptions) else None
+    moved = a["change"].isin(["move", "handover", "first_assignment"])
+    tier = a["coverage_after"].astype(object) != a["coverage_current"].astype(object)
+    tier &= a["coverage_current"].notna()
+    deferred = pd.Series(False, index=a.index)
+    if exc is not None:
+        d = a["account_id"].map(exc["deferred_tier_change"]).fillna(False).astype(bool)
+        deferred = d & a["frozen"].astype(bool)
+    rows = a[moved | tier | deferred].copy()
+    to_tier = rows["coverage_after"].astype(object)
+    if exc is not None:
+        rec = rows["account_id"].map(exc["coverage_recommended"])
+        to_tier = to_tier.where(~deferred[rows.index], rec)
+    rows["coverage_to"] = to_tier
+    rows["coverage_to"] = rows["coverage_to"].where(
+        ~(rows["change"] == "leaves_named_book"), "digital"
+    )
+    return rows, moved[rows.index], deferred[rows.index]
+
+
+def _wave_notes(rows: pd.DataFrame, is_def: pd.Series, wave: np.ndarray, dates: dict) -> list[str]:
+    """What to watch in each action: frozen, renewing before its wave, at risk."""
+    notes = []
+    for i, (_, r) in enumerate(rows.iterrows()):
+        parts = []
+        if is_def.iloc[i]:
+            parts.append(f"frozen ({r['exception_reason']}): review before acting")
+        renews = r["renewal_date"]
+        if isinstance(renews, pd.Timestamp) and renews.date() <= dates[int(wave[i])]:
+            parts.append(f"renews {renews.date()} before this wave")
+        if bool(r["at_risk"]):
+            parts.append("at risk")
+        notes.append("; ".join(parts))
+    return notes
+
+
+def _waves_frame(actions: pd.DataFrame, dates: dict, n_waves: int) -> pd.DataFrame:
+    """One row per wave: date, actions, moves, tier changes and the highest risk."""
+    return pd.DataFrame(
+        [
+            {
+                "wave": k,
+                "date": pd.Timestamp(dates[k]),
+                "actions": int((actions["wave"] == k).sum()),
+                "moves": int(
+                    ((actions["wave"] == k) & actions["action"].str.startswith("move")).sum()
+                ),
+                "tier_changes": int(
+                    ((actions["wave"] == k) & actions["action"].str.contains("tier")).sum()
+                ),
+                "max_risk": float(actions.loc[actions["wave"] == k, "risk_score"].max())
+                if (actions["wave"] == k).any()
+                else 0.0,
+            }
+            for k in range(1, n_waves + 1)
+        ]
+    )
+
+
 def migration_plan(
     result: RebalanceResult,
     as_of: date,
@@ -83,29 +146,10 @@ def migration_plan(
     MigrationPlan (texts empty: see `render_texts`).
     """
     cfg = cfg or MigrationConfig()
-    a = result.assignment
-    exc = result.exceptions.set_index("account_id") if len(result.exceptions) else None
-    moved = a["change"].isin(["move", "handover", "first_assignment"])
-    tier = a["coverage_after"].astype(object) != a["coverage_current"].astype(object)
-    tier &= a["coverage_current"].notna()
-    deferred = pd.Series(False, index=a.index)
-    if exc is not None:
-        d = a["account_id"].map(exc["deferred_tier_change"]).fillna(False).astype(bool)
-        deferred = d & a["frozen"].astype(bool)
-    rows = a[moved | tier | deferred].copy()
-    to_tier = rows["coverage_after"].astype(object)
-    if exc is not None:
-        rec = rows["account_id"].map(exc["coverage_recommended"])
-        to_tier = to_tier.where(~deferred[rows.index], rec)
-    rows["coverage_to"] = to_tier
-    rows["coverage_to"] = rows["coverage_to"].where(
-        ~(rows["change"] == "leaves_named_book"), "digital"
-    )
-    is_move = moved[rows.index]
+    rows, is_move, is_def = _changing_rows(result)
     is_tier = (rows["coverage_to"].astype(object) != rows["coverage_current"].astype(object)) & (
         rows["coverage_current"].notna()
     )
-    is_def = deferred[rows.index]
     action = np.select(
         [is_def, is_move & is_tier, is_move, is_tier],
         ["deferred tier change", "move + tier change", "move", "tier change"],
@@ -123,17 +167,6 @@ def migration_plan(
         k: as_of + timedelta(days=cfg.first_wave_days + (k - 1) * cfg.wave_gap_days)
         for k in range(1, cfg.waves + 1)
     }
-    notes = []
-    for i, (_, r) in enumerate(rows.iterrows()):
-        parts = []
-        if is_def.iloc[i]:
-            parts.append(f"frozen ({r['exception_reason']}): review before acting")
-        renews = r["renewal_date"]
-        if isinstance(renews, pd.Timestamp) and renews.date() <= dates[int(wave[i])]:
-            parts.append(f"renews {renews.date()} before this wave")
-        if bool(r["at_risk"]):
-            parts.append("at risk")
-        notes.append("; ".join(parts))
     actions = pd.DataFrame(
         {
             "account_id": rows["account_id"].to_numpy(dtype=object),
@@ -149,29 +182,10 @@ def migration_plan(
             else np.array([], dtype="datetime64[ns]"),
             "risk_score": np.round(risk, 4),
             "renewal_date": rows["renewal_date"].to_numpy(),
-            "notes": notes,
+            "notes": _wave_notes(rows, is_def, wave, dates),
         }
     ).sort_values(["wave", "risk_score", "account_id"], ignore_index=True)
-    waves = pd.DataFrame(
-        [
-            {
-                "wave": k,
-                "date": pd.Timestamp(dates[k]),
-                "actions": int((actions["wave"] == k).sum()),
-                "moves": int(
-                    ((actions["wave"] == k) & actions["action"].str.startswith("move")).sum()
-                ),
-                "tier_changes": int(
-                    ((actions["wave"] == k) & actions["action"].str.contains("tier")).sum()
-                ),
-                "max_risk": float(actions.loc[actions["wave"] == k, "risk_score"].max())
-                if (actions["wave"] == k).any()
-                else 0.0,
-            }
-            for k in range(1, cfg.waves + 1)
-        ]
-    )
-    return MigrationPlan(actions=actions, waves=waves)
+    return MigrationPlan(actions=actions, waves=_waves_frame(actions, dates, cfg.waves))
 
 
 def _environment(templates_dir: Path) -> Environment:
