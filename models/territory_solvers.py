@@ -113,90 +113,116 @@ def objective(loads: np.ndarray, n_pool: int, target: float, moves: int, cfg) ->
 # ----------------------------------------------------------------------------- greedy
 
 
-def greedy_assignment(p: Problem) -> np.ndarray:
-    """Assignment (CSM index per account, -1 outside scope) by the documented greedy method."""
-    cfg = p.cfg
-    n_acc = len(p.weight)
-    assign = np.where(p.fixed, p.owner_any, -1)
-    movable = p.free & (p.owner >= 0)
-    assign[movable] = p.owner[movable]
-    loads, high = p.fixed_load()
-    loads = loads + np.bincount(assign[movable], p.weight[movable], minlength=p.n_csm)
-    high = high + np.bincount(assign[movable], p.high[movable].astype(float), minlength=p.n_csm)
-    seats = p.seats()
-    max_load = cfg.max_load if cfg.max_load is not None else np.inf
-    out_n = np.zeros(p.n_csm, dtype=np.int64)
-    in_n = np.zeros(p.n_csm, dtype=np.int64)
-    K = cfg.max_moves_per_csm
-    out_cap = p.out_caps()
-    pool = np.arange(p.n_pool)
+class _Greedy:
+    """Running state of the greedy method: assignment, loads, seats used, moves per CSM."""
 
-    def room(j: int, i: int) -> bool:
-        return (not p.high[i] or high[j] + 1 <= seats[j]) and loads[j] + p.weight[i] <= max_load
+    def __init__(self, p: Problem) -> None:
+        cfg = p.cfg
+        self.p = p
+        self.assign = np.where(p.fixed, p.owner_any, -1)
+        self.movable = p.free & (p.owner >= 0)
+        self.assign[self.movable] = p.owner[self.movable]
+        loads, high = p.fixed_load()
+        mv = self.movable
+        self.loads = loads + np.bincount(self.assign[mv], p.weight[mv], minlength=p.n_csm)
+        self.high = high + np.bincount(self.assign[mv], p.high[mv].astype(float), minlength=p.n_csm)
+        self.seats = p.seats()
+        self.max_load = cfg.max_load if cfg.max_load is not None else np.inf
+        self.out_n = np.zeros(p.n_csm, dtype=np.int64)
+        self.in_n = np.zeros(p.n_csm, dtype=np.int64)
+        self.K = cfg.max_moves_per_csm
+        self.out_cap = p.out_caps()
+        self.pool = np.arange(p.n_pool)
 
-    # 1. accounts that must be placed: largest first to the least-loaded CSM with room
-    must = np.flatnonzero(p.free & (p.owner < 0))
-    for i in must[np.argsort(-p.weight[must], kind="stable")]:
-        order = pool[np.argsort(loads[: p.n_pool], kind="stable")]
-        j = next((int(j) for j in order if room(int(j), i)), int(order[0]) if len(order) else -1)
-        assign[i] = j
-        loads[j] += p.weight[i]
-        high[j] += p.high[i]
+    def room(self, j: int, i: int) -> bool:
+        p = self.p
+        return (not p.high[i] or self.high[j] + 1 <= self.seats[j]) and self.loads[j] + p.weight[
+            i
+        ] <= self.max_load
 
-    def move(i: int, j: int) -> None:
-        d = assign[i]
-        loads[d] -= p.weight[i]
-        high[d] -= p.high[i]
-        loads[j] += p.weight[i]
-        high[j] += p.high[i]
+    def by_load(self) -> np.ndarray:
+        """Roster CSMs, least loaded first."""
+        return self.pool[np.argsort(self.loads[: self.p.n_pool], kind="stable")]
+
+    def move(self, i: int, j: int) -> None:
+        p, d = self.p, self.assign[i]
+        self.loads[d] -= p.weight[i]
+        self.high[d] -= p.high[i]
+        self.loads[j] += p.weight[i]
+        self.high[j] += p.high[i]
         if p.owner[i] >= 0:
-            out_n[d] += 1
-            in_n[j] += 1
-        assign[i] = j
+            self.out_n[d] += 1
+            self.in_n[j] += 1
+        self.assign[i] = j
 
-    # 2. capacity repair: over-capacity CSMs hand high-touch accounts to CSMs with seats
-    for d in pool:
-        while high[d] > seats[d] and out_n[d] < out_cap[d]:
-            mine = np.flatnonzero(movable & (assign == d) & (assign == p.owner) & p.high)
-            if not len(mine):
-                break
-            i = int(mine[np.argmax(p.weight[mine])])
-            order = pool[np.argsort(loads[: p.n_pool], kind="stable")]
-            j = next((int(j) for j in order if j != d and in_n[j] < K and room(int(j), i)), None)
-            if j is None:
-                break
-            move(i, j)
+    def place_unowned(self) -> None:
+        """Accounts that must be placed: largest first to the least-loaded CSM with room."""
+        p = self.p
+        must = np.flatnonzero(p.free & (p.owner < 0))
+        for i in must[np.argsort(-p.weight[must], kind="stable")]:
+            order = self.by_load()
+            j = next(
+                (int(j) for j in order if self.room(int(j), i)), int(order[0]) if len(order) else -1
+            )
+            self.assign[i] = j
+            self.loads[j] += p.weight[i]
+            self.high[j] += p.high[i]
 
-    # 3. local search: best single move from the most-loaded CSMs to the least-loaded
-    def excluding(order: np.ndarray, d: int, rs: np.ndarray) -> np.ndarray:
+    def repair_capacity(self) -> None:
+        """Over-capacity CSMs hand high-touch accounts to CSMs with seats."""
+        p, assign = self.p, self.assign
+        for d in self.pool:
+            while self.high[d] > self.seats[d] and self.out_n[d] < self.out_cap[d]:
+                mine = np.flatnonzero(self.movable & (assign == d) & (assign == p.owner) & p.high)
+                if not len(mine):
+                    break
+                i = int(mine[np.argmax(p.weight[mine])])
+                j = next(
+                    (
+                        int(j)
+                        for j in self.by_load()
+                        if j != d and self.in_n[j] < self.K and self.room(int(j), i)
+                    ),
+                    None,
+                )
+                if j is None:
+                    break
+                self.move(i, j)
+
+    def _excluding(self, order: np.ndarray, d: int, rs: np.ndarray) -> np.ndarray:
         """Per receiver, the load of the first CSM in `order` that is neither d nor it."""
         head = order[:3]
-        vals = loads[head]
+        vals = self.loads[head]
         ok = (head[None, :] != d) & (head[None, :] != rs[:, None])
         first = np.argmax(ok, axis=1)
         return np.where(ok.any(axis=1), vals[first], np.nan)
 
-    max_load_arr = np.full(p.n_csm, max_load)
-    for _ in range(max(1, n_acc) * 2):
+    def best_move(self) -> tuple[float, int, int] | None:
+        """The single move (gain, account, receiver) lowering the objective most, if any,
+        from the `GREEDY_DONORS` most-loaded CSMs to the `GREEDY_RECEIVERS` least-loaded."""
+        p, cfg, loads = self.p, self.p.cfg, self.loads
+        max_load_arr = np.full(p.n_csm, self.max_load)
         pl = loads[: p.n_pool]
         spread0 = float(pl.max() - pl.min())
         best: tuple[float, int, int] | None = None
-        desc = pool[np.argsort(-pl, kind="stable")]
+        desc = self.pool[np.argsort(-pl, kind="stable")]
         asc = desc[::-1]
-        rs_all = np.array([int(r) for r in asc if in_n[r] < K][:GREEDY_RECEIVERS], dtype=np.int64)
+        rs_all = np.array(
+            [int(r) for r in asc if self.in_n[r] < self.K][:GREEDY_RECEIVERS], dtype=np.int64
+        )
         for d in desc[:GREEDY_DONORS]:
             d = int(d)
-            if out_n[d] >= out_cap[d] or not len(rs_all):
+            if self.out_n[d] >= self.out_cap[d] or not len(rs_all):
                 continue
-            mine = np.flatnonzero(movable & (assign == d) & (assign == p.owner))
+            mine = np.flatnonzero(self.movable & (self.assign == d) & (self.assign == p.owner))
             rs = rs_all[rs_all != d]
             if not len(mine) or not len(rs):
                 continue
             w = p.weight[mine][:, None]
             ld_new = loads[d] - w
             lr_new = loads[rs][None, :] + w
-            top = excluding(desc, d, rs)[None, :]
-            bottom = excluding(asc, d, rs)[None, :]
+            top = self._excluding(desc, d, rs)[None, :]
+            bottom = self._excluding(asc, d, rs)[None, :]
             hi = np.fmax(np.maximum(ld_new, lr_new), top)
             lo = np.fmin(np.minimum(ld_new, lr_new), bottom)
             gain = (
@@ -207,7 +233,7 @@ def greedy_assignment(p: Problem) -> np.ndarray:
                 + cfg.spread_weight * (hi - lo - spread0)
                 + cfg.move_cost
             )
-            fits = (~p.high[mine][:, None] | (high[rs] + 1 <= seats[rs])[None, :]) & (
+            fits = (~p.high[mine][:, None] | (self.high[rs] + 1 <= self.seats[rs])[None, :]) & (
                 lr_new <= max_load_arr[rs][None, :]
             )
             gain = np.where(fits, gain, np.inf)
@@ -215,10 +241,31 @@ def greedy_assignment(p: Problem) -> np.ndarray:
             g = float(gain.flat[k])
             if g < -1e-9 and (best is None or g < best[0]):
                 best = (g, int(mine[k // len(rs)]), int(rs[k % len(rs)]))
+        return best
+
+
+def greedy_assignment(p: Problem) -> np.ndarray:
+    """Assignment (CSM index per account, -1 outside scope) by the documented greedy method.
+
+    Parameters
+    ----------
+    p : Problem
+        The rebalancing problem built by `models.territories.rebalance`.
+
+    Returns
+    -------
+    ndarray of int
+        CSM index (into ``p.csms``) of each account, -1 outside the named book.
+    """
+    g = _Greedy(p)
+    g.place_unowned()  # 1. accounts that must be placed
+    g.repair_capacity()  # 2. capacity repair
+    for _ in range(max(1, len(p.weight)) * 2):  # 3. local search, one best move at a time
+        best = g.best_move()
         if best is None:
             break
-        move(best[1], best[2])
-    return assign
+        g.move(best[1], best[2])
+    return g.assign
 
 
 # ----------------------------------------------------------------------------- milp
@@ -274,8 +321,104 @@ def _candidates(p: Problem, hint: np.ndarray | None = None) -> tuple[np.ndarray,
     return pairs[:, 0], pairs[:, 1]
 
 
+class _Constraints:
+    """Sparse constraint rows ``lo <= A x <= hi`` of the MILP, added block by block."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+        self.r = 0
+
+    def add(self, rr, cc, vv) -> None:
+        self.rows.append(np.asarray(rr, np.int64))
+        self.cols.append(np.asarray(cc, np.int64))
+        self.vals.append(np.asarray(vv, np.float64))
+
+    def bound(self, lo, hi, n: int) -> None:
+        """Bounds of the block of `n` rows just added; the next block starts after it."""
+        self.lo += list(lo)
+        self.hi += list(hi)
+        self.r += n
+
+
+def _load_rows(
+    A: _Constraints, p: Problem, pa: np.ndarray, pc: np.ndarray, v: dict[str, int], fixed_load
+) -> None:
+    """Each free account exactly once; each roster CSM's deviation from the target load and
+    its place under Lmax and above Lmin."""
+    P, n_x = p.n_pool, len(pa)
+    _, acc_row = np.unique(pa, return_inverse=True)
+    n_acc = int(acc_row.max()) + 1 if n_x else 0
+    A.add(A.r + acc_row, np.arange(n_x), np.ones(n_x))
+    A.bound([1.0] * n_acc, [1.0] * n_acc, n_acc)
+    w = p.weight[pa]
+    xi = np.flatnonzero(pc < P)
+    csm_ids = np.arange(P)
+    # load_j - dpos_j + dneg_j = target - fixed_j
+    A.add(A.r + pc[xi], xi, w[xi])
+    A.add(A.r + csm_ids, v["dpos"] + csm_ids, -np.ones(P))
+    A.add(A.r + csm_ids, v["dneg"] + csm_ids, np.ones(P))
+    A.bound(p.target - fixed_load[:P], p.target - fixed_load[:P], P)
+    # load_j - Lmax <= -fixed_j
+    A.add(A.r + pc[xi], xi, w[xi])
+    A.add(A.r + csm_ids, np.full(P, v["lmax"]), -np.ones(P))
+    A.bound([-np.inf] * P, -fixed_load[:P], P)
+    # load_j - Lmin >= -fixed_j
+    A.add(A.r + pc[xi], xi, w[xi])
+    A.add(A.r + csm_ids, np.full(P, v["lmin"]), -np.ones(P))
+    A.bound(-fixed_load[:P], [np.inf] * P, P)
+
+
+def _limit_rows(
+    A: _Constraints,
+    p: Problem,
+    pa: np.ndarray,
+    pc: np.ndarray,
+    v: dict[str, int],
+    fixed_load,
+    fixed_high,
+    is_move: np.ndarray,
+) -> None:
+    """High-touch seats (slack penalised), the optional load cap and the move caps."""
+    cfg, P = p.cfg, p.n_pool
+    w = p.weight[pa]
+    xi = np.flatnonzero(pc < P)
+    csm_ids = np.arange(P)
+    hx = xi[p.high[pa[xi]]]
+    A.add(A.r + pc[hx], hx, np.ones(len(hx)))
+    A.add(A.r + csm_ids, v["slack"] + csm_ids, -np.ones(P))
+    A.bound([-np.inf] * P, p.seats()[:P] - fixed_high[:P], P)
+    if cfg.max_load is not None:
+        A.add(A.r + pc[xi], xi, w[xi])
+        A.bound([-np.inf] * P, np.maximum(cfg.max_load - fixed_load[:P], 0.0), P)
+    # move caps: out of the owner, into the receiver (moves between roster CSMs only)
+    mv = np.flatnonzero(is_move)
+    A.add(A.r + p.owner[pa[mv]], mv, np.ones(len(mv)))
+    A.bound([-np.inf] * P, p.out_caps()[:P], P)
+    mv_in = mv[pc[mv] < P]
+    A.add(A.r + pc[mv_in], mv_in, np.ones(len(mv_in)))
+    A.bound([-np.inf] * P, [float(cfg.max_moves_per_csm)] * P, P)
+
+
 def milp_assignment(p: Problem, hint: np.ndarray | None = None) -> tuple[np.ndarray | None, dict]:
-    """Solve with HiGHS; (assignment or None, solver facts). See `_candidates` for `hint`."""
+    """Solve with HiGHS; (assignment or None, solver facts). See `_candidates` for `hint`.
+
+    Parameters
+    ----------
+    p : Problem
+        The rebalancing problem built by `models.territories.rebalance`.
+    hint : ndarray of int, optional
+        An assignment (e.g. the greedy one) whose pairs are offered to the solver.
+
+    Returns
+    -------
+    tuple
+        (CSM index per account, or None when HiGHS found no usable solution; solver facts:
+        status, message, sizes, gap, wall and CPU seconds).
+    """
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
 
@@ -283,97 +426,38 @@ def milp_assignment(p: Problem, hint: np.ndarray | None = None) -> tuple[np.ndar
     pa, pc = _candidates(p, hint)
     n_x, P = len(pa), p.n_pool
     fixed_load, fixed_high = p.fixed_load()
-    seats = p.seats()
     # variables: x (n_x) | Lmax, Lmin | dpos (P) | dneg (P) | cap slack (P)
-    i_lmax, i_lmin = n_x, n_x + 1
-    o_dp, o_dn, o_s = n_x + 2, n_x + 2 + P, n_x + 2 + 2 * P
-    n_var = o_s + P
+    v = {"lmax": n_x, "lmin": n_x + 1, "dpos": n_x + 2, "dneg": n_x + 2 + P}
+    v["slack"] = n_x + 2 + 2 * P
+    n_var = v["slack"] + P
     is_move = (p.owner[pa] >= 0) & (pc != p.owner[pa])
     c = np.zeros(n_var)
     c[:n_x] = cfg.move_cost * is_move
-    c[i_lmax], c[i_lmin] = cfg.spread_weight, -cfg.spread_weight
-    c[o_dp:o_s] = 1.0
-    c[o_s:] = 1000.0 * (1.0 + float(p.weight.max(initial=1.0)))  # capacity is (almost) hard
+    c[v["lmax"]], c[v["lmin"]] = cfg.spread_weight, -cfg.spread_weight
+    c[v["dpos"] : v["slack"]] = 1.0
+    c[v["slack"] :] = 1000.0 * (1.0 + float(p.weight.max(initial=1.0)))  # capacity ~ hard
 
-    rows, cols, vals, lo, hi = [], [], [], [], []
-    r = 0
-
-    def add(rr, cc, vv):
-        rows.append(np.asarray(rr, np.int64))
-        cols.append(np.asarray(cc, np.int64))
-        vals.append(np.asarray(vv, np.float64))
-
-    # each free account exactly once
-    _, acc_row = np.unique(pa, return_inverse=True)
-    n_acc = int(acc_row.max()) + 1 if n_x else 0
-    add(r + acc_row, np.arange(n_x), np.ones(n_x))
-    lo += [1.0] * n_acc
-    hi += [1.0] * n_acc
-    r += n_acc
-    w = p.weight[pa]
-    in_pool = pc < P
-    xi = np.flatnonzero(in_pool)
-    csm_ids = np.arange(P)
-    # load_j - dpos_j + dneg_j = target - fixed_j
-    add(r + pc[xi], xi, w[xi])
-    add(r + csm_ids, o_dp + csm_ids, -np.ones(P))
-    add(r + csm_ids, o_dn + csm_ids, np.ones(P))
-    lo += list(p.target - fixed_load[:P])
-    hi += list(p.target - fixed_load[:P])
-    r += P
-    # load_j - Lmax <= -fixed_j
-    add(r + pc[xi], xi, w[xi])
-    add(r + csm_ids, np.full(P, i_lmax), -np.ones(P))
-    lo += [-np.inf] * P
-    hi += list(-fixed_load[:P])
-    r += P
-    # load_j - Lmin >= -fixed_j
-    add(r + pc[xi], xi, w[xi])
-    add(r + csm_ids, np.full(P, i_lmin), -np.ones(P))
-    lo += list(-fixed_load[:P])
-    hi += [np.inf] * P
-    r += P
-    # high-touch seats (slack penalised)
-    hx = xi[p.high[pa[xi]]]
-    add(r + pc[hx], hx, np.ones(len(hx)))
-    add(r + csm_ids, o_s + csm_ids, -np.ones(P))
-    lo += [-np.inf] * P
-    hi += list(seats[:P] - fixed_high[:P])
-    r += P
-    if cfg.max_load is not None:
-        add(r + pc[xi], xi, w[xi])
-        lo += [-np.inf] * P
-        hi += list(np.maximum(cfg.max_load - fixed_load[:P], 0.0))
-        r += P
-    # move caps: out of the owner, into the receiver (moves between roster CSMs only)
-    mv = np.flatnonzero(is_move)
-    add(r + p.owner[pa[mv]], mv, np.ones(len(mv)))
-    lo += [-np.inf] * P
-    hi += list(p.out_caps()[:P])
-    r += P
-    mv_in = mv[pc[mv] < P]
-    add(r + pc[mv_in], mv_in, np.ones(len(mv_in)))
-    lo += [-np.inf] * P
-    hi += [float(cfg.max_moves_per_csm)] * P
-    r += P
-
-    A = coo_array(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, n_var)
+    A = _Constraints()
+    _load_rows(A, p, pa, pc, v, fixed_load)
+    _limit_rows(A, p, pa, pc, v, fixed_load, fixed_high, is_move)
+    matrix = coo_array(
+        (np.concatenate(A.vals), (np.concatenate(A.rows), np.concatenate(A.cols))),
+        shape=(A.r, n_var),
     ).tocsr()
     integrality = np.zeros(n_var)
     integrality[:n_x] = 1
     ub = np.full(n_var, np.inf)
     ub[:n_x] = 1.0
     lb = np.zeros(n_var)
-    lb[i_lmin] = -np.inf
-    lb[i_lmax] = -np.inf
+    lb[v["lmin"]] = -np.inf
+    lb[v["lmax"]] = -np.inf
     t0 = time.process_time()
     w0 = time.perf_counter()
     res = milp(
         c,
         integrality=integrality,
         bounds=Bounds(lb, ub),
-        constraints=LinearConstraint(A, np.asarray(lo), np.asarray(hi)),
+        constraints=LinearConstraint(matrix, np.asarray(A.lo), np.asarray(A.hi)),
         options={"time_limit": float(cfg.time_limit_seconds), "mip_rel_gap": cfg.mip_rel_gap},
     )
     facts = {
@@ -381,7 +465,7 @@ def milp_assignment(p: Problem, hint: np.ndarray | None = None) -> tuple[np.ndar
         "message": str(res.message),
         "variables": int(n_var),
         "binary_variables": int(n_x),
-        "constraints": int(r),
+        "constraints": int(A.r),
         "mip_gap": None if getattr(res, "mip_gap", None) is None else float(res.mip_gap),
         "solve_seconds": round(time.perf_counter() - w0, 3),
         "solve_cpu_seconds": round(time.process_time() - t0, 3),
