@@ -224,13 +224,7 @@ def rolling_backtest(
     """
     cfg = config or EvalConfig()
     bt = cfg.backtest
-    need = ["account_id", "as_of", "arr", "label_known", *(y for _, y in TARGETS.values())]
-    missing = [c for c in need if c not in panel.columns]
-    if missing:
-        raise ValueError(f"panel: missing column(s) {missing} ({len(panel)} rows)")
-    unknown = sorted(set(bt.models) - set(MODEL_SUFFIX))
-    if unknown:
-        raise ValueError(f"backtest.models: unknown {unknown}; expected {sorted(MODEL_SUFFIX)}")
+    _check_panel(panel, bt.models)
     panel = panel.assign(as_of=pd.to_datetime(panel["as_of"]).astype("datetime64[us]"))
     context = [c for c in ("csm_id", "arr") if c in panel.columns]
     truth = panel[["account_id", "as_of", *context, *(y for _, y in TARGETS.values())]]
@@ -243,29 +237,14 @@ def rolling_backtest(
     skipped: list[dict[str, Any]] = []
     for quarter in quarters:
         t0 = time.perf_counter()
-        start, end = quarter_bounds(quarter)
-        frame = point_in_time_frame(panel, quarter, horizon_days)
-        n_train = int((frame["label_known"].astype(bool) & (frame["as_of"] < start)).sum())
-        if n_train < bt.min_train_rows:
-            raise ValueError(
-                f"backtest {quarter}: {n_train} rows matured before {start.date()}, fewer "
-                f"than backtest.min_train_rows={bt.min_train_rows}; start at a later quarter"
-            )
-        preds = trainer(frame, quarter)
-        if "split" in preds.attrs:
-            splits[quarter] = preds.attrs["split"]
-        preds = _attach_truth(preds, truth, quarter)
-        calib = preds[preds["slice"] == "calib"]
-        test = preds[(preds["slice"] == "test") & (preds["as_of"] >= start)]
-        test = test[test["as_of"] < end]
-        if len(calib) == 0 or len(test) == 0:
-            raise ValueError(
-                f"backtest {quarter}: trainer returned {len(calib)} calib and {len(test)} "
-                "test rows; both are needed"
-            )
+        split, calib, test = _quarter_predictions(
+            panel, truth, quarter, trainer, horizon_days, bt.min_train_rows
+        )
+        if split is not None:
+            splits[quarter] = split
         in_force[quarter] = {}
         for model in bt.models:
-            absent = [c for t in TARGETS if (c := _columns(model, t)[0]) not in preds.columns]
+            absent = [c for t in TARGETS if (c := _columns(model, t)[0]) not in calib.columns]
             if absent:
                 skipped.append({"quarter": quarter, "model": model, "missing": absent})
                 continue
@@ -287,6 +266,50 @@ def rolling_backtest(
         splits=splits,
         skipped=skipped,
     )
+
+
+def _check_panel(panel: pd.DataFrame, models: Sequence[str]) -> None:
+    """Stop on a panel without the needed columns or on a model id nobody knows."""
+    need = ["account_id", "as_of", "arr", "label_known", *(y for _, y in TARGETS.values())]
+    missing = [c for c in need if c not in panel.columns]
+    if missing:
+        raise ValueError(f"panel: missing column(s) {missing} ({len(panel)} rows)")
+    unknown = sorted(set(models) - set(MODEL_SUFFIX))
+    if unknown:
+        raise ValueError(f"backtest.models: unknown {unknown}; expected {sorted(MODEL_SUFFIX)}")
+
+
+def _quarter_predictions(
+    panel: pd.DataFrame,
+    truth: pd.DataFrame,
+    quarter: str,
+    trainer: Trainer,
+    horizon_days: int,
+    min_train_rows: int,
+) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+    """The trainer's predictions on what was known at the quarter start, with the panel's
+    labels: the split it reports (or None), its calib slice and the quarter's test rows
+    (both must be non-empty)."""
+    start, end = quarter_bounds(quarter)
+    frame = point_in_time_frame(panel, quarter, horizon_days)
+    n_train = int((frame["label_known"].astype(bool) & (frame["as_of"] < start)).sum())
+    if n_train < min_train_rows:
+        raise ValueError(
+            f"backtest {quarter}: {n_train} rows matured before {start.date()}, fewer "
+            f"than backtest.min_train_rows={min_train_rows}; start at a later quarter"
+        )
+    preds = trainer(frame, quarter)
+    split = preds.attrs.get("split")
+    preds = _attach_truth(preds, truth, quarter)
+    calib = preds[preds["slice"] == "calib"]
+    test = preds[(preds["slice"] == "test") & (preds["as_of"] >= start)]
+    test = test[test["as_of"] < end]
+    if len(calib) == 0 or len(test) == 0:
+        raise ValueError(
+            f"backtest {quarter}: trainer returned {len(calib)} calib and {len(test)} "
+            "test rows; both are needed"
+        )
+    return split, calib, test
 
 
 def _attach_truth(preds: pd.DataFrame, truth: pd.DataFrame, quarter: str) -> pd.DataFrame:
