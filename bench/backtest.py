@@ -243,7 +243,7 @@ def main() -> None:
     backtest_seconds = time.perf_counter() - t_bt
 
     table = result.table
-    lgbm = table[table["model"] == "lightgbm"]
+    lgbm = table[table["model"] == "lgbm"]
     ece = {
         q: {t: round(float(v), 4) for t, v in zip(g["target"], g["ece"], strict=True)}
         for q, g in lgbm.groupby("quarter")
@@ -314,7 +314,7 @@ def compare_refit(args: argparse.Namespace) -> None:
             horizon_days=horizon,
             config=cfg.evaluation,
         )
-        lg = result.table[result.table["model"] == "lightgbm"]
+        lg = result.table[result.table["model"] == "lgbm"]
         cols = [c for c in ("roc_auc", "pr_auc", "ece", "n_positive", "n") if c in lg.columns]
         runs[f"refit_on_valid={str(refit).lower()}"] = {
             "per_quarter": _records(lg[["quarter", "target", *cols]]),

@@ -43,9 +43,10 @@ from evaluation.thresholds import (
     evaluate_threshold,
     quarter_bounds,
 )
+from features import names
 
-MODEL_SUFFIX: dict[str, str] = {"lightgbm": "", "logistic": "_logistic", "health_score": "_health"}
-"""Model name -> suffix of its probability column (``p_churn`` + suffix)."""
+MODEL_SUFFIX: dict[str, str] = {m: names.MODEL_SUFFIX[m] for m in names.MODELS}
+"""Model id (`features.names.MODELS`) -> suffix of its probability column (``p_churn`` + suffix)."""
 
 Trainer = Callable[[pd.DataFrame, str], pd.DataFrame]
 """``trainer(frame, quarter) -> predictions``.
@@ -194,7 +195,7 @@ def rolling_backtest(
     config: EvalConfig | None = None,
     actuals: pd.DataFrame | None = None,
     n_csms: int | None = None,
-    nrr_model: str = "lightgbm",
+    nrr_model: str = "lgbm",
 ) -> BacktestResult:
     """Rolling-origin backtest over ``quarters``.
 
@@ -215,7 +216,7 @@ def rolling_backtest(
         forecast check.
     n_csms : int, optional
         CSMs sharing the flags; default: distinct ``csm_id`` of the scored rows.
-    nrr_model : str, default "lightgbm"
+    nrr_model : str, default "lgbm"
         Model whose probabilities drive the NRR forecast.
 
     Returns
@@ -328,7 +329,7 @@ def _columns(model: str, target: str) -> tuple[str, str]:
     """(issued probability column, raw score column) of a model and target."""
     p_col = TARGETS[target][0]
     issued = p_col + MODEL_SUFFIX[model]
-    raw = f"{p_col}_raw" if model == "lightgbm" else issued
+    raw = f"{p_col}_raw" if model == "lgbm" else issued
     return issued, raw
 
 

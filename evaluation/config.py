@@ -6,12 +6,14 @@ Default values live only in ``configs/default.yaml`` (section ``evaluation:``); 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from features.config_source import ConfigSection
 from models.config import CalibrationMethod
+
+_FORMER_MODEL_IDS = {"lightgbm": "lgbm", "health_score": "health"}
 
 
 class ThresholdConfig(ConfigSection):
@@ -82,6 +84,16 @@ class BacktestConfig(ConfigSection):
     yaml_section: ClassVar[str] = "evaluation.backtest"
 
     models: list[str]
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _former_ids(cls, value: Any) -> Any:
+        """Configuration files written before the ids were unified say ``lightgbm`` and
+        ``health_score``; they mean `features.names.MODELS`' ``lgbm`` and ``health``."""
+        if isinstance(value, list):
+            return [_FORMER_MODEL_IDS.get(v, v) if isinstance(v, str) else v for v in value]
+        return value
+
     # A quarter with fewer matured rows before it is an error (too little to train on).
     min_train_rows: int = Field(ge=1)
     ece_bins: int = Field(ge=2)

@@ -23,6 +23,7 @@ from evaluation.metrics import (
     pr_auc,
     roc_auc,
 )
+from features.names import MODEL_SUFFIX
 
 
 def _y(y: Any) -> np.ndarray:
@@ -194,9 +195,6 @@ def importance_figure(
     return fig
 
 
-_MODEL_COLUMNS = {"lgbm": "", "lgbm_raw": "_raw", "logistic": "_logistic", "health": "_health"}
-
-
 def target_figures(
     predictions: pd.DataFrame,
     *,
@@ -224,7 +222,7 @@ def target_figures(
     y = rows[label].to_numpy(dtype=np.float64)
     probs = {
         name: rows[f"p_{target}{sfx}"].to_numpy(dtype=np.float64)
-        for name, sfx in _MODEL_COLUMNS.items()
+        for name, sfx in MODEL_SUFFIX.items()
         if f"p_{target}{sfx}" in rows.columns
     }
     ranked = {k: v for k, v in probs.items() if k != "lgbm_raw"}

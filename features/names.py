@@ -81,3 +81,19 @@ def vocabulary() -> dict[str, object]:
         "coverage_labels": dict(COVERAGE_LABELS),
         "bands": list(BANDS),
     }
+
+
+MODELS: tuple[str, ...] = ("lgbm", "logistic", "health")
+"""Model ids: calibrated LightGBM, the logistic baseline and the health-score baseline.
+
+They key the training metrics (MLflow metric ``<target>.<model>.<slice>.<metric>``), the
+backtest's ``model`` column and thresholds, and ``evaluation.backtest.models`` in the
+configuration. ``lgbm_raw`` names LightGBM's scores before calibration."""
+
+MODEL_SUFFIX: dict[str, str] = {
+    "lgbm": "",
+    "lgbm_raw": "_raw",
+    "logistic": "_logistic",
+    "health": "_health",
+}
+"""Model id -> suffix of its probability column (``p_churn`` + suffix)."""

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from evaluation.metrics import binary_metrics, segment_masks, slice_metrics
+from features.names import MODEL_SUFFIX
 from models.baselines import HealthScoreBaseline, LogisticBaseline
 from models.calibrate import METHODS, CalibratedScoreMixin, check_binary
 from models.config import LGBMParams, ModelConfig
@@ -597,7 +598,7 @@ def _slice_metrics(
     """``metrics[model][slice]`` on the valid, calib and test slices."""
     pos = pd.Series(np.arange(len(scored)), index=scored)
     metrics: dict[str, dict[str, dict[str, float]]] = {
-        name: {} for name in ("lgbm", "lgbm_raw", "logistic", "health") if name in preds
+        name: {} for name in MODEL_SUFFIX if name in preds
     }
     for s in ("valid", "calib", "test"):
         at = pos[rows.idx[s]].to_numpy()
@@ -759,9 +760,8 @@ def train_all(
         res, preds = _train_target(target, label, frame, X, split, names, cfg)
         targets[target] = res
         out[label] = frame[label].to_numpy(dtype=np.float64, na_value=np.nan)[scored]
-        suffix = {"lgbm": "", "lgbm_raw": "_raw", "logistic": "_logistic", "health": "_health"}
         for k, v in preds.items():
-            out[f"p_{target}{suffix[k]}"] = v[scored]
+            out[f"p_{target}{MODEL_SUFFIX[k]}"] = v[scored]
     return TrainResult(
         split=split,
         feature_names=names,

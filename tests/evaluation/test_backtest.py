@@ -92,13 +92,13 @@ def test_rolling_backtest_table_and_no_lookahead():
     t = res.table
     assert list(t.columns) == list(TABLE_COLUMNS)
     assert len(t) == 3 * 2 * 3  # quarters x targets x models
-    assert set(t["model"]) == {"lightgbm", "logistic", "health_score"}
+    assert set(t["model"]) == {"lgbm", "logistic", "health"}
     for quarter, frame in trainer.seen:
         start, end = pd.Period(quarter, freq="Q").start_time, pd.Period(quarter, freq="Q").end_time
         assert frame["as_of"].max() < end
         late = (frame["as_of"] < start) & (frame["as_of"] + pd.Timedelta(days=H) >= start)
         assert frame.loc[late, "label_churn"].isna().all()
-    churn = t[(t["target"] == "churn") & (t["model"] == "lightgbm")].set_index("quarter")
+    churn = t[(t["target"] == "churn") & (t["model"] == "lgbm")].set_index("quarter")
     assert (churn["n"] == 3 * 1500).all()
     assert (
         churn["base_rate"] > 1.5 * panel.loc[panel["as_of"] < "2025-04-01", "label_churn"].mean()
@@ -110,7 +110,7 @@ def test_rolling_backtest_table_and_no_lookahead():
     # flags in force are measured on the quarter: 15 CSMs, 3 monthly snapshots
     q = churn.loc["2025Q4"]
     assert q["flags_per_csm_week"] == pytest.approx(q["flags"] / 3 / 15)
-    assert res.thresholds["2025Q4"]["lightgbm"]["churn_threshold"] == q["threshold"]
+    assert res.thresholds["2025Q4"]["lgbm"]["churn_threshold"] == q["threshold"]
     assert 0 < q["precision_at_threshold"] <= 1
 
 
@@ -142,7 +142,7 @@ def test_backtest_nrr_forecast_error():
         horizon_days=H,
         config=EvalConfig(
             thresholds=ThresholdConfig(expand_target_precision=0.3),
-            backtest={"models": ["lightgbm"]},
+            backtest={"models": ["lgbm"]},
         ),
         actuals=a,
     )
@@ -189,8 +189,8 @@ def test_models_trainer_runs_train_all_with_the_quarter_as_test():
     assert split["test_dates"] == ["2025-10-01", "2025-11-01", "2025-12-01"]
     assert split["calib_dates"] == ["2025-08-01"]  # Aug 1 + 60 d <= Oct 1
     # the health score needs features this panel lacks: skipped, and said so
-    assert [s["model"] for s in res.skipped] == ["health_score"]
+    assert [s["model"] for s in res.skipped] == ["health"]
     t = res.table
-    assert set(t["model"]) == {"lightgbm", "logistic"}
+    assert set(t["model"]) == {"lgbm", "logistic"}
     assert (t["n"] == 3 * 300).all()
     assert (t.loc[t["target"] == "churn", "roc_auc"] > 0.7).all()
