@@ -23,7 +23,7 @@ def __getattr__(name: str) -> Any:
 
         return simulate
     if name in ("SimSummary", "summarize"):
-        from simulator import summary
+        import simulator.summary
 
-        return getattr(summary, name)
+        return getattr(simulator.summary, name)
     raise AttributeError(f"module 'simulator' has no attribute {name!r}")

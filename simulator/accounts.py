@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator import catalog as C
+import simulator.catalog as C
 from simulator.config import SimConfig
 from simulator.timeline import Timeline
 

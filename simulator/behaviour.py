@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator import catalog as C
+import simulator.catalog as C
 
 # daily probability that a human user is active: sigmoid(alpha_user + BETA_ENG * engagement + dow)
 BETA_ENG = 1.2

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator import behaviour as B
-from simulator import catalog as C
-from simulator import interventions as I
+import simulator.behaviour as B
+import simulator.catalog as C
+import simulator.interventions as I
 from simulator.accounts import Accounts
 from simulator.config import SimConfig
 from simulator.intervals import sum_active

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator import behaviour as B
-from simulator import catalog as C
+import simulator.behaviour as B
+import simulator.catalog as C
 from simulator.accounts import Accounts
 from simulator.config import SimConfig
 from simulator.latent import Latent

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator import interventions as I
+import simulator.interventions as I
 from simulator.config import SimConfig
 from simulator.contracts import (
     CHURN,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator import behaviour as B
+import simulator.behaviour as B
 from simulator.accounts import Accounts
 from simulator.contracts import ContractHistory
 from simulator.latent import Latent

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator import behaviour as B
-from simulator import catalog as C
+import simulator.behaviour as B
+import simulator.catalog as C
 from simulator.accounts import Accounts
 from simulator.config import SimConfig
 from simulator.contracts import ContractHistory

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import simulator.catalog as C
 from features import storage
-from simulator import catalog as C
 from simulator.accounts import (
     Accounts,
     assign_coverage,
