@@ -150,9 +150,22 @@ class PortableModel:
     ) -> PortableModel:
         """The portable parts of a fitted `models.train.OutcomeClassifier`.
 
-        `calibration` (portable parameters, e.g. those refit on matured outcomes when the
-        model is promoted) replaces the model's own calibrator; without it the parts
-        predict exactly what the estimator predicts.
+        Parameters
+        ----------
+        model : OutcomeClassifier
+            Fitted, with a calibrator.
+        target : str
+            ``churn`` or ``expand``.
+        descriptions : mapping of str to str, optional
+            Plain-language description of each feature (for reason codes).
+        calibration : mapping, optional
+            Portable calibration parameters (e.g. those refit on matured outcomes when the
+            model is promoted) replacing the model's own calibrator; without them the
+            parts predict exactly what the estimator predicts.
+
+        Returns
+        -------
+        PortableModel
         """
         booster = lgb.Booster(model_str=model.booster_.model_to_string())
         params = calibration if calibration is not None else calibration_params(model.calibrator_)

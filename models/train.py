@@ -199,7 +199,25 @@ class OutcomeClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         calibration: str = "auto",
         seed: int = 42,
     ) -> OutcomeClassifier:
-        """An unfitted classifier with the parameters of a `LGBMParams` section."""
+        """An unfitted classifier with the parameters of a `LGBMParams` section.
+
+        Parameters
+        ----------
+        params : LGBMParams
+            Booster parameters (``models.lgbm`` of the configuration, per-target overrides
+            applied).
+        feature_names : sequence of str
+            Model features.
+        calibration : str, default 'auto'
+            Calibration method (see `models.calibrate.METHODS`).
+        seed : int, default 42
+            Seed of bagging, feature sampling and the calibration folds.
+
+        Returns
+        -------
+        OutcomeClassifier
+            Not fitted.
+        """
         return cls(
             feature_names=list(feature_names),
             calibration=calibration,

@@ -669,6 +669,27 @@ def run_contracts(
     seat counts and the change log cover the simulated months only. With
     ``cfg.actions.enabled`` (and `action_rng`), CSM touches are drawn every simulated
     month and replace the flat high-touch effect (`_month_actions`).
+
+    Parameters
+    ----------
+    acc, lat, agents : Accounts, Latent, AgentCapacity
+        The accounts, their latent state and their agents' run rates.
+    has_ai, has_an : ndarray of bool
+        Add-ons held at each account's anchor.
+    coverage : ndarray of int
+        Coverage tier code per account (0 high touch).
+    tl : Timeline
+    cfg : SimConfig
+    rng : Generator
+        Draws the earlier history and the decisions.
+    action_rng : Generator, optional
+        Draws the logged CSM touches (with ``cfg.actions.enabled``).
+
+    Returns
+    -------
+    ContractHistory
+        Subscription rows, churn days, seats at month starts, truth rows, change log and
+        logged actions.
     """
     w = _start_walk(acc, lat, agents, has_ai, has_an, coverage, tl, cfg, rng)
     cool = cooldown_months(cfg.horizon_days)
