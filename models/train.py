@@ -283,7 +283,17 @@ class OutcomeClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def predict_raw(self, X: Any) -> np.ndarray:
-        """Uncalibrated booster probability of the positive class, shape (n_samples,)."""
+        """Uncalibrated booster probability of the positive class.
+
+        Parameters
+        ----------
+        X : DataFrame or array of shape (n_samples, n_features)
+            Rows to score (a DataFrame may hold extra columns).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
         check_is_fitted(self, "booster_")
         return self.booster_.predict(feature_matrix(X, self.feature_names_in_))
 
@@ -300,7 +310,14 @@ class OutcomeClassifier(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         return self.booster_.feature_importance(importance_type="gain")
 
     def importance_frame(self) -> pd.DataFrame:
-        """Gain and split counts per feature, largest gain first (``gain_share`` sums to 1)."""
+        """Gain and split counts per feature, largest gain first.
+
+        Returns
+        -------
+        DataFrame
+            ``feature``, ``gain``, ``split`` and ``gain_share`` (sums to 1), one row per
+            feature.
+        """
         check_is_fitted(self, "booster_")
         gain = self.booster_.feature_importance(importance_type="gain")
         total = gain.sum()

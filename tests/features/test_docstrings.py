@@ -84,7 +84,6 @@ models/calibrate.py::ProbabilityCalibrator.to_params
 models/calibrate.py::check_binary
 models/calibrate.py::fit_calibrator
 models/portable.py::ParamCalibrator.predict
-models/portable.py::PortableModel.from_estimator
 models/portable.py::PortableModel.load
 models/portable.py::PortableModel.matrix
 models/portable.py::PortableModel.predict_frame
@@ -103,13 +102,8 @@ models/territories.py::constraint_violations
 models/territory_solvers.py::Problem.fixed_load
 models/territory_solvers.py::Problem.out_caps
 models/territory_solvers.py::Problem.seats
-models/territory_solvers.py::greedy_assignment
-models/territory_solvers.py::milp_assignment
 models/territory_solvers.py::objective
 models/territory_solvers.py::score
-models/train.py::NrrClassifier.from_config
-models/train.py::NrrClassifier.importance_frame
-models/train.py::NrrClassifier.predict_raw
 models/train.py::TrainResult.comparison
 models/train.py::TrainResult.flat_metrics
 models/train.py::TrainResult.flat_params
