@@ -53,6 +53,7 @@ from features.contract_checks import (
     typed_col,
     typed_sql,
 )
+from features.data_end import DataEnd, declared_data_end, inferred_data_end, manifest_path
 from features.sources import READ_ERRORS, InputError, Source, sql_str, unreadable
 from features.validation_report import (
     Action,
@@ -69,6 +70,7 @@ __all__ = [
     "TableCounts",
     "ValidationReport",
     "validate",
+    "validate_until",
 ]
 
 log = logging.getLogger(__name__)
@@ -565,3 +567,53 @@ def validate(
         quarantine_files=qfiles,
         contract_version=CONTRACT_VERSION,
     )
+
+
+def validate_until(
+    source: Source,
+    *,
+    option: date | str | None = None,
+    today: date,
+    quarantine_dir: Path | None,
+    floor: date | None = None,
+) -> tuple[ValidationReport, DataEnd]:
+    """Decide the data's end by the rule and validate the source against it.
+
+    Rows dated on or after the data's end are quarantined as "in the future". When the end
+    is inferred, validation runs against `today` (later rows are quarantined) and the end
+    is the day after the latest timestamp kept, so no clean row lies on or after it either.
+
+    Parameters
+    ----------
+    source : Source
+        From `features.sources.open_source` (its manifest already read and checked).
+    option : date, str or None
+        The ``--data-end`` value, if the user gave one.
+    today : date
+        The caller's clock (libraries never read it): the bound for inferred ends.
+    quarantine_dir : Path or None
+        Passed to `features.validate.validate`.
+    floor : date, optional
+        Timestamps before it are set aside (``features.data_floor``); None keeps the
+        contract's default (`features.contract.DEFAULT_FLOOR`).
+
+    Returns
+    -------
+    (ValidationReport, DataEnd)
+        The report carries the same ``data_end`` and ``data_end_from``.
+    """
+    declared = declared_data_end(source.data_end, manifest_path(source.path), option)
+    floor_kw = {} if floor is None else {"floor": floor}
+    report = validate(
+        source,
+        now=declared.day if declared else today,
+        quarantine_dir=quarantine_dir,
+        **floor_kw,
+    )
+    if declared is None:
+        latest = report.data_end - timedelta(days=1) if report.data_end else None
+        end = inferred_data_end(latest, today, str(source.path))
+    else:
+        end = declared
+    report.data_end, report.data_end_from = end.day, end.origin
+    return report, end

@@ -58,7 +58,7 @@ class ValidationReport:
     counts : per contract table, rows read / quarantined / clean (read = quarantined + clean).
     now : the extraction time the source was checked against (timestamps at or after it
         are "in the future").
-    data_end : the data's end (exclusive) decided by `features.data_end.validate_until`:
+    data_end : the data's end (exclusive) decided by `features.validate.validate_until`:
         the manifest's ``data_end``, else the ``--data-end`` option, else the day after the
         latest timestamp seen (before `now`); None when nothing decided it.
     data_end_from : "manifest", "option", "data" or None.

@@ -60,9 +60,9 @@ def run_validate(
     The data's end follows the one rule (manifest.json, else `data_end`, else inferred);
     rows on or after it are quarantined exactly as the other commands do.
     """
-    from features.data_end import validate_until
     from features.sources import open_source
     from features.sql_source import source_arg
+    from features.validate import validate_until
     from flows.tasks import require_events
 
     cfg = _config(config)

@@ -63,12 +63,12 @@ def open_validated(
 ) -> LoadedSource:
     """Open the source, decide the data's end, validate and stop on contract errors.
 
-    The data's end follows the one rule of `features.data_end.validate_until`:
+    The data's end follows the one rule of `features.validate.validate_until`:
     manifest.json, else `data_end` (the ``--data-end`` option), else inferred from the data
     (with a notice). Rows on or after it are quarantined, the same for every command.
     `feature_cfg` (``cfg.features``) chooses the engine (DuckDB when None).
     """
-    from features.data_end import validate_until
+    from features.validate import validate_until
 
     src = open_source_for(source, feature_cfg)
     try:

@@ -22,10 +22,10 @@ from features.data_end import (
     manifest_data_end,
     parse_day,
     read_manifest,
-    validate_until,
 )
 from features.errors import InputError, PathNotFoundError
 from features.sources import open_source
+from features.validate import validate_until
 from flows import tasks as _tasks  # noqa: F401  (Prefect sets up logging on import: before caplog)
 
 TABLES = ("accounts", "subscriptions", "users", "events", "tickets", "plans")
