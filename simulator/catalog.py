@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from features.names import COVERAGE_LEVELS
+from features.names import STAGES as STAGES  # re-exported: stage codes index it
+
 # --- products and plans -------------------------------------------------------------
 CORE_PRODUCT = "platform"
 TIERS = ("starter", "growth", "enterprise")
@@ -96,6 +99,7 @@ INDUSTRIES = (
 )
 REGIONS = ("NA", "EMEA", "APAC", "LATAM")
 REGION_P = np.array([0.5, 0.3, 0.14, 0.06])
-COVERAGE = ("high_touch", "standard", "digital")
-STAGES = ("Experimenter", "Builder", "Transformer")
+#: coverage tiers heaviest touch first: the simulator's tier codes (0 = high touch) index this,
+#: so the order is part of every generated world (the reverse of `features.names`' rank order)
+COVERAGE = tuple(reversed(COVERAGE_LEVELS))
 PRIORITIES = ("low", "normal", "high", "urgent")

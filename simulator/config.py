@@ -5,32 +5,39 @@ The defaults produce a book that looks like a mid-market B2B SaaS company:
 a few percent of accounts expanding by 10% or more in any 60-day window.
 The `*_shift` knobs move the log-odds of churn, contraction and expansion
 decisions for worlds that are deliberately healthier or sicker.
+
+The keys of the ``simulate:`` section of ``configs/default.yaml`` (size, seed, start, label
+definitions, workers) take their defaults only from there (see `features.config_source`), so
+``SimConfig()`` is the book the CLI generates; callers wanting a small world say its size. The
+behaviour knobs the file does not list keep their defaults here, their one place.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from features.config_source import ConfigSection
+from features.names import COVERAGE_LEVELS
 from simulator.interventions import ActionsConfig, TouchEffects
 
 
-class SimConfig(BaseModel):
+class SimConfig(ConfigSection):
     """How large the simulated book is, where it starts, and how it behaves."""
 
-    model_config = ConfigDict(extra="forbid")
+    yaml_section: ClassVar[str] = "simulate"
 
     # size and reproducibility
-    accounts: int = Field(2000, ge=1, le=2_000_000, description="accounts in the book")
-    months: int = Field(18, ge=1, le=120, description="calendar months of history")
-    seed: int = Field(7, description="same seed, same world (byte for byte)")
-    start: str = Field("2025-05-01", description="first simulated day (ISO date)")
+    accounts: int = Field(ge=1, le=2_000_000, description="accounts in the book")
+    months: int = Field(ge=1, le=120, description="calendar months of history")
+    seed: int = Field(description="same seed, same world (byte for byte)")
+    start: str = Field(description="first simulated day (ISO date)")
 
     # labels the `truth` table is exact for (must match features.horizon_days / expansion_pct)
-    horizon_days: int = Field(60, ge=1, le=120, description="label horizon H in days")
-    expansion_pct: float = Field(0.10, gt=0.0, lt=1.0, description="expansion/contraction x")
+    horizon_days: int = Field(ge=1, le=120, description="label horizon H in days")
+    expansion_pct: float = Field(gt=0.0, lt=1.0, description="expansion/contraction x")
 
     # book composition
     new_account_share: float = Field(
@@ -66,7 +73,7 @@ class SimConfig(BaseModel):
     actions: ActionsConfig = Field(default_factory=ActionsConfig)
 
     # execution
-    workers: int = Field(2, ge=1, le=64, description="threads generating and writing event parts")
+    workers: int = Field(ge=1, le=64, description="threads generating and writing event parts")
     row_group_size: int = Field(2_000_000, ge=10_000, description="rows per event row group")
     compression: Literal["lz4", "snappy", "zstd", "gzip", "none"] = Field(
         "lz4", description="codec of the event parts"
@@ -91,7 +98,7 @@ class SimConfig(BaseModel):
     @field_validator("accounts_per_csm")
     @classmethod
     def _tiers(cls, value: dict[str, int]) -> dict[str, int]:
-        need = {"high_touch", "standard", "digital"}
+        need = set(COVERAGE_LEVELS)
         if set(value) != need or min(value.values()) < 1:
             raise ValueError(f"needs positive counts for exactly {sorted(need)}")
         return value

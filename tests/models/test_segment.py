@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.catalog import CATALOG
+from features.names import SEGMENTS
 from models.explain import REASON_COLUMNS
 from models.playbooks import PlaybookRule
 from models.segment import (
     SCORE_COLUMNS,
-    SEGMENTS,
     CoverageConfig,
     SegmentConfig,
     coverage_changes,
@@ -204,14 +201,6 @@ def test_rule_and_config_validation():
 def test_default_rules_name_catalogue_features():
     unknown = {f for r in SegmentConfig().playbooks for f in r.features} - set(CATALOG)
     assert not unknown
-
-
-def test_yaml_section_matches_the_defaults():
-    path = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
-    section = yaml.safe_load(path.read_text()).get("segment")
-    if section is None:
-        pytest.skip("configs/default.yaml has no segment section yet")
-    assert SegmentConfig.model_validate(section) == SegmentConfig()
 
 
 # ----------------------------------------------------------------------------- priority
