@@ -28,7 +28,14 @@ ADDON_PRICE = np.array([a[2] for a in ADDONS])
 
 
 def plans_rows() -> dict[str, list]:
-    """The `plans` table: core tiers with limits, add-on plans without limits."""
+    """The `plans` table: core tiers with limits, add-on plans without limits.
+
+    Returns
+    -------
+    dict
+        Column name (``plan``, ``seat_limit``, ``usage_limit``) -> values, one per plan;
+        None where a plan has no such limit (enterprise seats, every add-on).
+    """
     plan = list(TIERS) + [a[1] for a in ADDONS]
     seat_limit: list[int | None] = [int(TIER_SEAT_LIMIT[0]), int(TIER_SEAT_LIMIT[1]), None]
     usage_limit: list[float | None] = [float(x) for x in TIER_USAGE_LIMIT]
