@@ -274,6 +274,49 @@ def _compile_trees(trees: list[dict[str, str]], names: tuple[str, ...]) -> Compi
         parts = cols[key]
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
+    leaf = _leaf_tables(leaf_d, leaf_zero, leaf_value)
+    max_slots = (
+        2 * max((b - a for a, b in zip(node_off, node_off[1:], strict=False)), default=0) + 1
+    )
+    arrays = {
+        "node_off": np.asarray(node_off, dtype=np.int64),
+        "leaf_off": np.asarray(leaf_off, dtype=np.int64),
+        "split_feature": cat("split_feature", np.int64),
+        "threshold": cat("threshold", np.float64),
+        "missing": cat("missing", np.int64),
+        "left": cat("left", np.int64),
+        "right": cat("right", np.int64),
+        "bit": cat("bit", np.int64),
+        "leaf_d": leaf["leaf_d"],
+        "leaf_m": leaf["leaf_m"],
+        "leaf_feat_off": leaf["leaf_feat_off"],
+        "leaf_feat": np.asarray(leaf_feat, dtype=np.int64),
+        "leaf_q_off": leaf["leaf_q_off"],
+        "a0": leaf["a0"],
+        "da": leaf["da"],
+        "dr": leaf["dr"],
+        "wr": leaf["wr"],
+        "wr_off": leaf["wr_off"],
+        "max_slots": np.array([max_slots], dtype=np.int64),
+        "max_m": leaf["max_m"],
+        "max_d": leaf["max_d"],
+    }
+    n_features = len(names)
+    if len(arrays["split_feature"]) and arrays["split_feature"].max() >= n_features:
+        raise UnsupportedModelError("a split uses a feature index beyond feature_names")
+    return CompiledTrees(
+        feature_names=names,
+        expected_value=expected,
+        n_trees=len(node_off) - 1,
+        n_leaves=len(leaf_d),
+        arrays=arrays,
+    )
+
+
+def _leaf_tables(
+    leaf_d: list[int], leaf_zero: list[float], leaf_value: list[float]
+) -> dict[str, np.ndarray]:
+    """Per-leaf path lengths, offsets and quadrature factors of the flattened trees."""
     d = np.asarray(leaf_d, dtype=np.int64)
     m = (d + 1) // 2
     max_m = int(m.max()) if len(m) else 1
@@ -288,42 +331,19 @@ def _compile_trees(trees: list[dict[str, str]], names: tuple[str, ...]) -> Compi
         d, m, feat_off, np.asarray(leaf_zero, dtype=np.float64),
         np.asarray(leaf_value, dtype=np.float64), q_off, wr_off, gl_t, gl_w,
     )  # fmt: skip
-    max_slots = (
-        2 * max((b - a for a, b in zip(node_off, node_off[1:], strict=False)), default=0) + 1
-    )
-    arrays = {
-        "node_off": np.asarray(node_off, dtype=np.int64),
-        "leaf_off": np.asarray(leaf_off, dtype=np.int64),
-        "split_feature": cat("split_feature", np.int64),
-        "threshold": cat("threshold", np.float64),
-        "missing": cat("missing", np.int64),
-        "left": cat("left", np.int64),
-        "right": cat("right", np.int64),
-        "bit": cat("bit", np.int64),
+    return {
         "leaf_d": d,
         "leaf_m": m,
         "leaf_feat_off": feat_off,
-        "leaf_feat": np.asarray(leaf_feat, dtype=np.int64),
         "leaf_q_off": q_off,
         "a0": a0,
         "da": da,
         "dr": dr,
         "wr": wr,
         "wr_off": wr_off,
-        "max_slots": np.array([max_slots], dtype=np.int64),
         "max_m": np.array([max_m], dtype=np.int64),
         "max_d": np.array([int(d.max()) if len(d) else 1], dtype=np.int64),
     }
-    n_features = len(names)
-    if len(arrays["split_feature"]) and arrays["split_feature"].max() >= n_features:
-        raise UnsupportedModelError("a split uses a feature index beyond feature_names")
-    return CompiledTrees(
-        feature_names=names,
-        expected_value=expected,
-        n_trees=len(node_off) - 1,
-        n_leaves=len(d),
-        arrays=arrays,
-    )
 
 
 def _gauss_legendre_tables(max_m: int) -> tuple[np.ndarray, np.ndarray]:
