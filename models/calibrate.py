@@ -230,8 +230,9 @@ class ProbabilityCalibrator(BaseEstimator):
         With ``groups`` (e.g. snapshot dates) of at least two values, 'auto' fits on the
         earlier dates and scores on the latest third of them, as the calibrator will be
         used on later data.
-    random_state : int or None, default=None
-        Seed of the fold shuffling.
+    random_state : int or None, default=0
+        Seed of the fold shuffling, so that the same scores give the same choice; None
+        draws the folds from numpy's global RNG (a new process gets a new choice).
 
     Attributes
     ----------
@@ -264,7 +265,7 @@ class ProbabilityCalibrator(BaseEstimator):
         *,
         n_folds: int = 5,
         time_ordered: bool = True,
-        random_state: int | None = None,
+        random_state: int | None = 0,
     ):
         self.method = method
         self.n_folds = n_folds
@@ -435,7 +436,7 @@ def check_binary(y: Any, what: str) -> np.ndarray:
 
 
 def fit_calibrator(
-    raw: np.ndarray, y: Any, *, method: str, groups: Any = None, random_state: int | None = None
+    raw: np.ndarray, y: Any, *, method: str, groups: Any = None, random_state: int | None = 0
 ) -> ProbabilityCalibrator:
     """A `ProbabilityCalibrator` fitted on raw scores of the calibration slice."""
     return ProbabilityCalibrator(method=method, random_state=random_state).fit(
