@@ -438,7 +438,26 @@ def check_binary(y: Any, what: str) -> np.ndarray:
 def fit_calibrator(
     raw: np.ndarray, y: Any, *, method: str, groups: Any = None, random_state: int | None = 0
 ) -> ProbabilityCalibrator:
-    """A `ProbabilityCalibrator` fitted on raw scores of the calibration slice."""
+    """A `ProbabilityCalibrator` fitted on raw scores of the calibration slice.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n_samples,)
+        Raw scores of the calibration rows.
+    y : array-like of shape (n_samples,)
+        Outcomes 0/1.
+    method : str
+        One of `METHODS`.
+    groups : array-like of shape (n_samples,), optional
+        Snapshot dates of the rows (time-ordered 'auto' choice).
+    random_state : int or None, default=0
+        Seed of the 'auto' fold comparison; None is not reproducible.
+
+    Returns
+    -------
+    ProbabilityCalibrator
+        Fitted.
+    """
     return ProbabilityCalibrator(method=method, random_state=random_state).fit(
         raw, y, groups=groups
     )
