@@ -82,7 +82,6 @@ models/calibrate.py::ProbabilityCalibrator.from_params
 models/calibrate.py::ProbabilityCalibrator.predict
 models/calibrate.py::ProbabilityCalibrator.to_params
 models/calibrate.py::check_binary
-models/calibrate.py::fit_calibrator
 models/portable.py::ParamCalibrator.predict
 models/portable.py::PortableModel.load
 models/portable.py::PortableModel.matrix
