@@ -222,3 +222,14 @@ def test_no_sql_in_flows():
         for line, text in sql_literals(path)
     ]
     assert found == []
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """Tests live in layer folders without packages: two files of one name would not import."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        if path.name in seen:
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert clashes == [], "rename one of each pair: " + "; ".join(clashes)
