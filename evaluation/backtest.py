@@ -36,14 +36,14 @@ from evaluation.config import EvalConfig
 from evaluation.metrics import binary_metrics, expected_calibration_error
 from evaluation.nrr import NRRForecaster, forecast_error
 from evaluation.thresholds import (
-    TARGETS,
     account_weeks,
-    apply_calibration,
     calibrate_thresholds,
     evaluate_threshold,
     quarter_bounds,
 )
 from features import names
+from features.names import TARGETS
+from models.portable import apply_calibration
 
 MODEL_SUFFIX: dict[str, str] = {m: names.MODEL_SUFFIX[m] for m in names.MODELS}
 """Model id (`features.names.MODELS`) -> suffix of its probability column (``p_churn`` + suffix)."""

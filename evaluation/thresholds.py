@@ -22,39 +22,32 @@ would show, not the number of new alerts. ``n_csms`` is the number of distinct n
 same account-weeks: precision = flagged account-weeks followed by the event / flagged
 account-weeks; recall = flagged positives / all positives.
 
-The result is a plain dict that :func:`thresholds_to_yaml` writes to
-``configs/thresholds/<quarter>.yaml``; scoring reads the newest one with
-:func:`load_latest_thresholds`. The calibrator travels in the file as parameters (sigmoid
-coefficients or isotonic breakpoints) that :func:`apply_calibration` evaluates with numpy,
-so scoring needs neither the fitted object nor pickles.
+The calibrators are refit with :func:`models.calibrate.fit_calibrator`, as in training.
+The result's ``as_dict()`` is what :func:`evaluation.thresholds_file.thresholds_to_yaml`
+writes to ``configs/thresholds/<quarter>.yaml``; scoring reads the newest file with
+:func:`evaluation.thresholds_file.load_latest_thresholds`. Each calibrator travels in the
+file as its numbers (``ProbabilityCalibrator.to_params``), which
+:func:`models.portable.apply_calibration` evaluates, so scoring needs neither the fitted
+object nor pickles.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from evaluation.config import ThresholdConfig
 from evaluation.metrics import expected_calibration_error
+from evaluation.thresholds_file import yaml_safe
 from features.errors import NrrcastError
-from features.storage import atomic_write
-from models.calibrate import ProbabilityCalibrator, apply_params
+from features.names import TARGETS
+from models.calibrate import fit_calibrator
 
 WEEK_ANCHOR = pd.Timestamp("1970-01-05")  # a Monday: scoring weeks run Monday-Sunday
-TARGETS: dict[str, tuple[str, str]] = {
-    "churn": ("p_churn", "label_churn"),
-    "expand": ("p_expand", "label_expand"),
-}
-_MAX_TABLE_POINTS = 512
-_EPS = 1e-6  # probabilities are kept inside [eps, 1 - eps], as ProbabilityCalibrator does
-_QUARTER_FILE = re.compile(r"^\d{4}Q[1-4]$")
 
 
 class ThresholdError(NrrcastError, ValueError):
@@ -118,59 +111,6 @@ def join_outcomes(scores: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     left = scores.drop(columns=[c for c in cols if c in scores.columns])
     left = left.assign(as_of=pd.to_datetime(left["as_of"]).astype("datetime64[us]"))
     return left.merge(right, on=["account_id", "as_of"], how="left")
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-def fit_calibrator(
-    p_raw: np.ndarray, y: np.ndarray, method: str = "auto", *, groups: np.ndarray | None = None
-) -> ProbabilityCalibrator:
-    """Fit ``models.calibrate.ProbabilityCalibrator`` on 1-D scores (``groups``: as_of).
-
-    The same estimator the training flow fits, so a quarterly refit chooses among the same
-    ranking-preserving methods.
-    """
-    return ProbabilityCalibrator(method).fit(p_raw, y, groups=groups)
-
-
-def calibrate(calibrator: Any, p_raw: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities from a fitted calibrator (``predict`` of 1-D scores)."""
-    return np.asarray(calibrator.predict(np.asarray(p_raw, dtype="float64")), dtype="float64")
-
-
-def calibration_params(calibrator: Any, p_raw: np.ndarray) -> dict[str, Any]:
-    """Portable parameters of a fitted calibrator, evaluated by :func:`apply_calibration`.
-
-    A ``models.calibrate.ProbabilityCalibrator`` gives its own numbers (``to_params``:
-    sigmoid ``a, b``; beta ``a, b, c``; pchip logit knots ``x, v`` and ``slope``; isotonic
-    breakpoints ``x, y``). Any other calibrator becomes a table of its values at the
-    distinct training scores, thinned to at most 512 points (``"method": "table"``).
-    Outputs are clipped to [1e-6, 1 - 1e-6] as ``ProbabilityCalibrator`` does.
-    """
-    if hasattr(calibrator, "to_params"):
-        return calibrator.to_params()
-    x = np.unique(np.asarray(p_raw, float)[np.isfinite(p_raw)])
-    y = calibrate(calibrator, x)
-    if len(x) > _MAX_TABLE_POINTS:
-        idx = np.unique(np.linspace(0, len(x) - 1, _MAX_TABLE_POINTS).round().astype(int))
-        x, y = x[idx], y[idx]
-    return {"method": "table", "x": [float(v) for v in x], "y": [float(v) for v in y]}
-
-
-def apply_calibration(params: Mapping[str, Any], p_raw: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities from stored parameters (see :func:`calibration_params`).
-
-    The same function (``models.calibrate.apply_params``) that the fitted calibrator uses,
-    so stored and in-memory calibrators agree exactly.
-
-    Examples
-    --------
-    >>> apply_calibration({"method": "isotonic", "x": [0.0, 0.5, 1.0], "y": [0.0, 0.2, 1.0]},
-    ...                   [0.25, 0.75])
-    array([0.1, 0.6])
-    """
-    return apply_params(params, p_raw)
 
 
 # --------------------------------------------------------------------------- flag curves
@@ -371,7 +311,7 @@ class ThresholdCalibration:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain, YAML-safe dict (no numpy types)."""
-        return _plain(
+        return yaml_safe(
             {
                 "quarter": self.quarter,
                 "churn_threshold": self.churn["threshold"],
@@ -412,7 +352,8 @@ def calibrate_thresholds(
         Label horizon; with ``window="matured_last_quarter"`` only scores whose outcome
         matured during the quarter before ``quarter`` are used (see :func:`matured_window`).
     previous : mapping, optional
-        Last quarter's thresholds file (as returned by :func:`load_thresholds`) or
+        Last quarter's thresholds file (as returned by
+        :func:`evaluation.thresholds_file.load_thresholds`) or
         ``{"churn_threshold": .., "expand_threshold": ..}``; evaluated on the same window.
     n_csms : int, optional
         CSMs sharing the flags; default: distinct non-null ``csm_id`` in the window.
@@ -426,82 +367,41 @@ def calibrate_thresholds(
     ThresholdCalibration
     """
     cfg = config or ThresholdConfig()
-    if window not in {"matured_last_quarter", "all"}:
-        raise ValueError(f"window={window!r}: expected 'matured_last_quarter' or 'all'")
-    quarter_bounds(quarter)
-    if window == "all":
-        rows = scores
-    else:
-        rows = matured_window(scores, quarter=quarter, horizon_days=horizon_days)
-    if len(rows) == 0:
-        raise ValueError(
-            f"scores: no rows in the calibration window for {quarter} "
-            f"({window}, horizon {horizon_days} d) out of {len(scores)} rows"
-        )
+    rows = _window_rows(scores, quarter, horizon_days, window)
     weeks = account_weeks(rows)
     n_weeks = int(weeks["_week"].nunique())
     csms = _n_csms(weeks, n_csms)
-    out: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, dict[str, Any]] = {}
     tables: dict[str, Any] = {}
     fitted: dict[str, Any] = {}
     metrics: dict[str, Any] = {"n_scores": int(len(rows)), "n_account_weeks": int(len(weeks))}
     prev_eval: dict[str, Any] = {}
     for target, (p_col, y_col) in TARGETS.items():
-        raw_col = f"{p_col}_raw" if f"{p_col}_raw" in weeks.columns else p_col
-        _require(weeks, [raw_col, y_col], "scores")
-        known = weeks[y_col].notna().to_numpy()
-        sub = weeks.loc[known]
-        metrics[f"{target}_unmatured_dropped"] = int((~known).sum())
-        if len(sub) == 0 or sub[y_col].nunique() < 2:
-            raise ValueError(
-                f"scores.{y_col}: needs both outcomes among matured rows to calibrate "
-                f"{target} (got {len(sub)} rows, {int(sub[y_col].sum())} positive)"
-            )
+        sub, raw_col = _matured_rows(weeks, target)
+        metrics[f"{target}_unmatured_dropped"] = int(len(weeks) - len(sub))
         p_raw = np.array(sub[raw_col], dtype="float64")
         y = np.array(sub[y_col], dtype="float64")
         groups = pd.to_datetime(sub["as_of"]).to_numpy()
         cal = fit_calibrator(p_raw, y, cfg.calibration_method, groups=groups)
-        p_new = calibrate(cal, p_raw)
+        p_new = cal.predict(p_raw)
         fitted[target] = cal
-        tables[target] = {
-            "method": getattr(cal, "method_", cfg.calibration_method),
-            "input": raw_col,
-            **calibration_params(cal, p_raw),
-        }
+        tables[target] = {"method": cal.method_, "input": raw_col, **cal.to_params()}
         curve = flag_curve(p_new, y, n_weeks=n_weeks, n_csms=csms)
-        if target == "churn":
-            out[target] = choose_churn_threshold(
-                curve,
-                band=(cfg.churn_flags_per_csm_week_min, cfg.churn_flags_per_csm_week_max),
-                on_unmet=cfg.on_unmet,
-            )
-            out[target]["band"] = [
-                cfg.churn_flags_per_csm_week_min,
-                cfg.churn_flags_per_csm_week_max,
-            ]
-        else:
-            out[target] = choose_expand_threshold(
-                curve,
-                target_precision=cfg.expand_target_precision,
-                min_flags=cfg.expand_min_flags,
-                on_unmet=cfg.on_unmet,
-            )
-            out[target]["target_precision"] = cfg.expand_target_precision
+        chosen[target] = _choose(target, curve, cfg)
         issued = np.array(sub[p_col] if p_col in sub.columns else sub[raw_col], dtype="float64")
         metrics[f"{target}_base_rate"] = float(y.mean())
         metrics[f"{target}_ece_issued"] = _ece(y, issued)
         metrics[f"{target}_ece_recalibrated"] = _ece(y, p_new)
-        if previous is not None and _prev_threshold(previous, target) is not None:
-            prev_eval[target] = evaluate_threshold(
-                issued, y, _prev_threshold(previous, target), n_weeks=n_weeks, n_csms=csms
-            )
+        before = None if previous is None else _prev_threshold(previous, target)
+        if before is not None:
+            prev_eval[target] = evaluate_threshold(issued, y, before, n_weeks=n_weeks, n_csms=csms)
     if previous is not None:
         prev_eval["quarter"] = previous.get("quarter")
     as_of = pd.to_datetime(rows["as_of"])
     return ThresholdCalibration(
         quarter=str(pd.Period(quarter, freq="Q")),
-        churn=out["churn"],
-        expand=out["expand"],
+        churn=chosen["churn"],
+        expand=chosen["expand"],
         calibrator=tables,
         metrics=metrics,
         previous=prev_eval or None,
@@ -515,6 +415,59 @@ def calibrate_thresholds(
         },
         calibrators=fitted,
     )
+
+
+def _window_rows(
+    scores: pd.DataFrame, quarter: str, horizon_days: int, window: str
+) -> pd.DataFrame:
+    """The scores a quarter's calibration uses; an empty window is an error."""
+    if window not in {"matured_last_quarter", "all"}:
+        raise ValueError(f"window={window!r}: expected 'matured_last_quarter' or 'all'")
+    quarter_bounds(quarter)
+    if window == "all":
+        rows = scores
+    else:
+        rows = matured_window(scores, quarter=quarter, horizon_days=horizon_days)
+    if len(rows) == 0:
+        raise ValueError(
+            f"scores: no rows in the calibration window for {quarter} "
+            f"({window}, horizon {horizon_days} d) out of {len(scores)} rows"
+        )
+    return rows
+
+
+def _matured_rows(weeks: pd.DataFrame, target: str) -> tuple[pd.DataFrame, str]:
+    """Account-weeks of `target` whose outcome is known, and the raw score column to refit on.
+
+    Both outcomes must be present: a calibrator cannot be fitted on one.
+    """
+    p_col, y_col = TARGETS[target]
+    raw_col = f"{p_col}_raw" if f"{p_col}_raw" in weeks.columns else p_col
+    _require(weeks, [raw_col, y_col], "scores")
+    sub = weeks.loc[weeks[y_col].notna().to_numpy()]
+    if len(sub) == 0 or sub[y_col].nunique() < 2:
+        raise ValueError(
+            f"scores.{y_col}: needs both outcomes among matured rows to calibrate "
+            f"{target} (got {len(sub)} rows, {int(sub[y_col].sum())} positive)"
+        )
+    return sub, raw_col
+
+
+def _choose(target: str, curve: pd.DataFrame, cfg: ThresholdConfig) -> dict[str, Any]:
+    """The churn threshold in the flag band, or the expansion one at the target precision."""
+    if target == "churn":
+        band = [cfg.churn_flags_per_csm_week_min, cfg.churn_flags_per_csm_week_max]
+        out = choose_churn_threshold(curve, band=(band[0], band[1]), on_unmet=cfg.on_unmet)
+        out["band"] = band
+        return out
+    out = choose_expand_threshold(
+        curve,
+        target_precision=cfg.expand_target_precision,
+        min_flags=cfg.expand_min_flags,
+        on_unmet=cfg.on_unmet,
+    )
+    out["target_precision"] = cfg.expand_target_precision
+    return out
 
 
 def _n_csms(weeks: pd.DataFrame, n_csms: int | None) -> int:
@@ -546,64 +499,3 @@ def _require(frame: pd.DataFrame, columns: list[str], table: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{table}: missing column(s) {missing} ({len(frame)} rows)")
-
-
-def _plain(obj: Any) -> Any:
-    """Numpy scalars and tuples to plain Python, recursively (YAML-safe)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and np.isnan(obj):
-        return None
-    return obj
-
-
-# --------------------------------------------------------------------------- files
-
-
-def thresholds_to_yaml(result: ThresholdCalibration | Mapping[str, Any], path: str | Path) -> Path:
-    """Write a thresholds file (atomically: a temp file renamed into place).
-
-    ``path`` may be a directory, in which case the file is ``<dir>/<quarter>.yaml``.
-    """
-    data = result.as_dict() if isinstance(result, ThresholdCalibration) else _plain(result)
-    for key in ("quarter", "churn_threshold", "expand_threshold"):
-        if data.get(key) is None:
-            raise ValueError(f"thresholds: key {key!r} is required")
-    path = Path(path)
-    if path.is_dir() or path.suffix == "":
-        path = path / f"{data['quarter']}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, yaml.safe_dump(data, sort_keys=False), point="thresholds.write")
-
-
-def load_thresholds(path: str | Path) -> dict[str, Any]:
-    """Read one thresholds file and check its required keys."""
-    path = Path(path)
-    data = yaml.safe_load(path.read_text()) or {}
-    for key in ("quarter", "churn_threshold", "expand_threshold"):
-        if key not in data:
-            raise ValueError(f"{path}: key {key!r} missing")
-    return data
-
-
-def load_latest_thresholds(directory: str | Path) -> dict[str, Any] | None:
-    """The thresholds file of the latest quarter in ``directory`` (``<quarter>.yaml``).
-
-    Returns None when the directory holds no thresholds file, so the caller decides what
-    an uncalibrated deployment does. Files not named like a quarter are ignored.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    found = [
-        (pd.Period(path.stem, freq="Q"), path)
-        for path in directory.glob("*.yaml")
-        if _QUARTER_FILE.match(path.stem)
-    ]
-    if not found:
-        return None
-    return load_thresholds(max(found)[1])

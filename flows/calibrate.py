@@ -13,7 +13,7 @@ from typing import Any
 import mlflow
 from prefect import flow
 
-from evaluation.thresholds import thresholds_to_yaml
+from evaluation.thresholds_file import thresholds_to_yaml
 from evaluation.uplift import save_rate_of_holdout
 from features.storage import check_writable
 from flows import tracking

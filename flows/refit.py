@@ -95,7 +95,8 @@ def fit_thresholds(
     scores : the window's account-weeks with outcomes, table : their features,
     backfilled : account-weeks that were never scored and were scored now.
     """
-    from evaluation.thresholds import calibrate_thresholds, load_latest_thresholds
+    from evaluation.thresholds import calibrate_thresholds
+    from evaluation.thresholds_file import load_latest_thresholds
 
     dates = window_dates(quarter, cfg.features.horizon_days, loaded.data_end)
     scores, table, backfilled = window_scores.fn(loaded, dates, models, cfg)
@@ -125,7 +126,7 @@ def fit_thresholds(
 
 def current_thresholds(cfg: Config) -> dict[str, Any] | None:
     """The latest thresholds file, or None before the first calibration."""
-    from evaluation.thresholds import load_latest_thresholds
+    from evaluation.thresholds_file import load_latest_thresholds
 
     return load_latest_thresholds(cfg.paths.thresholds_dir)
 
@@ -159,7 +160,7 @@ def refit_for_promotion(
 
 def write_refit(data: dict[str, Any], cfg: Config) -> Path:
     """Write refit thresholds (``configs/thresholds/<quarter>.yaml``) and say so."""
-    from evaluation.thresholds import thresholds_to_yaml
+    from evaluation.thresholds_file import thresholds_to_yaml
 
     path = thresholds_to_yaml(data, cfg.paths.thresholds_dir)
     log.info(

@@ -43,7 +43,8 @@ def thresholds_in_force(
 
     A quarterly calibrator is applied only to the model versions it was fitted for.
     """
-    from evaluation.thresholds import apply_calibration, load_latest_thresholds
+    from evaluation.thresholds_file import load_latest_thresholds
+    from models.portable import ParamCalibrator
 
     found = load_latest_thresholds(cfg.paths.thresholds_dir)
     if found is None:
@@ -61,7 +62,7 @@ def thresholds_in_force(
     fitted_for = found.get("model_versions") or {}
     for target, params in (found.get("calibrator") or {}).items():
         if str(fitted_for.get(target)) == versions.get(target):
-            calibrators[target] = lambda p, params=params: apply_calibration(params, p)
+            calibrators[target] = ParamCalibrator(params).predict
         else:
             log.warning(
                 "thresholds %s: the %s calibrator was fitted for model version %s, champion is %s; "

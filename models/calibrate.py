@@ -16,8 +16,11 @@ Issued probabilities must rank accounts exactly as the model does: a step functi
   centres of the isotonic blocks, extended linearly beyond the outer blocks;
 
 by held-out log loss. ``isotonic`` stays available as a fixed choice. Every fitted
-calibrator is a handful of numbers (:meth:`ProbabilityCalibrator.to_params`) that
-:func:`apply_params` evaluates, so it is stored as YAML and never pickled.
+calibrator is a handful of numbers (:meth:`ProbabilityCalibrator.to_params`), stored in
+YAML or JSON and never pickled. One function turns those numbers and raw scores into
+probabilities: :func:`models.portable.apply_calibration` (in the file the registered
+MLflow model ships with, so the model, ``nrrcast score`` and the thresholds files agree
+exactly); :func:`fit_calibrator` is the one way calibrators are fitted.
 """
 
 from __future__ import annotations
@@ -26,31 +29,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
+from models.portable import EPS, STORED_METHODS, apply_calibration, logit, sigmoid
+
 METHODS = ("auto", "pchip", "beta", "sigmoid", "isotonic")
 AUTO_CANDIDATES = ("pchip", "beta", "sigmoid")  # strictly increasing: ranking kept
-_EPS = 1e-6
 _KNOT_CLIP = 1e-4  # block rates of 0 or 1 are pulled in before taking the logit
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _EPS, 1.0 - _EPS)
-    return np.log(q) - np.log1p(-q)
-
-
-def _sigmoid(s: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * s))
 
 
 def _fit_sigmoid(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Platt scaling on logit(p) with Platt's smoothed targets."""
-    z = _logit(p)
+    z = logit(p)
     n_pos = float(y.sum())
     n_neg = float(len(y) - n_pos)
     t = np.where(y > 0, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
@@ -59,7 +53,7 @@ def _fit_sigmoid(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         s = w[0] * z + w[1]
         # log(1 + exp(s)) - t * s, stable; gradient uses sigmoid(s) - t
         val = np.logaddexp(0.0, s) - t * s
-        r = _sigmoid(s) - t
+        r = sigmoid(s) - t
         return float(val.sum()), np.array([float(r @ z), float(r.sum())])
 
     res = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
@@ -68,13 +62,13 @@ def _fit_sigmoid(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 def _fit_beta(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     """Beta calibration: logistic regression on (ln p, -ln(1 - p)) with non-negative slopes."""
-    q = np.clip(p, _EPS, 1.0 - _EPS)
+    q = np.clip(p, EPS, 1.0 - EPS)
     f1, f2 = np.log(q), -np.log1p(-q)
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         s = w[0] * f1 + w[1] * f2 + w[2]
         val = np.logaddexp(0.0, s) - y * s
-        r = _sigmoid(s) - y
+        r = sigmoid(s) - y
         return float(val.sum()), np.array([float(r @ f1), float(r @ f2), float(r.sum())])
 
     res = minimize(
@@ -98,7 +92,7 @@ def _fit_pchip(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     beyond the outer knots the map continues linearly with the mean slope between them.
     Falls back to Platt scaling when isotonic finds fewer than two blocks.
     """
-    z = _logit(p)
+    z = logit(p)
     iso = IsotonicRegression(out_of_bounds="clip").fit(z, y)
     fitted = iso.predict(z)
     levels, inverse = np.unique(fitted, return_inverse=True)
@@ -116,7 +110,7 @@ def _fit_pchip(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     x = np.bincount(inv2, weights=x * counts) / w
     if len(keep_levels) < 2:
         return _fit_sigmoid(p, y)
-    v = _logit(keep_levels)
+    v = logit(keep_levels)
     slope = float((v[-1] - v[0]) / (x[-1] - x[0]))
     return {
         "method": "pchip",
@@ -143,55 +137,6 @@ def _fit_method(method: str, p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     if method == "isotonic":
         return _fit_isotonic(p, y)
     return _FITTERS[method](p, y)
-
-
-def apply_params(params: Mapping[str, Any], p: Any) -> np.ndarray:
-    """Calibrated probabilities from a calibrator's numbers (see ``to_params``).
-
-    Parameters
-    ----------
-    params : mapping
-        ``{"method": "sigmoid", "a", "b"}``, ``{"method": "beta", "a", "b", "c"}``,
-        ``{"method": "pchip", "x", "v", "slope"}`` (knots in logit space) or
-        ``{"method": "isotonic" | "table", "x", "y"}`` (linear between points, flat outside).
-    p : array-like of shape (n_samples,)
-        Raw scores.
-
-    Returns
-    -------
-    ndarray of shape (n_samples,), clipped to [1e-6, 1 - 1e-6].
-
-    Examples
-    --------
-    >>> apply_params({"method": "sigmoid", "a": 1.0, "b": 0.0}, [0.2, 0.7]).round(3)
-    array([0.2, 0.7])
-    """
-    arr = np.asarray(p, dtype=np.float64)
-    method = params.get("method")
-    if method == "sigmoid":
-        out = _sigmoid(params["a"] * _logit(arr) + params["b"])
-    elif method == "beta":
-        q = np.clip(arr, _EPS, 1.0 - _EPS)
-        out = _sigmoid(params["a"] * np.log(q) - params["b"] * np.log1p(-q) + params["c"])
-    elif method == "pchip":
-        x = np.asarray(params["x"], dtype=np.float64)
-        v = np.asarray(params["v"], dtype=np.float64)
-        slope = float(params["slope"])
-        z = _logit(arr)
-        s = np.empty_like(z)
-        lo, hi = z < x[0], z > x[-1]
-        mid = ~(lo | hi)
-        s[mid] = PchipInterpolator(x, v, extrapolate=False)(z[mid])
-        s[lo] = v[0] + slope * (z[lo] - x[0])
-        s[hi] = v[-1] + slope * (z[hi] - x[-1])
-        out = _sigmoid(s)
-    elif method in ("isotonic", "table"):
-        out = np.interp(
-            arr, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], np.float64)
-        )
-    else:
-        raise ValueError(f"calibration method {method!r} is not one of {METHODS[1:]}")
-    return np.clip(out, _EPS, 1.0 - _EPS)
 
 
 def _holdout_splits(
@@ -239,7 +184,8 @@ class ProbabilityCalibrator(BaseEstimator):
     method_ : str
         The method in use.
     params_ : dict
-        The fitted map as plain numbers (what :func:`apply_params` evaluates).
+        The fitted map as plain numbers (what
+        :func:`models.portable.apply_calibration` evaluates).
     log_loss_, brier_ : dict[str, float]
         Held-out log loss (the choice) and Brier score of each candidate (empty unless
         method='auto').
@@ -331,27 +277,53 @@ class ProbabilityCalibrator(BaseEstimator):
         return self
 
     def predict(self, p: Any) -> np.ndarray:
-        """Calibrated probabilities of shape (n_samples,), clipped to [1e-6, 1 - 1e-6]."""
+        """Calibrated probabilities of raw scores (:func:`models.portable.apply_calibration`).
+
+        Parameters
+        ----------
+        p : array-like of shape (n_samples,)
+            Raw scores.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Clipped to [1e-6, 1 - 1e-6]; NaN where `p` is not finite.
+        """
         check_is_fitted(self, "params_")
-        p_arr = _as_1d(p, "p")
-        out = np.full(len(p_arr), np.nan)
-        ok = np.isfinite(p_arr)
-        out[ok] = apply_params(self.params_, p_arr[ok])
-        return out
+        return apply_calibration(self.params_, _as_1d(p, "p"))
 
     transform = predict
 
     def to_params(self) -> dict[str, Any]:
-        """The fitted map as plain numbers (YAML / JSON ready); see :func:`apply_params`."""
+        """The fitted map as plain numbers: the one way a calibrator is stored.
+
+        Returns
+        -------
+        dict
+            YAML / JSON ready: sigmoid ``a, b``; beta ``a, b, c``; pchip logit knots
+            ``x, v`` and ``slope``; isotonic breakpoints ``x, y`` (with ``method``), what
+            :func:`models.portable.apply_calibration` evaluates.
+        """
         check_is_fitted(self, "params_")
         return dict(self.params_)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> ProbabilityCalibrator:
-        """A fitted calibrator from numbers written by :meth:`to_params`."""
+        """A fitted calibrator from numbers written by :meth:`to_params`.
+
+        Parameters
+        ----------
+        params : mapping
+            Stored numbers, e.g. a thresholds file's ``calibrator.<target>``.
+
+        Returns
+        -------
+        ProbabilityCalibrator
+            Predicting exactly what the calibrator that wrote `params` predicts.
+        """
         method = params.get("method")
-        if method not in METHODS[1:] and method != "table":
-            raise ValueError(f"calibration method {method!r} is not one of {METHODS[1:]}")
+        if method not in STORED_METHODS:
+            raise ValueError(f"calibration method {method!r} is not one of {STORED_METHODS}")
         cal = cls(method=method if method in METHODS else "isotonic")
         cal.params_ = dict(params)
         cal.method_ = method
@@ -374,7 +346,7 @@ def _compare_methods(
         n = 0
         for fit_idx, held_idx in splits:
             params = _fit_method(method, p[fit_idx], y[fit_idx])
-            pred = apply_params(params, p[held_idx])
+            pred = apply_calibration(params, p[held_idx])
             yh = y[held_idx]
             ll -= float((yh * np.log(pred) + (1.0 - yh) * np.log1p(-pred)).sum())
             sq += float(((pred - yh) ** 2).sum())
@@ -436,20 +408,25 @@ def check_binary(y: Any, what: str) -> np.ndarray:
 
 
 def fit_calibrator(
-    raw: np.ndarray, y: Any, *, method: str, groups: Any = None, random_state: int | None = 0
+    raw: Any,
+    y: Any,
+    method: str = "auto",
+    *,
+    groups: Any = None,
+    random_state: int | None = 0,
 ) -> ProbabilityCalibrator:
-    """A `ProbabilityCalibrator` fitted on raw scores of the calibration slice.
+    """A `ProbabilityCalibrator` fitted on raw scores: training and quarterly refits alike.
 
     Parameters
     ----------
-    raw : ndarray of shape (n_samples,)
+    raw : array-like of shape (n_samples,)
         Raw scores of the calibration rows.
     y : array-like of shape (n_samples,)
         Outcomes 0/1.
-    method : str
+    method : {'auto', 'pchip', 'beta', 'sigmoid', 'isotonic'}, default='auto'
         One of `METHODS`.
     groups : array-like of shape (n_samples,), optional
-        Snapshot dates of the rows (time-ordered 'auto' choice).
+        Snapshot dates of the rows ('auto' then compares methods on the latest ones).
     random_state : int or None, default=0
         Seed of the 'auto' fold comparison; None is not reproducible.
 

@@ -25,47 +25,83 @@ import pandas as pd
 BOOSTER_FILE = "booster.txt"
 META_FILE = "model.json"
 FORMAT = 1
-_EPS = 1e-6  # probabilities stay inside [eps, 1 - eps], as models.calibrate does
 
 
-def calibration_params(calibrator: Any) -> dict[str, Any]:
-    """Portable parameters of a fitted `models.calibrate.ProbabilityCalibrator`.
+STORED_METHODS = ("pchip", "beta", "sigmoid", "isotonic", "table")
+"""Calibration maps that stored numbers can describe (``table``: thresholds files of old)."""
+
+EPS = 1e-6
+"""Calibrated probabilities stay inside [EPS, 1 - EPS] (a log loss stays finite)."""
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """Log-odds of `p` clipped to [EPS, 1 - EPS] (finite at 0 and 1).
+
+    Parameters
+    ----------
+    p : ndarray
+        Probabilities.
 
     Returns
     -------
-    The calibrator's own numbers (its ``to_params()``): sigmoid ``a, b``; beta ``a, b, c``;
-    pchip logit knots ``x, v`` and ``slope``; isotonic breakpoints ``x, y``; the same
-    forms as ``evaluation.thresholds.calibration_params``.
-
-    Raises
-    ------
-    TypeError
-        For a calibrator without ``to_params`` (nothing would reproduce it exactly).
+    ndarray
+        ``ln(q / (1 - q))`` with ``q = clip(p, EPS, 1 - EPS)``, same shape as `p`.
     """
-    if not hasattr(calibrator, "to_params"):
-        raise TypeError(f"cannot export a calibrator of type {type(calibrator).__name__}")
-    return dict(calibrator.to_params())
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _EPS, 1.0 - _EPS)
+    q = np.clip(p, EPS, 1.0 - EPS)
     return np.log(q) - np.log1p(-q)
 
 
-def _sigmoid(s: np.ndarray) -> np.ndarray:
+def sigmoid(s: np.ndarray) -> np.ndarray:
+    """Logistic function written with tanh (no overflow for large ``|s|``).
+
+    Parameters
+    ----------
+    s : ndarray
+        Log-odds.
+
+    Returns
+    -------
+    ndarray
+        ``1 / (1 + exp(-s))``, same shape as `s`.
+    """
     return 0.5 * (1.0 + np.tanh(0.5 * s))
 
 
 def apply_calibration(params: Mapping[str, Any], raw: Any) -> np.ndarray:
-    """Calibrated probabilities from portable parameters; NaN scores stay NaN.
+    """Calibrated probabilities from a calibrator's stored numbers; NaN scores stay NaN.
 
-    The same arithmetic as ``models.calibrate.apply_params`` (kept in step by a test), so
-    the registered model and ``nrrcast score`` agree exactly.
+    The one place raw scores become calibrated probabilities: the fitted
+    ``models.calibrate.ProbabilityCalibrator``, the registered MLflow model, ``nrrcast
+    score`` and the quarterly thresholds files all evaluate their numbers here, so they
+    agree exactly. It lives in this module because the registered model ships only this
+    file.
+
+    Parameters
+    ----------
+    params : mapping
+        ``{"method": "sigmoid", "a", "b"}``, ``{"method": "beta", "a", "b", "c"}``,
+        ``{"method": "pchip", "x", "v", "slope"}`` (knots in logit space) or
+        ``{"method": "isotonic" | "table", "x", "y"}`` (linear between points, flat
+        outside), as ``ProbabilityCalibrator.to_params`` writes them; other keys are
+        ignored.
+    raw : array-like
+        Raw scores; non-finite ones give NaN.
+
+    Returns
+    -------
+    ndarray of the shape of `raw`, clipped to [1e-6, 1 - 1e-6].
+
+    Raises
+    ------
+    ValueError
+        For a method not in `STORED_METHODS`.
 
     Examples
     --------
     >>> apply_calibration({"method": "isotonic", "x": [0.0, 1.0], "y": [0.0, 0.5]}, [0.5])
     array([0.25])
+    >>> apply_calibration({"method": "sigmoid", "a": 1.0, "b": 0.0}, [0.2, 0.7]).round(3)
+    array([0.2, 0.7])
     """
     p = np.asarray(raw, dtype=np.float64)
     out = np.full(p.shape, np.nan)
@@ -73,42 +109,64 @@ def apply_calibration(params: Mapping[str, Any], raw: Any) -> np.ndarray:
     q = p[ok]
     method = params.get("method")
     if method == "sigmoid":
-        val = _sigmoid(float(params["a"]) * _logit(q) + float(params["b"]))
+        val = sigmoid(float(params["a"]) * logit(q) + float(params["b"]))
     elif method == "beta":
-        c = np.clip(q, _EPS, 1.0 - _EPS)
-        val = _sigmoid(
+        c = np.clip(q, EPS, 1.0 - EPS)
+        val = sigmoid(
             float(params["a"]) * np.log(c) - float(params["b"]) * np.log1p(-c) + float(params["c"])
         )
     elif method == "pchip":
-        from scipy.interpolate import PchipInterpolator
-
-        x = np.asarray(params["x"], dtype=np.float64)
-        v = np.asarray(params["v"], dtype=np.float64)
-        slope = float(params["slope"])
-        z = _logit(q)
-        s = np.empty_like(z)
-        lo, hi = z < x[0], z > x[-1]
-        mid = ~(lo | hi)
-        s[mid] = PchipInterpolator(x, v, extrapolate=False)(z[mid])
-        s[lo] = v[0] + slope * (z[lo] - x[0])
-        s[hi] = v[-1] + slope * (z[hi] - x[-1])
-        val = _sigmoid(s)
+        val = sigmoid(_pchip_log_odds(params, logit(q)))
     elif method in ("isotonic", "table"):
         val = np.interp(q, np.asarray(params["x"], np.float64), np.asarray(params["y"], np.float64))
     else:
-        raise ValueError(f"unknown calibration method {method!r}")
-    out[ok] = np.clip(val, _EPS, 1.0 - _EPS)
+        raise ValueError(f"calibration method {method!r} is not one of {STORED_METHODS}")
+    out[ok] = np.clip(val, EPS, 1.0 - EPS)
     return out
 
 
+def _pchip_log_odds(params: Mapping[str, Any], z: np.ndarray) -> np.ndarray:
+    """Monotone cubic through the knots ``(x, v)``, linear with ``slope`` beyond them."""
+    from scipy.interpolate import PchipInterpolator
+
+    x = np.asarray(params["x"], dtype=np.float64)
+    v = np.asarray(params["v"], dtype=np.float64)
+    slope = float(params["slope"])
+    s = np.empty_like(z)
+    lo, hi = z < x[0], z > x[-1]
+    mid = ~(lo | hi)
+    s[mid] = PchipInterpolator(x, v, extrapolate=False)(z[mid])
+    s[lo] = v[0] + slope * (z[lo] - x[0])
+    s[hi] = v[-1] + slope * (z[hi] - x[-1])
+    return s
+
+
 class ParamCalibrator:
-    """A calibrator rebuilt from portable parameters (``predict(raw) -> probabilities``)."""
+    """A calibrator rebuilt from stored numbers (``predict(raw) -> probabilities``).
+
+    Parameters
+    ----------
+    params : mapping
+        What ``ProbabilityCalibrator.to_params`` wrote (see :func:`apply_calibration`).
+    """
 
     def __init__(self, params: Mapping[str, Any]):
         self.params = dict(params)
         self.method_ = self.params.get("method")
 
     def predict(self, raw: Any) -> np.ndarray:
+        """Calibrated probabilities of `raw` (see :func:`apply_calibration`).
+
+        Parameters
+        ----------
+        raw : array-like
+            Raw scores.
+
+        Returns
+        -------
+        ndarray
+            Calibrated probabilities, NaN where `raw` is not finite.
+        """
         return apply_calibration(self.params, raw)
 
 
@@ -166,10 +224,19 @@ class PortableModel:
         Returns
         -------
         PortableModel
+
+        Raises
+        ------
+        TypeError
+            When the model's calibrator has no ``to_params`` (nothing would reproduce it).
         """
         booster = lgb.Booster(model_str=model.booster_.model_to_string())
-        params = calibration if calibration is not None else calibration_params(model.calibrator_)
-        return cls(target, booster, params, descriptions)
+        if calibration is None:
+            if not hasattr(model.calibrator_, "to_params"):
+                kind = type(model.calibrator_).__name__
+                raise TypeError(f"cannot export a calibrator of type {kind}")
+            calibration = model.calibrator_.to_params()
+        return cls(target, booster, calibration, descriptions)
 
     def save(self, directory: str | Path) -> Path:
         """Write ``booster.txt`` and ``model.json`` into `directory` (created)."""

@@ -77,27 +77,25 @@ def _predict_partition(
     top_k: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     out = part[[c for c in CONTEXT if c in part.columns]].copy()
+    # the quarterly calibrator where one is in force, else the model's own
+    calibrate = {t: calibrators.get(t) or m.calibrator_.predict for t, m in models.items()}
     for target, model in models.items():
         raw = model.predict_raw(part)
         out[f"p_{target}_raw"] = raw
-        calibrate = calibrators.get(target)
-        out[f"p_{target}"] = (
-            calibrate(raw) if calibrate is not None else model.calibrator_.predict(raw)
-        )
+        out[f"p_{target}"] = calibrate[target](raw)
     codes = explain(dict(models), part, top_k=top_k, ids=part["account_id"].to_numpy())
     frame = codes.frame
     # contributions in probability points of the issued probability (log-odds kept aside)
     frame["contribution_log_odds"] = frame["contribution"].to_numpy(dtype=np.float64)
     points = np.zeros(len(frame))
     target_of = frame["target"].astype(str).to_numpy()
-    for target, model in models.items():
+    for target in models:
         rows = np.flatnonzero(target_of == target)
         if len(rows) == 0:
             continue
-        calibrate = calibrators.get(target) or model.calibrator_.predict
         raw = out[f"p_{target}_raw"].to_numpy(dtype=np.float64)[codes.rows[rows]]
         points[rows] = probability_points(
-            frame["contribution_log_odds"].to_numpy()[rows], raw, calibrate
+            frame["contribution_log_odds"].to_numpy()[rows], raw, calibrate[target]
         )
     frame["contribution"] = points
     return out, frame

@@ -49,7 +49,7 @@ def write(kind: str, target: str | Path, arg: str) -> None:
 
         simulate(SimConfig(accounts=20, months=3, seed=int(arg)), target, progress=False)
     elif kind == "thresholds":  # arg: the churn threshold of 2026Q1
-        from evaluation.thresholds import thresholds_to_yaml
+        from evaluation.thresholds_file import thresholds_to_yaml
 
         thresholds_to_yaml(
             {"quarter": "2026Q1", "churn_threshold": float(arg), "expand_threshold": 0.3}, target

@@ -234,7 +234,7 @@ def test_simulated_world_survives_a_kill(tmp_path, point):
 
 
 def test_thresholds_file_survives_a_kill(tmp_path):
-    from evaluation.thresholds import load_latest_thresholds
+    from evaluation.thresholds_file import load_latest_thresholds
 
     run_writer("thresholds", tmp_path / "th", "0.2")
     kill_at("thresholds", tmp_path / "th", "0.4", "thresholds.write", tmp_path)
@@ -248,7 +248,8 @@ def test_every_pause_point_is_exercised():
     """The points the writers offer, so that a new one gets a kill test too."""
     names = set()
     for path in ["features/build.py", "features/validate.py", "evaluation/scores_store.py",
-                 "simulator/world.py", "evaluation/thresholds.py", "evaluation/report/render.py"]:  # fmt: skip
+                 "simulator/world.py", "evaluation/thresholds_file.py",
+                 "evaluation/report/render.py"]:  # fmt: skip
         text = (ROOT / path).read_text()
         names |= set(re.findall(r'pause_point\("([a-z_.]+)"\)', text))
         names |= {f"{p}.{s}" for p in re.findall(r'point="([a-z_]+)"\)', text)

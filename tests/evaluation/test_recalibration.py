@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from evaluation.thresholds import _ece, apply_calibration, calibrate_thresholds
+from evaluation.thresholds import _ece, calibrate_thresholds
+from models.portable import apply_calibration
 
 
 def _period(rng, start: str, months: int, intercept: float, n: int = 4000) -> pd.DataFrame:

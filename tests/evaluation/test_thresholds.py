@@ -10,19 +10,17 @@ from evaluation.config import ThresholdConfig
 from evaluation.thresholds import (
     ThresholdError,
     account_weeks,
-    apply_calibration,
-    calibrate,
     calibrate_thresholds,
     choose_churn_threshold,
     choose_expand_threshold,
     evaluate_threshold,
     flag_curve,
     join_outcomes,
-    load_latest_thresholds,
     matured_window,
     quarter_bounds,
-    thresholds_to_yaml,
 )
+from evaluation.thresholds_file import load_latest_thresholds, thresholds_to_yaml
+from models.portable import apply_calibration
 
 
 def _ranked_labels() -> tuple[np.ndarray, np.ndarray]:
@@ -153,7 +151,7 @@ def test_calibrate_thresholds_end_to_end(tmp_path):
     assert res.window["scoring_weeks"] == 8 and res.window["n_csms"] == 4
     assert 5 <= res.churn["flags_per_csm_week"] <= 12 and res.churn["status"] == "ok"
     # brute force on the recalibrated probabilities: no in-band threshold is more precise
-    p = calibrate(res.calibrators["churn"], scores["p_churn_raw"].to_numpy())
+    p = res.calibrators["churn"].predict(scores["p_churn_raw"].to_numpy())
     y = scores["label_churn"].to_numpy()
     for t in np.unique(p):
         ev = evaluate_threshold(p, y, t, n_weeks=8, n_csms=4)
@@ -219,7 +217,7 @@ def test_stored_calibrator_reproduces_the_fitted_one(method):
     assert params["method"] == method
     probe = np.r_[0.0, 1e-9, np.linspace(0, 1, 101), 1.0, scores["p_churn_raw"].to_numpy()]
     np.testing.assert_allclose(
-        apply_calibration(params, probe), calibrate(res.calibrators["churn"], probe), atol=1e-12
+        apply_calibration(params, probe), res.calibrators["churn"].predict(probe), atol=1e-12
     )
 
 

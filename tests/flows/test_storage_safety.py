@@ -405,7 +405,7 @@ def test_reader_sees_the_previous_version_during_an_interrupted_swap(tmp_path):
 
 
 def test_atomic_write_leaves_no_temp_and_follows_umask(tmp_path):
-    from evaluation.thresholds import thresholds_to_yaml
+    from evaluation.thresholds_file import thresholds_to_yaml
 
     old = os.umask(0o022)
     try:

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from evaluation.metrics import expected_calibration_error, pr_auc, roc_auc
-from evaluation.thresholds import apply_calibration, calibration_params
-from evaluation.thresholds import fit_calibrator as fit_quarterly
-from models.calibrate import ProbabilityCalibrator, apply_params
+from models.calibrate import ProbabilityCalibrator
+from models.calibrate import fit_calibrator as fit_quarterly
+from models.portable import apply_calibration
 
 
 def _book(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +49,7 @@ def test_isotonic_steps_are_what_auto_avoids():
 def test_numbers_in_yaml_reproduce_the_calibrator_exactly(method):
     raw, y = _book(5000, seed=3)
     cal = ProbabilityCalibrator(method).fit(raw, y)
-    text = yaml.safe_dump(calibration_params(cal, raw))
+    text = yaml.safe_dump(cal.to_params())
     params = yaml.safe_load(text)
     probe = np.concatenate([raw, [0.0, 1e-9, 0.5, 1.0 - 1e-9, 1.0]])
     np.testing.assert_array_equal(apply_calibration(params, probe), cal.predict(probe))
@@ -69,4 +69,4 @@ def test_quarterly_refit_uses_the_same_ranking_preserving_choice():
 
 def test_unknown_stored_method_is_a_clear_error():
     with pytest.raises(ValueError, match="calibration method 'spline'"):
-        apply_params({"method": "spline"}, [0.1])
+        apply_calibration({"method": "spline"}, [0.1])

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.thresholds import apply_calibration
 from features.catalog import feature_names
 from models.explain import REASON_COLUMNS
+from models.portable import apply_calibration
 from models.scoring import FeatureMismatchError, check_features, score_snapshot
 from models.segment import SCORE_COLUMNS, CoverageConfig, SegmentConfig
 from models.train import OutcomeClassifier

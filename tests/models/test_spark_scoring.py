@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from test_scoring import THR, book, models  # noqa: F401  (module fixtures reused)
 
-from evaluation.thresholds import apply_calibration
+from models.portable import apply_calibration
 from models.scoring import score_snapshot
 from models.spark_scoring import SparkPartitions
 
