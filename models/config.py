@@ -17,6 +17,7 @@ from features.config_source import ConfigSection, require_known
 from features.names import TARGETS
 
 CalibrationMethod = Literal["auto", "pchip", "beta", "sigmoid", "isotonic"]
+REMOVED_CALIBRATION_KEYS = ("n_folds", "time_ordered")  # they reached nothing: a clear error
 
 
 class LGBMParams(ConfigSection):
@@ -81,15 +82,27 @@ class SplitConfig(ConfigSection):
 
 
 class CalibrationConfig(ConfigSection):
-    """Mapping raw scores to probabilities on the calibration slice."""
+    """Mapping raw scores to probabilities on the calibration slice.
+
+    'auto' compares methods on the latest third of the calibration dates (5 stratified
+    folds when that is impossible): ``models.calibrate.ProbabilityCalibrator``'s defaults.
+    """
 
     yaml_section: ClassVar[str] = "models.calibration"
 
     method: CalibrationMethod
-    n_folds: int = Field(ge=2, description="folds for the 'auto' choice without dates")
-    time_ordered: bool = Field(
-        description="'auto' compares methods on the latest calib date(s) when >1 date"
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: object) -> object:
+        gone = [k for k in REMOVED_CALIBRATION_KEYS if isinstance(data, dict) and k in data]
+        if gone:
+            raise ValueError(
+                f"delete {' and '.join(gone)}: no longer settings, they never reached the "
+                "calibrator ('auto' compares methods on the latest calibration dates, else "
+                "on 5 stratified folds)"
+            )
+        return data
 
 
 class TuneConfig(ConfigSection):
