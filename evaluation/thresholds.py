@@ -60,6 +60,21 @@ class ThresholdError(NrrcastError, ValueError):
 def quarter_bounds(quarter: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Start (inclusive) and end (exclusive) of a quarter label such as ``"2026Q3"``.
 
+    Parameters
+    ----------
+    quarter : str
+        A label like ``"2026Q3"``.
+
+    Returns
+    -------
+    (Timestamp, Timestamp)
+        First day of the quarter and first day of the next one.
+
+    Raises
+    ------
+    ValueError
+        For a label that is not a quarter.
+
     Examples
     --------
     >>> quarter_bounds("2026Q3")
@@ -73,7 +88,22 @@ def quarter_bounds(quarter: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def quarter_label(ts: object) -> str:
-    """The quarter label (``"2026Q3"``) of a timestamp."""
+    """The quarter label of a timestamp.
+
+    Parameters
+    ----------
+    ts : timestamp-like
+
+    Returns
+    -------
+    str
+        E.g. ``"2026Q3"``.
+
+    Examples
+    --------
+    >>> quarter_label("2026-08-15")
+    '2026Q3'
+    """
     return str(pd.Period(pd.Timestamp(ts), freq="Q"))
 
 
@@ -84,6 +114,20 @@ def matured_window(scores: pd.DataFrame, *, quarter: str, horizon_days: int = 60
     take effect at the start of ``quarter`` are fitted on the scores that matured during
     the previous quarter, so each score is used by exactly one calibration and nothing
     after the quarter start is looked at.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Issued scores with ``as_of``.
+    quarter : str
+        The quarter the thresholds take effect in, e.g. ``"2026Q3"``.
+    horizon_days : int, default 60
+        Label horizon.
+
+    Returns
+    -------
+    DataFrame
+        The rows of `scores` in the window.
     """
     _require(scores, ["as_of"], "scores")
     start, _ = quarter_bounds(quarter)
@@ -98,6 +142,23 @@ def join_outcomes(scores: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     ``labels`` holds ``account_id, as_of`` and ``label_churn`` / ``label_expand`` (NaN while
     the horizon is not covered). Scores without a feature row keep NaN outcomes (they are
     then dropped and counted by :func:`calibrate_thresholds`).
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Issued scores with ``account_id, as_of``; their own ``label_*`` are replaced.
+    labels : DataFrame
+        One row per ``(account_id, as_of)`` with the label columns.
+
+    Returns
+    -------
+    DataFrame
+        `scores` with ``as_of`` as ``datetime64[us]`` and the labels joined on.
+
+    Raises
+    ------
+    ValueError
+        For missing columns or duplicate ``(account_id, as_of)`` labels.
     """
     _require(scores, ["account_id", "as_of"], "scores")
     cols = [y for _, y in TARGETS.values()]
@@ -117,13 +178,35 @@ def join_outcomes(scores: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def scoring_weeks(as_of: pd.Series) -> np.ndarray:
-    """Index of the Monday-to-Sunday week of each ``as_of`` (weeks since 1970-01-05)."""
+    """Index of the Monday-to-Sunday week of each ``as_of``.
+
+    Parameters
+    ----------
+    as_of : Series
+        Scoring dates.
+
+    Returns
+    -------
+    ndarray of int
+        Weeks since Monday 1970-01-05.
+    """
     days = (pd.to_datetime(as_of) - WEEK_ANCHOR).dt.days.to_numpy()
     return np.floor_divide(days, 7)
 
 
 def account_weeks(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (account, scoring week): the latest score of that week."""
+    """One row per (account, scoring week): the latest score of that week.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Scores with ``account_id, as_of``.
+
+    Returns
+    -------
+    DataFrame
+        The kept rows, sorted by account and week, with the week index in ``_week``.
+    """
     _require(scores, ["account_id", "as_of"], "scores")
     out = scores.assign(_week=scoring_weeks(scores["as_of"]))
     out = out.sort_values(["account_id", "_week", "as_of"], kind="stable")
@@ -172,7 +255,23 @@ def flag_curve(p: np.ndarray, y: np.ndarray, *, n_weeks: int, n_csms: int) -> pd
 def evaluate_threshold(
     p: np.ndarray, y: np.ndarray, threshold: float, *, n_weeks: int, n_csms: int
 ) -> dict[str, float]:
-    """Precision, recall and flag volume of ``p >= threshold`` on account-weeks."""
+    """Precision, recall and flag volume of ``p >= threshold`` on account-weeks.
+
+    Parameters
+    ----------
+    p, y : ndarray of shape (n,)
+        Probabilities and outcomes 1.0/0.0 of the account-weeks.
+    threshold : float
+        Flag when ``p >= threshold``.
+    n_weeks, n_csms : int
+        Scoring weeks in the window and CSMs sharing the flags.
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``flags``, ``precision``, ``recall`` (NaN without flags or
+        positives) and ``flags_per_csm_week``.
+    """
     p, y = np.asarray(p, float), np.asarray(y, float)
     flagged = p >= threshold
     n_flags = int(flagged.sum())
@@ -200,6 +299,20 @@ def choose_churn_threshold(
     decides: ``"raise"`` raises :class:`ThresholdError`; ``"nearest"`` takes the
     threshold whose volume is closest to the band (ties: best precision) and sets
     ``status`` to ``"below_band"`` or ``"above_band"``. Otherwise ``status`` is ``"ok"``.
+
+    Parameters
+    ----------
+    curve : DataFrame
+        A :func:`flag_curve`.
+    band : (float, float)
+        Lowest and highest weekly flags per CSM.
+    on_unmet : {"nearest", "raise"}, default "nearest"
+
+    Returns
+    -------
+    dict
+        ``threshold, flags, precision, recall, flags_per_csm_week, status`` (and
+        ``message`` when the band is not met).
     """
     lo, hi = band
     rate = curve["flags_per_csm_week"].to_numpy()
@@ -238,6 +351,22 @@ def choose_expand_threshold(
     precision available (ties: lower threshold) with ``status="target_not_met"``. When
     the base rate itself reaches the target every account is flagged and ``status`` is
     ``"target_below_base_rate"``.
+
+    Parameters
+    ----------
+    curve : DataFrame
+        A :func:`flag_curve`.
+    target_precision : float
+        Precision the threshold must reach.
+    min_flags : int, default 20
+        Fewest flagged account-weeks a threshold may have.
+    on_unmet : {"nearest", "raise"}, default "nearest"
+
+    Returns
+    -------
+    dict
+        ``threshold, flags, precision, recall, flags_per_csm_week, status`` (and
+        ``message`` when the target is not met).
     """
     enough = curve["flags"].to_numpy() >= min_flags
     if not enough.any():
@@ -310,7 +439,15 @@ class ThresholdCalibration:
     calibrators: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain, YAML-safe dict (no numpy types)."""
+        """The thresholds file's content.
+
+        Returns
+        -------
+        dict
+            Plain and YAML-safe (no numpy types): ``quarter``, ``churn_threshold``,
+            ``expand_threshold``, ``churn``, ``expand``, ``calibrator``, ``metrics``,
+            ``previous`` and ``window``.
+        """
         return yaml_safe(
             {
                 "quarter": self.quarter,

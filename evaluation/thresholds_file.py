@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,11 +20,22 @@ import yaml
 
 from features.storage import atomic_write
 
-if TYPE_CHECKING:
-    from evaluation.thresholds import ThresholdCalibration
-
 REQUIRED_KEYS = ("quarter", "churn_threshold", "expand_threshold")
 _QUARTER_FILE = re.compile(r"^\d{4}Q[1-4]$")
+
+
+class AsDict(Protocol):
+    """A result that knows its file content (``evaluation.thresholds.ThresholdCalibration``)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The file's content.
+
+        Returns
+        -------
+        dict
+            YAML-safe, with at least ``quarter``, ``churn_threshold``, ``expand_threshold``.
+        """
+        ...
 
 
 def yaml_safe(obj: Any) -> Any:
@@ -56,7 +67,7 @@ def yaml_safe(obj: Any) -> Any:
     return obj
 
 
-def thresholds_to_yaml(result: ThresholdCalibration | Mapping[str, Any], path: str | Path) -> Path:
+def thresholds_to_yaml(result: AsDict | Mapping[str, Any], path: str | Path) -> Path:
     """Write a thresholds file (atomically: a temp file renamed into place).
 
     Parameters

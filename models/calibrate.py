@@ -373,14 +373,35 @@ class CalibratedScoreMixin:
     """
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Calibrated probabilities, shape (n_samples, 2): columns P(y=0), P(y=1)."""
+        """Calibrated probabilities (raw ones when no calibrator was fitted).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            What the host's ``predict_raw`` takes.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            Columns P(y=0), P(y=1).
+        """
         check_is_fitted(self, "calibrator_")
         raw = self.predict_raw(X)  # type: ignore[attr-defined]
         p1 = raw if self.calibrator_ is None else self.calibrator_.predict(raw)
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
-        """1 where the calibrated probability reaches `threshold`, else 0."""
+        """1 where the calibrated probability reaches `threshold`, else 0.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+        threshold : float, default=0.5
+
+        Returns
+        -------
+        ndarray of int64, shape (n_samples,)
+        """
         return (self.predict_proba(X)[:, 1] >= threshold).astype(np.int64)
 
     def _fit_calibration(self, X_calib: Any, y_calib: Any, groups: Any = None) -> None:
@@ -400,7 +421,19 @@ class CalibratedScoreMixin:
 
 
 def check_binary(y: Any, what: str) -> np.ndarray:
-    """Labels as a float array of 0/1; unknown (NaN) or other values are an error."""
+    """Labels as a float array of 0/1; unknown (NaN) or other values are an error.
+
+    Parameters
+    ----------
+    y : array-like
+        Labels.
+    what : str
+        Name of the input in the error message.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples,)
+    """
     arr = np.asarray(y, dtype=np.float64).ravel()
     if not np.isin(arr, (0.0, 1.0)).all():
         raise ValueError(f"{what} must hold only 0/1 labels (drop rows whose label is unknown)")

@@ -239,7 +239,17 @@ class PortableModel:
         return cls(target, booster, calibration, descriptions)
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``booster.txt`` and ``model.json`` into `directory` (created)."""
+        """Write ``booster.txt`` and ``model.json`` into `directory` (created).
+
+        Parameters
+        ----------
+        directory : str or Path
+
+        Returns
+        -------
+        Path
+            The directory.
+        """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(out / BOOSTER_FILE))
@@ -255,7 +265,21 @@ class PortableModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> PortableModel:
-        """Read what `save` wrote; raises naming the file when a part is missing or wrong."""
+        """Read what `save` wrote (data only: nothing is executed or unpickled).
+
+        Parameters
+        ----------
+        directory : str or Path
+
+        Returns
+        -------
+        PortableModel
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            Naming the file when a part is missing or wrong.
+        """
         where = Path(directory)
         for name in (BOOSTER_FILE, META_FILE):
             if not (where / name).is_file():
@@ -269,7 +293,16 @@ class PortableModel:
         return cls(meta["target"], booster, meta["calibration"], meta.get("descriptions"))
 
     def matrix(self, X: Any) -> np.ndarray:
-        """The model's feature columns of a DataFrame as float64, in the model's order."""
+        """The model's feature columns of a DataFrame as float64, in the model's order.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features_in_)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_in_)
+        """
         names = list(self.feature_names_in_)
         if not isinstance(X, pd.DataFrame):
             arr = np.asarray(X, dtype=np.float64)
@@ -290,11 +323,32 @@ class PortableModel:
         return sub.to_numpy(dtype=np.float64, na_value=np.nan)
 
     def predict_raw(self, X: Any) -> np.ndarray:
-        """Uncalibrated booster probability, shape (n_samples,)."""
+        """Uncalibrated booster probability.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            See :meth:`matrix`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
         return np.asarray(self.booster_.predict(self.matrix(X)), dtype=np.float64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Calibrated probabilities, shape (n_samples, 2): P(y=0), P(y=1)."""
+        """Calibrated probabilities with the model's own calibrator.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            See :meth:`matrix`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            Columns P(y=0), P(y=1).
+        """
         p1 = self.calibrator_.predict(self.predict_raw(X))
         return np.column_stack([1.0 - p1, p1])
 
@@ -314,6 +368,11 @@ class PortableModel:
             of ``{feature, value, contribution, direction, description}`` per row); 0 = none.
         calibration : portable calibration parameters to apply instead of the model's own
             (e.g. the quarterly calibrator of ``configs/thresholds/<quarter>.yaml``).
+
+        Returns
+        -------
+        DataFrame
+            One row per row of `X` (same index when `X` is a DataFrame).
         """
         matrix = self.matrix(X)
         raw = np.asarray(self.booster_.predict(matrix), dtype=np.float64)
@@ -326,7 +385,20 @@ class PortableModel:
         return out
 
     def reason_codes(self, matrix: np.ndarray, top_k: int) -> list[str]:
-        """Top `top_k` drivers up and down per row from LightGBM's exact TreeSHAP (JSON)."""
+        """Top drivers up and down per row from LightGBM's exact TreeSHAP.
+
+        Parameters
+        ----------
+        matrix : ndarray of shape (n_samples, n_features_in_)
+            From :meth:`matrix`.
+        top_k : int
+            Drivers kept per direction.
+
+        Returns
+        -------
+        list of str
+            One JSON list per row.
+        """
         contrib = np.asarray(self.booster_.predict(matrix, pred_contrib=True))[:, :-1]
         names: Sequence[str] = list(self.feature_names_in_)
         rows = []

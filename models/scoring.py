@@ -55,7 +55,24 @@ class ScoredBook:
 
 
 def check_features(models: Mapping[str, Any], table: pd.DataFrame) -> list[str]:
-    """The union of the models' features; raise naming every one the table lacks."""
+    """The union of the models' features; raise naming every one the table lacks.
+
+    Parameters
+    ----------
+    models : mapping of target -> model with ``feature_names_in_``
+    table : DataFrame
+        The snapshot to score.
+
+    Returns
+    -------
+    list of str
+        Feature names in first-seen order.
+
+    Raises
+    ------
+    FeatureMismatchError
+        Naming the target and the missing features.
+    """
     needed: list[str] = []
     for target, model in models.items():
         names = list(getattr(model, "feature_names_in_", []))
@@ -141,6 +158,12 @@ def score_snapshot(
     partitions : runs the partitions elsewhere, e.g. ``models.spark_scoring.SparkPartitions``
         (called with the frame, models, calibrators and top_k; returns the predictions and
         reasons in the frame's order). None runs them here, `partition_rows` at a time.
+
+    Returns
+    -------
+    ScoredBook
+        The scores table (one row per account, in the snapshot's order) and the long
+        reason-code frame.
     """
     if table.empty:
         raise ValueError("no accounts to score: the snapshot is empty")
