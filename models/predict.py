@@ -21,6 +21,11 @@ def feature_matrix(X: Any, feature_names: Sequence[str], *, what: str = "X") -> 
     feature_names : columns the model was fitted on.
     what : name of the input used in error messages.
 
+    Returns
+    -------
+    ndarray of float64, shape (n_samples, len(feature_names))
+        Missing values as NaN.
+
     Raises
     ------
     ValueError
