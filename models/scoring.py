@@ -118,6 +118,20 @@ def _predict_partition(
     return out, frame
 
 
+def _checked_calibrators(
+    models: Mapping[str, Any], calibrators: Mapping[str, Calibrate] | None
+) -> dict[str, Calibrate]:
+    """The calibrators that replace the models' own, for known targets; every model needs one."""
+    out = dict(calibrators or {})
+    unknown = sorted(set(out) - set(models))
+    if unknown:
+        raise ValueError(f"calibrators for unknown targets {unknown}; models are {sorted(models)}")
+    for target, model in models.items():
+        if target not in out and getattr(model, "calibrator_", None) is None:
+            raise ValueError(f"the {target} model has no calibrator: pass one in `calibrators`")
+    return out
+
+
 def score_snapshot(
     table: pd.DataFrame,
     models: Mapping[str, Any],
@@ -177,13 +191,7 @@ def score_snapshot(
         raise ValueError(f"snapshot: {duplicated} duplicate account_id rows")
     if {"churn", "expand"} - set(models):
         raise ValueError(f"need churn and expand models, got {sorted(models)}")
-    calibrators = dict(calibrators or {})
-    unknown = sorted(set(calibrators) - set(models))
-    if unknown:
-        raise ValueError(f"calibrators for unknown targets {unknown}; models are {sorted(models)}")
-    for target, model in models.items():
-        if target not in calibrators and getattr(model, "calibrator_", None) is None:
-            raise ValueError(f"the {target} model has no calibrator: pass one in `calibrators`")
+    calibrators = _checked_calibrators(models, calibrators)
     check_features(models, table)
     frame = table.reset_index(drop=True)
     if partitions is not None:
