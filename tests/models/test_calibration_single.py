@@ -133,7 +133,6 @@ def fitted() -> tuple[dict, pd.DataFrame]:
     return models, book
 
 
-@pytest.mark.filterwarnings("ignore:.*Add type hints:UserWarning")  # MLflow on PythonModel
 def test_pyfunc_and_scorer_give_identical_probabilities_from_the_same_json(fitted, tmp_path):
     from flows.pyfunc_model import ARTIFACT, NrrcastModel
     from models.scoring import score_snapshot
