@@ -97,10 +97,12 @@ class CalibrationConfig(ConfigSection):
     def _removed_keys(cls, data: object) -> object:
         gone = [k for k in REMOVED_CALIBRATION_KEYS if isinstance(data, dict) and k in data]
         if gone:
+            one = len(gone) == 1
             raise ValueError(
-                f"delete {' and '.join(gone)}: no longer settings, they never reached the "
-                "calibrator ('auto' compares methods on the latest calibration dates, else "
-                "on 5 stratified folds)"
+                f"{' and '.join(gone)}: no longer {'a setting' if one else 'settings'} "
+                f"({'it' if one else 'they'} never reached the calibrator: 'auto' compares "
+                "methods on the latest calibration dates, else on 5 stratified folds); "
+                f"delete {'it' if one else 'them'}"
             )
         return data
 
