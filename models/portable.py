@@ -8,7 +8,9 @@ JSON); loading them parses data, it runs nothing.
 This module imports only numpy, pandas, lightgbm and scipy (no other module of the project), so
 that it travels with the MLflow model as a single file (``code_paths``) and the pyfunc
 wrapper (``flows/pyfunc_model.py``) and ``nrrcast score`` compute the same numbers with
-the same code.
+the same code. For the same reason it is the one home of the calibration arithmetic
+(:func:`apply_calibration`): ``models.calibrate`` fits calibrators and evaluates them with
+it, so fitted, stored and registered calibrators agree exactly.
 """
 
 from __future__ import annotations
