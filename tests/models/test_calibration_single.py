@@ -96,7 +96,7 @@ def test_the_arithmetic_is_written_once():
 def fitted() -> tuple[dict, pd.DataFrame]:
     """Two small models with their own calibrators, and a 400-account snapshot."""
     from features.catalog import feature_names
-    from models.train import NrrClassifier
+    from models.train import OutcomeClassifier
 
     rng = np.random.default_rng(5)
     names = feature_names()
@@ -110,7 +110,7 @@ def fitted() -> tuple[dict, pd.DataFrame]:
     models = {}
     for seed, (target, sign) in enumerate((("churn", 1.5), ("expand", -1.2))):
         y = (rng.random(n_fit) < 1 / (1 + np.exp(2.0 + sign * health[:n_fit]))).astype(float)
-        models[target] = NrrClassifier(
+        models[target] = OutcomeClassifier(
             n_estimators=30, num_leaves=7, min_child_samples=20, num_threads=1, random_state=seed
         ).fit(X.iloc[:1600], y[:1600], X_calib=X.iloc[1600:n_fit], y_calib=y[1600:])
     book = X.iloc[n_fit:].reset_index(drop=True)
