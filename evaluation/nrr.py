@@ -78,7 +78,25 @@ def arr_on(subscriptions: pd.DataFrame, dates: Sequence[object]) -> pd.DataFrame
 
 
 def period_starts(start: object, end: object, freq: str = "Q") -> pd.DatetimeIndex:
-    """Starts of the whole periods inside ``[start, end)``: months or quarters."""
+    """Starts of the whole periods inside ``[start, end)``: months or quarters.
+
+    Parameters
+    ----------
+    start, end : date-like
+        Bounds; a period counts only when it lies wholly inside ``[start, end)``.
+    freq : {'Q', 'quarter', 'quarterly', 'M', 'month', 'monthly'}, default 'Q'
+        Period length.
+
+    Returns
+    -------
+    DatetimeIndex
+        Period starts in order; empty when no whole period fits.
+
+    Raises
+    ------
+    ValueError
+        When `freq` is not one of the above.
+    """
     f = _freq(freq)
     first = pd.Period(pd.Timestamp(start), freq=f)
     if first.start_time < pd.Timestamp(start):
@@ -101,6 +119,24 @@ def signup_cohort(accounts: pd.DataFrame, freq: str = "Q") -> pd.Series:
     ``freq``: ``"Q"`` (``"2025Q1"``), ``"M"`` (``"2025-01"``) or ``"Y"`` (``"2025"``).
     ``nrr_table(..., by="signup_cohort")`` uses quarters; pass a column made with another
     ``freq`` in ``accounts`` for coarser cohorts.
+
+    Parameters
+    ----------
+    accounts : DataFrame
+        Accounts with a ``created_at`` column.
+    freq : str, default 'Q'
+        ``"Q"``, ``"M"`` or ``"Y"`` (or their long names, as in :func:`period_starts`,
+        plus ``"year"``, ``"yearly"``).
+
+    Returns
+    -------
+    Series of string
+        Named ``signup_cohort``, aligned with `accounts`.
+
+    Raises
+    ------
+    ValueError
+        When ``created_at`` is missing or `freq` is unknown.
     """
     if "created_at" not in accounts:
         raise ValueError("accounts: missing column 'created_at' for the signup cohort")
@@ -245,8 +281,22 @@ def nrr_alerts(
 ) -> pd.DataFrame:
     """Periods whose NRR moved more than ``points`` percentage points from the period before.
 
-    Pass the quarterly table for quarter-on-quarter alerts. Returns one row per alert:
-    ``[by...], period, previous_nrr, nrr, change_points, message``.
+    Pass the quarterly table for quarter-on-quarter alerts.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A :func:`nrr_table` output (``period, period_start, nrr`` and the `by` columns).
+    points : float, default 20.0
+        Alert when ``|NRR - previous NRR|`` exceeds this many percentage points.
+    by : str or list of str, optional
+        Segment columns; each segment is compared with its own previous period.
+
+    Returns
+    -------
+    DataFrame
+        One row per alert: ``[by...], period, previous_nrr, nrr, change_points, message``
+        (the message is prefixed with the segment when `by` is given).
     """
     group = [] if by is None else [by] if isinstance(by, str) else list(by)
     t = table.sort_values([*group, "period_start"])
@@ -314,6 +364,17 @@ class NRRForecaster:
             quarter start of ``actuals`` are used (NaN labels: that quarter is skipped).
         actuals : DataFrame
             Quarterly :func:`nrr_table` without segments (only past quarters).
+
+        Returns
+        -------
+        NRRForecaster
+            self, with ``factors_`` and ``fitted_quarters_``.
+
+        Raises
+        ------
+        ValueError
+            When `history_quarters` < 1, `panel` lacks a column, or no past quarter has
+            both an NRR row and known labels at its start.
         """
         if self.history_quarters < 1:
             raise ValueError(f"history_quarters={self.history_quarters}: must be >= 1")
@@ -357,7 +418,24 @@ class NRRForecaster:
     def predict(self, scores: pd.DataFrame) -> dict[str, Any]:
         """Expected movements and NRR/GRR for the cohort in ``scores`` (one snapshot).
 
-        ``scores`` holds ``arr``, ``p_churn`` and ``p_expand`` per account with ARR > 0.
+        Parameters
+        ----------
+        scores : DataFrame
+            ``arr``, ``p_churn`` and ``p_expand`` per account; rows with ARR <= 0 are ignored.
+
+        Returns
+        -------
+        dict
+            ``start_arr``, ``expected_churned_arr``, ``expected_expansion_arr``,
+            ``expected_contraction_arr``, ``nrr_forecast``, ``grr_forecast`` (ratios:
+            1.05 = 105%) and the fitted factors ``k_churn``, ``k_expand``, ``r_contract``.
+
+        Raises
+        ------
+        RuntimeError
+            When called before `fit`.
+        ValueError
+            When `scores` lacks a column or has no account with ARR > 0.
         """
         if not hasattr(self, "factors_"):
             raise RuntimeError("NRRForecaster is not fitted: call fit() first")
@@ -390,7 +468,23 @@ def _ratio(num: float, den: float) -> float:
 def forecast_error(forecasts: Sequence[Mapping[str, Any]], actuals: pd.DataFrame) -> pd.DataFrame:
     """Forecast vs realised NRR per quarter; errors in percentage points.
 
-    ``forecasts`` are :meth:`NRRForecaster.predict` outputs with a ``"period"`` key.
+    Parameters
+    ----------
+    forecasts : sequence of mapping
+        :meth:`NRRForecaster.predict` outputs, each with a ``"period"`` key (``"2026Q1"``).
+    actuals : DataFrame
+        Quarterly :func:`nrr_table` with ``period, nrr, grr``.
+
+    Returns
+    -------
+    DataFrame
+        The forecasts joined with ``nrr_actual, grr_actual`` (NaN when the quarter is not
+        realised yet) and ``nrr_abs_error_points, grr_abs_error_points``.
+
+    Raises
+    ------
+    ValueError
+        When a forecast has no ``"period"`` key.
     """
     fc = pd.DataFrame(list(forecasts))
     if "period" not in fc:

@@ -33,7 +33,18 @@ _GRID = np.linspace(0.0, 1.0, 101)
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:
-    """sign(x) * log(1 + |x|): tames money and count tails, keeps ratios near 0..1 almost linear."""
+    """sign(x) * log(1 + |x|): tames money and count tails, keeps ratios near 0..1 almost linear.
+
+    Parameters
+    ----------
+    x : ndarray
+        Values of any shape; NaN stays NaN.
+
+    Returns
+    -------
+    ndarray
+        Same shape as `x`.
+    """
     return np.sign(x) * np.log1p(np.abs(x))
 
 
@@ -93,7 +104,31 @@ class LogisticBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         y_calib: Any = None,
         calib_groups: Any = None,
     ) -> LogisticBaseline:
-        """Fit on the training slice; calibrate on (`X_calib`, `y_calib`) when given."""
+        """Fit on the training slice; calibrate on (`X_calib`, `y_calib`) when given.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Training features; a DataFrame when `feature_names` is not set.
+        y : array-like of 0/1, shape (n_samples,)
+            Training labels.
+        X_calib : DataFrame, optional
+            Later calibration slice; without it ``calibrator_`` is None.
+        y_calib : array-like of 0/1, optional
+            Labels of `X_calib`.
+        calib_groups : array-like, optional
+            Group of each calibration row (e.g. account), passed to the calibrator.
+
+        Returns
+        -------
+        LogisticBaseline
+            self, fitted.
+
+        Raises
+        ------
+        ValueError
+            When labels are not 0/1, or features are neither named nor DataFrame columns.
+        """
         names = _feature_list(self.feature_names, X)
         y_arr = check_binary(y, "y")
         steps: list[Any] = []
@@ -115,7 +150,17 @@ class LogisticBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def predict_raw(self, X: Any) -> np.ndarray:
-        """Uncalibrated probability of the positive class, shape (n_samples,)."""
+        """Uncalibrated probability of the positive class, shape (n_samples,).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Features, same columns as in `fit`.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples,)
+        """
         check_is_fitted(self, "pipeline_")
         with threadpool_limits(limits=1, user_api="blas"):
             return self.pipeline_.predict_proba(feature_matrix(X, self.feature_names_in_))[:, 1]
@@ -169,7 +214,33 @@ class HealthScoreBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         y_calib: Any = None,
         calib_groups: Any = None,
     ) -> HealthScoreBaseline:
-        """Learn training percentiles; calibrate on (`X_calib`, `y_calib`) when given."""
+        """Learn training percentiles; calibrate on (`X_calib`, `y_calib`) when given.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Training rows; the weighted features are looked up by column name.
+        y : array-like, optional
+            Ignored (the score is rule-based); kept for the estimator interface.
+        X_calib : DataFrame, optional
+            Later calibration slice; without it ``calibrator_`` is None.
+        y_calib : array-like of 0/1, optional
+            Labels of `X_calib`.
+        calib_groups : array-like, optional
+            Group of each calibration row (e.g. account), passed to the calibrator.
+
+        Returns
+        -------
+        HealthScoreBaseline
+            self, fitted.
+
+        Raises
+        ------
+        ValueError
+            When `weights` is empty or none of its features is in `X`.
+        TypeError
+            When `X` is not a DataFrame.
+        """
         if not self.weights:
             raise ValueError("HealthScoreBaseline needs a non-empty weights mapping")
         if not isinstance(X, pd.DataFrame):
@@ -192,7 +263,18 @@ class HealthScoreBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def health_score(self, X: pd.DataFrame) -> np.ndarray:
-        """The weighted score in [0, 1] (before `invert`), shape (n_samples,)."""
+        """The weighted score in [0, 1] (before `invert`), shape (n_samples,).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Rows holding the features found at `fit` (``features_``).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples,)
+            Weighted mean of the oriented training percentiles.
+        """
         check_is_fitted(self, "grid_")
         values = feature_matrix(X, self.features_)
         pct = np.full(values.shape, 0.5)
@@ -207,6 +289,17 @@ class HealthScoreBaseline(CalibratedScoreMixin, ClassifierMixin, BaseEstimator):
         return oriented @ w / w.sum()
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated score of the event, shape (n_samples,): health or 1 - health."""
+        """Uncalibrated score of the event, shape (n_samples,): health or 1 - health.
+
+        Parameters
+        ----------
+        X : DataFrame
+            Rows holding the features found at `fit` (``features_``).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_samples,)
+            In [0, 1]; ``1 - health_score(X)`` when `invert`.
+        """
         s = self.health_score(X)
         return 1.0 - s if self.invert else s
