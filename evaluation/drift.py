@@ -54,6 +54,16 @@ def bin_shares(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Bin shares of ``reference`` and ``current`` on bins learnt from ``reference``.
 
+    Parameters
+    ----------
+    reference, current : array-like of shape (n,) and (m,)
+        Values of the reference (training) and current populations; string, categorical
+        and boolean values get one bin per reference category.
+    bins : int, default 10
+        Quantile bins of a numeric reference before ties and thin bins are merged.
+    min_bin_share : float, default 0.05
+        Reference share below which a numeric bin is merged into its smaller neighbour.
+
     Returns
     -------
     ref_share, cur_share : ndarray of shape (n_bins,)
@@ -137,6 +147,18 @@ def _categorical_shares(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.
 def psi_from_shares(ref_share: np.ndarray, cur_share: np.ndarray, epsilon: float = 1e-4) -> float:
     """PSI of two share vectors, shares floored at ``epsilon``.
 
+    Parameters
+    ----------
+    ref_share, cur_share : array-like of shape (n_bins,)
+        Bin shares of the reference and current populations, as from :func:`bin_shares`.
+    epsilon : float, default 1e-4
+        Floor on each share, so that an empty bin gives a large but finite PSI.
+
+    Returns
+    -------
+    float
+        ``sum_i (c_i - r_i) * ln(c_i / r_i)``; 0 when the shares are equal.
+
     Examples
     --------
     >>> round(psi_from_shares(np.array([0.5, 0.5]), np.array([0.25, 0.75])), 6)
@@ -165,6 +187,13 @@ def psi(
         Quantile bins of the reference before ties are merged.
     epsilon : float, default 1e-4
         Floor on each bin's share.
+    min_bin_share : float, default 0.05
+        Reference share below which a numeric bin is merged into its smaller neighbour.
+
+    Returns
+    -------
+    float
+        The PSI, >= 0.
 
     Examples
     --------
@@ -266,8 +295,28 @@ def drift_between(
 ) -> pd.DataFrame:
     """Drift of a feature (or scores) panel: a window of ``as_of`` against one snapshot.
 
-    ``reference_as_of = (first, last)`` is inclusive; ``current_as_of`` is one date.
-    Default columns: numeric ones other than labels (``label_*``, ``arr_h``).
+    Parameters
+    ----------
+    panel : DataFrame
+        Rows with an ``as_of`` column (a feature or scores panel).
+    reference_as_of : (date-like, date-like)
+        ``(first, last)`` ``as_of`` of the reference window, inclusive.
+    current_as_of : date-like
+        The one ``as_of`` of the current population.
+    columns : sequence of str, optional
+        Columns to compare; default: numeric ones other than labels (``label_*``, ``arr_h``).
+    config : DriftConfig, optional
+        Bins, ``watch`` / ``alert`` limits and the share floor.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`drift_report`: one row per column, sorted by PSI descending.
+
+    Raises
+    ------
+    ValueError
+        When ``as_of`` or a column is missing, or either population has no row.
     """
     if "as_of" not in panel.columns:
         raise ValueError("panel: missing column 'as_of'")
@@ -289,7 +338,19 @@ def drift_between(
 
 
 def drift_flags(report: pd.DataFrame) -> list[str]:
-    """One plain-language line per flagged column (for the report header)."""
+    """One plain-language line per flagged column (for the report header).
+
+    Parameters
+    ----------
+    report : DataFrame
+        A :func:`drift_report` output.
+
+    Returns
+    -------
+    list of str
+        One line per column whose status is not "ok": PSI, status, means and missing
+        shares, in the report's order.
+    """
     flagged = report[report["status"] != "ok"]
     return [
         f"{r.column}: PSI {r.psi:.2f} ({r.status}); mean {r.mean_reference:.3g} -> "
@@ -304,6 +365,19 @@ def drift_sentences(report: pd.DataFrame, labels: dict[str, str] | None = None) 
     One sentence per column with status "alert" (PSI stays in the technical section),
     e.g. "Active users in the last 30 days: higher than in the training data (mean 12 ->
     18); scores of accounts where this drives the prediction deserve a second look."
+
+    Parameters
+    ----------
+    report : DataFrame
+        A :func:`drift_report` output.
+    labels : dict of str to str, optional
+        Plain-language name of each column (text after a ":" is dropped); default: the
+        column name with spaces for underscores.
+
+    Returns
+    -------
+    list of str
+        One sentence per alerted column, in the report's order.
 
     Examples
     --------
