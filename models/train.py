@@ -49,7 +49,21 @@ _BOOSTER_KEYS = (
 
 
 def lgbm_params(est: Any, seed: int | None) -> dict[str, Any]:
-    """Native LightGBM parameters of an estimator, with every source of randomness fixed."""
+    """Native LightGBM parameters of an estimator, with every source of randomness fixed.
+
+    Parameters
+    ----------
+    est : OutcomeClassifier or object
+        Holds the booster settings as attributes (``num_leaves``, ``learning_rate``, ...).
+    seed : int or None
+        Seed of every LightGBM random stream; None means 0.
+
+    Returns
+    -------
+    dict
+        Parameters for ``lightgbm.train``: the estimator's settings, a binary objective
+        (early stopping on log loss) and deterministic row-wise training.
+    """
     s = 0 if seed is None else int(seed)
     params = {k: getattr(est, k) for k in _BOOSTER_KEYS}
     params.update(
@@ -367,6 +381,21 @@ def tune_lgbm(
     Each trial is early-stopped on the validation slice and scored by its best
     validation log loss. The learning rate and the round budget stay as configured.
 
+    Parameters
+    ----------
+    X, y : ndarray
+        Training features (n_samples, n_features) and 0/1 labels.
+    X_valid, y_valid : ndarray
+        Validation slice for early stopping and scoring.
+    base : LGBMParams
+        Configured parameters; the searched ones are replaced per trial.
+    feature_names : sequence of str
+        Names of the columns of `X`.
+    n_trials : int
+        Number of trials.
+    seed : int
+        Seed of the sampler and of every booster.
+
     Returns
     -------
     best : LGBMParams with the best trial's values.
@@ -458,7 +487,12 @@ class TrainResult:
         return self.predictions[self.predictions["slice"] == "test"].reset_index(drop=True)
 
     def flat_metrics(self) -> dict[str, float]:
-        """``{target}.{model}.{slice}.{metric}`` -> value, for ``mlflow.log_metrics``."""
+        """``{target}.{model}.{slice}.{metric}`` -> value, for ``mlflow.log_metrics``.
+
+        Returns
+        -------
+        dict of str to float
+        """
         out: dict[str, float] = {}
         for t, r in self.targets.items():
             for model, by_slice in r.metrics.items():
@@ -467,7 +501,18 @@ class TrainResult:
         return out
 
     def comparison(self, slice_name: str = "test") -> pd.DataFrame:
-        """One row per (target, model) with the metrics of one slice, side by side."""
+        """One row per (target, model) with the metrics of one slice, side by side.
+
+        Parameters
+        ----------
+        slice_name : {'test', 'valid', 'calib'}, default 'test'
+            Slice whose metrics are shown; models without it are left out.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``target, model`` and one per metric.
+        """
         rows = [
             {"target": t, "model": model, **by_slice[slice_name]}
             for t, r in self.targets.items()
@@ -477,7 +522,13 @@ class TrainResult:
         return pd.DataFrame(rows)
 
     def flat_params(self) -> dict[str, Any]:
-        """Parameters of each target's booster and calibrator, for ``mlflow.log_params``."""
+        """Parameters of each target's booster and calibrator, for ``mlflow.log_params``.
+
+        Returns
+        -------
+        dict of str to object
+            ``{target}.{param}``, ``n_features`` and the split's ``split.*start`` dates.
+        """
         out: dict[str, Any] = {}
         for t, r in self.targets.items():
             out.update({f"{t}.{k}": v for k, v in r.params.items()})
