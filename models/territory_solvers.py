@@ -69,19 +69,37 @@ class Problem:
         return len(self.csms)
 
     def fixed_load(self) -> tuple[np.ndarray, np.ndarray]:
+        """Load and high-touch count each CSM carries from frozen accounts alone.
+
+        Returns
+        -------
+        load, high : ndarray of float64, shape (n_csm,)
+            Summed weight and number of high-touch accounts that stay with their owner.
+        """
         idx = self.owner_any[self.fixed]
         load = np.bincount(idx, self.weight[self.fixed], minlength=self.n_csm)
         high = np.bincount(idx, self.high[self.fixed].astype(float), minlength=self.n_csm)
         return load, high
 
     def seats(self) -> np.ndarray:
-        """High-touch seats per CSM: capacity, or the frozen count when that is higher."""
+        """High-touch seats per CSM: capacity, or the frozen count when that is higher.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_csm,)
+            Inf for owners outside the pool.
+        """
         _, fixed_high = self.fixed_load()
         return np.maximum(self.capacity, fixed_high)
 
     def out_caps(self) -> np.ndarray:
         """Accounts each CSM may give up: the move cap, plus its excess of high-touch
-        accounts over its seats when ``capacity_first``."""
+        accounts over its seats when ``capacity_first``.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_csm,)
+        """
         caps = np.full(self.n_csm, float(self.cfg.max_moves_per_csm))
         if self.cfg.capacity_first:
             movable = self.free & (self.owner >= 0)
@@ -94,7 +112,21 @@ class Problem:
 
 
 def score(p: Problem, assign: np.ndarray) -> float:
-    """The MILP's objective of an assignment, capacity overflow penalised as in the MILP."""
+    """The MILP's objective of an assignment, capacity overflow penalised as in the MILP.
+
+    Parameters
+    ----------
+    p : Problem
+        The territory problem.
+    assign : ndarray of int, shape (n_accounts,)
+        CSM index of each account, -1 when unplaced (unplaced accounts add no load).
+
+    Returns
+    -------
+    float
+        :func:`objective` of the pool loads plus a penalty per high-touch account over a
+        CSM's seats; lower is better.
+    """
     placed = assign >= 0
     loads = np.bincount(assign[placed], p.weight[placed], minlength=p.n_csm)
     high = np.bincount(assign[placed], p.high[placed].astype(float), minlength=p.n_csm)
@@ -105,6 +137,26 @@ def score(p: Problem, assign: np.ndarray) -> float:
 
 
 def objective(loads: np.ndarray, n_pool: int, target: float, moves: int, cfg) -> float:
+    """Distance of the pool's loads from the target, their spread and the moves' cost.
+
+    Parameters
+    ----------
+    loads : ndarray of float, shape (n_csm,)
+        Load per CSM, pool CSMs first.
+    n_pool : int
+        Number of pool CSMs (the first `n_pool` loads); the others are not balanced.
+    target : float
+        Target load per pool CSM.
+    moves : int
+        Accounts moved away from their current owner.
+    cfg : TerritoryConfig
+        Gives ``spread_weight`` and ``move_cost``.
+
+    Returns
+    -------
+    float
+        ``sum |load - target| + spread_weight * (max - min load) + move_cost * moves``.
+    """
     pool = loads[:n_pool]
     spread = float(pool.max() - pool.min()) if n_pool else 0.0
     return float(np.abs(pool - target).sum() + cfg.spread_weight * spread + cfg.move_cost * moves)
