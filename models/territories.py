@@ -76,15 +76,22 @@ UNASSIGNED = "(unassigned)"
 def check_roster(csms: pd.DataFrame | None) -> pd.DataFrame | None:
     """Validate the optional ``csms`` table (csm_id, name, email, capacity).
 
+    Parameters
+    ----------
+    csms : DataFrame or None
+        The roster; ``name``, ``email`` and ``capacity`` are optional columns.
+
     Returns
     -------
-    DataFrame with ``csm_id`` (str), ``name``, ``email`` and ``capacity`` (float, NaN =
-    not given), one row per CSM; None when `csms` is None or empty.
+    DataFrame or None
+        ``csm_id`` (str), ``name``, ``email`` and ``capacity`` (float, NaN = not given),
+        one row per CSM; None when `csms` is None or empty.
 
     Raises
     ------
-    ValueError naming the table, column and row count of a missing id column, null or
-    duplicate ids, or a negative / non-numeric capacity.
+    InputError
+        A ValueError naming the table, column and row count of a missing id column, null
+        or duplicate ids, or a negative / non-numeric capacity.
     """
     if csms is None or len(csms) == 0:
         return None
@@ -713,7 +720,19 @@ def _result(
 
 
 def balance_measures(loads: Any) -> dict[str, float]:
-    """Max, min, mean, standard deviation and coefficient of variation of CSM loads."""
+    """Max, min, mean, standard deviation and coefficient of variation of CSM loads.
+
+    Parameters
+    ----------
+    loads : array-like of float
+        Load per CSM.
+
+    Returns
+    -------
+    dict of str to float
+        ``max, min, mean, std, cv, spread`` (max - min), rounded to 4 decimals; all 0 when
+        `loads` is empty, ``cv`` 0 when the mean is not positive.
+    """
     x = np.asarray(loads, dtype=np.float64)
     if not len(x):
         return {"max": 0.0, "min": 0.0, "mean": 0.0, "std": 0.0, "cv": 0.0, "spread": 0.0}
@@ -741,6 +760,18 @@ def constraint_violations(res: RebalanceResult, cfg: TerritoryConfig) -> dict[st
       ``capacity_first``);
     * ``unassigned``: accounts of a named tier left without a CSM;
     * ``max_load``: roster CSMs above ``max_load`` (when set).
+
+    Parameters
+    ----------
+    res : RebalanceResult
+        A rebalance's ``assignment`` and ``loads`` frames.
+    cfg : TerritoryConfig
+        The rules the rebalance was run with.
+
+    Returns
+    -------
+    dict of str to int
+        Violation count per rule above.
     """
     a = res.assignment
     had = a["csm_before"].notna()
