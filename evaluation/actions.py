@@ -67,7 +67,22 @@ def csm_directory(scores: pd.DataFrame, csms: pd.DataFrame | None = None) -> pd.
     """``csm_id, csm_name, csm_email, capacity`` for every CSM of the scores.
 
     Names come from the optional ``csms`` table; a CSM missing from it (or no table)
-    is shown by its id, and accounts without a CSM by "(unassigned)".
+    is shown by its id. Accounts without a CSM get no row here (the account list shows
+    them as "(unassigned)").
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Scored accounts with a ``csm_id`` column (null: no CSM).
+    csms : DataFrame, optional
+        Roster with ``csm_id`` and optional ``name``, ``email``, ``capacity``; the first
+        row of a duplicated id wins.
+
+    Returns
+    -------
+    DataFrame
+        One row per distinct CSM of `scores`: ``csm_id`` (str), ``csm_name``,
+        ``csm_email`` and ``capacity`` (None when not given).
     """
     ids = pd.Series(scores["csm_id"].dropna().astype(str).unique(), dtype=object)
     out = pd.DataFrame({"csm_id": ids})
@@ -223,7 +238,21 @@ def action_table(
 
 
 def weekly_flags(actions: pd.DataFrame, *, max_per_csm: int = 20) -> pd.DataFrame:
-    """Each CSM's flagged accounts, highest priority first, at most `max_per_csm` each."""
+    """Each CSM's flagged accounts, highest priority first, at most `max_per_csm` each.
+
+    Parameters
+    ----------
+    actions : DataFrame
+        The account list (:func:`action_table`) with ``flag``, ``csm``, ``priority`` and
+        ``account_id``.
+    max_per_csm : int, default 20
+        Most accounts kept per CSM.
+
+    Returns
+    -------
+    DataFrame
+        The flagged rows, ordered by CSM, then priority descending, then account id.
+    """
     flagged = actions[actions["flag"] != ""]
     ranked = flagged.sort_values(
         ["csm", "priority", "account_id"], ascending=[True, False, True], kind="stable"
@@ -232,7 +261,22 @@ def weekly_flags(actions: pd.DataFrame, *, max_per_csm: int = 20) -> pd.DataFram
 
 
 def write_exports(actions: pd.DataFrame, flags: pd.DataFrame, directory: str | Path) -> dict:
-    """``account_list.csv`` and ``weekly_flags.csv`` in `directory` (formula-safe CSV)."""
+    """``account_list.csv`` and ``weekly_flags.csv`` in `directory` (formula-safe CSV).
+
+    Parameters
+    ----------
+    actions : DataFrame
+        The account list (:func:`action_table`), with every column of `ACCOUNT_LIST_COLUMNS`.
+    flags : DataFrame
+        The weekly flags (:func:`weekly_flags`), with every column of `FLAG_COLUMNS`.
+    directory : str or Path
+        Output directory, created if missing; the two files are replaced if they exist.
+
+    Returns
+    -------
+    dict of str to Path
+        ``{"account_list": path, "weekly_flags": path}``.
+    """
     directory = Path(directory)
     return {
         "account_list": write_csv(
