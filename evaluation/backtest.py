@@ -112,7 +112,26 @@ class BacktestResult:
 
 
 def point_in_time_frame(panel: pd.DataFrame, quarter: str, horizon_days: int) -> pd.DataFrame:
-    """Rows a trainer may see for ``quarter``: before its end, immature labels blanked."""
+    """Rows a trainer may see for ``quarter``: before its end, immature labels blanked.
+
+    A snapshot before the quarter whose outcome window reaches into it has a label not
+    known at the quarter start: its labels (and ``arr_h``) become NaN and ``label_known``
+    False, so nothing trained for the quarter sees its outcomes.
+
+    Parameters
+    ----------
+    panel : DataFrame
+        Feature panel with ``as_of``, ``label_*`` columns and optionally ``arr_h``.
+    quarter : str
+        The quarter, e.g. ``"2026Q1"``.
+    horizon_days : int
+        Outcome window of the labels, in days.
+
+    Returns
+    -------
+    DataFrame
+        A copy of the rows with ``as_of`` before the quarter's end.
+    """
     start, end = quarter_bounds(quarter)
     as_of = pd.to_datetime(panel["as_of"])
     frame = panel.loc[as_of < end].copy()
@@ -146,6 +165,23 @@ def models_trainer(
     with ``allow_unpurged=True``, the lean split without the purge between slices
     (labels are still only those known at the quarter start, but neighbouring slices
     then share outcome windows). The split used is in ``predictions.attrs["split"]``.
+
+    Parameters
+    ----------
+    model_config : ModelConfig
+        Model settings (``split``, LightGBM, baselines) passed to ``train_all``.
+    feature_names : sequence of str
+        Feature columns of the panel.
+    horizon_days : int, default 60
+        Outcome window of the labels, in days.
+    allow_unpurged : bool, default False
+        Also try the lean split without the purge when no other fits.
+
+    Returns
+    -------
+    Trainer
+        ``train(frame, quarter) -> predictions``; it raises ValueError when the quarter
+        has no snapshot with a known label or no split fits the history.
     """
     names = list(feature_names)
 
