@@ -350,7 +350,29 @@ def _is_quarantine(directory: Path) -> bool:
 def claim_quarantine_dir(quarantine_dir: str | Path, source: object = None) -> Path:
     """The quarantine directory, created and marked as nrrcast's; refused when it overlaps
     the source or holds files nrrcast did not write, so that replacing or removing a
-    stale ``<table>.parquet`` only ever touches nrrcast's own files."""
+    stale ``<table>.parquet`` only ever touches nrrcast's own files.
+
+    Parameters
+    ----------
+    quarantine_dir : str or Path
+        Where quarantined rows are written.
+    source : Path, optional
+        The raw data's directory, which the quarantine must not overlap; anything other
+        than a Path (e.g. a database URL) is not checked for overlap.
+
+    Returns
+    -------
+    Path
+        The resolved, marked directory.
+
+    Raises
+    ------
+    UnsafePathError
+        When the directory overlaps `source`, is a file, is marked as another kind or holds
+        files nrrcast did not write.
+    NotWritableError
+        When the directory or its marker cannot be created.
+    """
     return storage.claim_dir(
         quarantine_dir,
         "quarantine",

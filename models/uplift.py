@@ -25,6 +25,21 @@ def relative_arr_change(arr_start: np.ndarray, arr_end: np.ndarray) -> np.ndarra
     """ARR change over a period as a share of the starting ARR, clipped to [-1, 1].
 
     Churn is -1; clipping keeps one large expansion from dominating the squared loss.
+
+    Parameters
+    ----------
+    arr_start, arr_end : array-like of float, shape (n,)
+        ARR at the start and the end of the period.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        ``arr_end / arr_start - 1`` clipped to [-1, 1]; 0 where `arr_start` is not positive.
+
+    Examples
+    --------
+    >>> relative_arr_change([100.0, 100.0, 100.0, 0.0], [0.0, 150.0, 900.0, 5.0])
+    array([-1. ,  0.5,  1. ,  0. ])
     """
     start = np.asarray(arr_start, dtype=float)
     end = np.asarray(arr_end, dtype=float)
@@ -122,7 +137,23 @@ class TwoModelUplift(BaseEstimator):
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Estimated uplift of a touch on the outcome, shape (n,)."""
+        """Estimated uplift of a touch on the outcome, shape (n,).
+
+        Parameters
+        ----------
+        X : DataFrame
+            Rows holding `feature_names`.
+
+        Returns
+        -------
+        ndarray of float64, shape (n,)
+            Treated model's prediction minus the untreated model's.
+
+        Raises
+        ------
+        ValueError
+            When `X` lacks a feature.
+        """
         check_is_fitted(self, "treated_model_")
         Xa = self._X(X)
         return self.treated_model_.predict(Xa) - self.control_model_.predict(Xa)
