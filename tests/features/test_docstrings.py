@@ -28,23 +28,6 @@ SCANNED = ("features", "models", "evaluation")
 
 # Public functions still lacking Parameters/Returns. Only ever remove lines from this list.
 ALLOWLIST = """
-evaluation/actions.py::csm_directory
-evaluation/actions.py::weekly_flags
-evaluation/actions.py::write_exports
-evaluation/backtest.py::models_trainer
-evaluation/backtest.py::point_in_time_frame
-evaluation/drift.py::bin_shares
-evaluation/drift.py::drift_between
-evaluation/drift.py::drift_flags
-evaluation/drift.py::drift_sentences
-evaluation/drift.py::psi
-evaluation/drift.py::psi_from_shares
-evaluation/nrr.py::NRRForecaster.fit
-evaluation/nrr.py::NRRForecaster.predict
-evaluation/nrr.py::forecast_error
-evaluation/nrr.py::nrr_alerts
-evaluation/nrr.py::period_starts
-evaluation/nrr.py::signup_cohort
 features/spark_engine.py::SparkConnection.execute
 features/spark_engine.py::SparkResult.df
 features/spark_engine.py::SparkResult.fetchall
@@ -52,28 +35,6 @@ features/spark_engine.py::SparkResult.fetchone
 features/spark_engine.py::duckdb_type
 features/spark_engine.py::java_problem
 features/spark_engine.py::open_spark_source
-features/validate.py::claim_quarantine_dir
-models/baselines.py::HealthScoreBaseline.fit
-models/baselines.py::HealthScoreBaseline.health_score
-models/baselines.py::HealthScoreBaseline.predict_raw
-models/baselines.py::LogisticBaseline.fit
-models/baselines.py::LogisticBaseline.predict_raw
-models/baselines.py::signed_log1p
-models/territories.py::balance_measures
-models/territories.py::check_roster
-models/territories.py::constraint_violations
-models/territory_solvers.py::Problem.fixed_load
-models/territory_solvers.py::Problem.out_caps
-models/territory_solvers.py::Problem.seats
-models/territory_solvers.py::objective
-models/territory_solvers.py::score
-models/train.py::TrainResult.comparison
-models/train.py::TrainResult.flat_metrics
-models/train.py::TrainResult.flat_params
-models/train.py::lgbm_params
-models/train.py::tune_lgbm
-models/uplift.py::TwoModelUplift.predict
-models/uplift.py::relative_arr_change
 """
 
 
