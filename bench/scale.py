@@ -244,6 +244,7 @@ def _one(args: argparse.Namespace) -> None:
     from features.config import FeatureConfig
     from features.snapshots import add_months, observation_dates
     from features.sources import open_source
+    from features.sqlrun import SqlRunner
     from features.validate import validate
 
     t0 = time.perf_counter()
@@ -291,8 +292,10 @@ def _one(args: argparse.Namespace) -> None:
         scan_chunk_months=args.scan_chunk_months,
         duckdb_memory_limit=args.duckdb_memory if args.engine == "duckdb" else None,
     )
-    table = build_feature_table(src.con, dates, cfg, data_end=data_end, progress=False)
+    run = SqlRunner(src.con)
+    table = build_feature_table(src.con, dates, cfg, data_end=data_end, progress=False, runner=run)
     t3 = time.perf_counter()
+    steps = sorted(run.timings.items(), key=lambda kv: -kv[1])
     events = counts[0]
     src.close()
     shutil.rmtree(spill, ignore_errors=True)
@@ -307,6 +310,8 @@ def _one(args: argparse.Namespace) -> None:
                 "engine_start_seconds": round(started, 1),
                 "validate_seconds": round(t2 - t1, 1),
                 "features_seconds": round(t3 - t2, 1),
+                # wall seconds of the slowest feature steps (a step's appends summed)
+                "slowest_steps": {name: round(sec, 1) for name, sec in steps[:8]},
             }
         )
     )
@@ -321,7 +326,7 @@ def main() -> None:
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--duckdb-memory", default="12GB")
     parser.add_argument("--spark-memory", default="10g")
-    parser.add_argument("--shuffle-partitions", type=int, default=16)
+    parser.add_argument("--shuffle-partitions", type=int, default=4, help="2 per core")
     parser.add_argument("--snapshots", type=int, default=18)
     parser.add_argument("--scan-chunk-months", type=int, default=3)
     parser.add_argument(

@@ -63,6 +63,23 @@ DEFAULT_CONF = {
 }
 """Settings of a session nrrcast starts itself (`spark_session`)."""
 
+LOCAL_CONF = {
+    # the throughput collector: G1's concurrent threads cost 10-20% CPU on a short batch
+    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
+    # cached intermediate tables uncompressed: less CPU, memory is the driver's own here
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
+}
+"""Extra settings of a local-mode session (`spark_session` with a ``local`` master);
+with them and 2 shuffle partitions per core, features over 1M events took 55 instead
+of 76 CPU seconds (bench/scale.py, docs/cluster.md)."""
+
+
+def _local_cores(master: str) -> int:
+    """Worker threads of a ``local``, ``local[n]`` or ``local[*]`` master."""
+    inside = master[len("local[") : -1] if master.startswith("local[") else "1"
+    inside = inside.split(",")[0]  # local[n, maxFailures]
+    return (os.cpu_count() or 1) if inside == "*" else int(inside)
+
 
 def java_problem() -> str | None:
     """What is missing to run Spark here (no Java, or pyspark absent), or None."""
@@ -94,7 +111,9 @@ def spark_session(
         ``spark://host:7077``, ``yarn``, ``k8s://...``; None leaves it to spark-submit or
         to the session already running (Databricks). An active session is reused as is.
     app_name : the application's name in the cluster's UI.
-    conf : extra settings (e.g. ``{"spark.driver.memory": "8g"}``), applied last.
+    conf : extra settings (e.g. ``{"spark.driver.memory": "8g"}``), applied last. A local
+        master also gets `LOCAL_CONF` and ``spark.sql.shuffle.partitions`` = 2 per core
+        (Spark's 200 are made for clusters: each is a task and a file per map task).
 
     Returns
     -------
@@ -111,7 +130,11 @@ def spark_session(
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    settings = dict(DEFAULT_CONF)
+    if master and master.startswith("local"):
+        settings.update(LOCAL_CONF)
+        settings["spark.sql.shuffle.partitions"] = str(2 * _local_cores(master))
+    for key, value in {**settings, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
