@@ -82,7 +82,13 @@ def _local_cores(master: str) -> int:
 
 
 def java_problem() -> str | None:
-    """What is missing to run Spark here (no Java, or pyspark absent), or None."""
+    """What is missing to run Spark here (no Java, or pyspark absent), or None.
+
+    Returns
+    -------
+    str or None
+        One line saying what to install, or None when Spark can run.
+    """
     try:
         import pyspark  # noqa: F401
     except ImportError:
@@ -161,7 +167,17 @@ _SPARK_TO_DUCKDB = {
 
 
 def duckdb_type(spark_type: Any) -> str:
-    """The DuckDB name of a Spark data type (what the contract's casts expect)."""
+    """The DuckDB name of a Spark data type (what the contract's casts expect).
+
+    Parameters
+    ----------
+    spark_type : a `pyspark.sql.types.DataType`.
+
+    Returns
+    -------
+    str
+        E.g. ``VARCHAR``, ``BIGINT``, ``TIMESTAMP``, ``DECIMAL(38,10)``.
+    """
     name = type(spark_type).__name__
     if name == "DecimalType":
         return f"DECIMAL({spark_type.precision},{spark_type.scale})"
@@ -249,7 +265,18 @@ class SparkConnection:
     # ------------------------------------------------------------------ DuckDB API
 
     def execute(self, sql: str, parameters: object = None) -> SparkResult:
-        """Run one DuckDB statement on Spark; returns its rows (none for DDL)."""
+        """Run one DuckDB statement on Spark.
+
+        Parameters
+        ----------
+        sql : one statement in DuckDB's dialect.
+        parameters : values of its ``?`` placeholders, bound as SQL literals.
+
+        Returns
+        -------
+        SparkResult
+            Its rows (none for DDL and table creation).
+        """
         if parameters:
             sql = _bind(sql, parameters)
         commands = to_spark(sql)
@@ -389,6 +416,12 @@ class SparkConnection:
 
 def open_spark_source(source: str | Path, spark: SparkSession, *, location: str | None = None):
     """`features.sources.open_source` on Spark: a directory of Parquet or CSV files.
+
+    Parameters
+    ----------
+    source : the directory (visible at the same path on the driver and the workers).
+    spark : the session to run on.
+    location : see `SparkConnection`.
 
     Returns
     -------
