@@ -71,7 +71,7 @@ LOCAL_CONF = {
 }
 """Extra settings of a local-mode session (`spark_session` with a ``local`` master);
 with them and 2 shuffle partitions per core, features over 1M events took 55 instead
-of 76 CPU seconds (bench/scale.py, docs/cluster.md)."""
+of 76 CPU seconds in one comparison at a load of about 5 (docs/cluster.md)."""
 
 
 def _local_cores(master: str) -> int:
