@@ -1,7 +1,9 @@
 """Benchmark: how validation + features scale with events, on DuckDB and on Spark local.
 
-Worlds of about 1M, 10M, 100M (and 1B) events come from the simulator (18 months;
-accounts = events / 5,000) and are cached under bench/out/world_<size>. For each size
+Worlds of about 1M, 10M, 100M events come from the simulator (18 months; accounts =
+events / 5,000) and are cached under bench/out/world_<size>. The 1B world is the 100M
+world tiled ten times with disjoint account, user, subscription and ticket ids
+(`tile_world`; its records say ``"tiled_from"``): the simulator would take hours here. For each size
 and engine, one child process opens the source, validates it and builds the feature and
 label table for the last 18 monthly as_of dates (the same recorded statements on both
 engines). The parent measures, per run: wall seconds, CPU seconds of the whole process
@@ -153,17 +155,85 @@ def _measure(cmd: list[str], env: dict[str, str], timeout: float | None) -> dict
 # ------------------------------------------------------------------ worlds
 
 
+TILED = {"1B": ("100M", 10)}
+"""Sizes made by tiling a smaller world (base size, copies) rather than simulated: the
+simulator wrote 2 of the 18 event months of the 1B world in 24 minutes here (and held
+8 GB), far past the half hour a benchmark world may take."""
+
+ID_COLUMNS = ("account_id", "user_id", "subscription_id", "ticket_id")
+
+
 def world(size: str) -> Path:
-    """The cached world of about SIZES[size] events (simulated on first use)."""
+    """The cached world of about SIZES[size] events (simulated, or tiled, on first use)."""
     out = OUT / f"world_{size}"
     if (out / "manifest.json").exists():
         return out
+    if size in TILED:
+        base, copies = TILED[size]
+        return tile_world(world(base), out, copies)
     from flows.config import load_config
     from simulator import simulate
 
     accounts = max(50, SIZES[size] // EVENTS_PER_ACCOUNT)
     cfg = load_config().simulate.model_copy(update={"accounts": accounts, "months": 18})
     simulate(cfg, out, progress=False)
+    return out
+
+
+def _tile(table, copy: int):
+    """Copy number `copy` of a table: its ids get the digit `copy` after their letter
+    (``A000123`` -> ``A3000123``), so the copies are disjoint books with equal shapes."""
+    import pyarrow.compute as pc
+
+    for name in ID_COLUMNS:
+        if name in table.column_names:
+            col = pc.utf8_replace_slice(table[name], start=1, stop=1, replacement=str(copy))
+            table = table.set_column(table.column_names.index(name), name, col)
+    return table
+
+
+def _tile_events(job: tuple[Path, Path, int]) -> int:
+    """Write `copies` tiles of one month of events (one file each); returns rows written."""
+    import pyarrow.parquet as pq
+
+    part, folder, copies = job
+    table = pq.read_table(part)
+    for copy in range(copies):
+        out = folder / f"{part.stem}-{copy}.parquet"
+        pq.write_table(_tile(table, copy), out, write_statistics=["ts", "quantity"])
+    return table.num_rows * copies
+
+
+def tile_world(base: Path, out: Path, copies: int) -> Path:
+    """A world `copies` times as large as `base`: every table of accounts (accounts,
+    subscriptions, users, tickets, events, truth) repeated with disjoint ids, the shared
+    tables (plans, csms) and the dates as they are. Each account of the tiled world
+    behaves like its original, so the features computed are those of `base` repeated;
+    the work (rows scanned, groups aggregated, rows joined) is `copies` times larger.
+    Its manifest says it is tiled (``"tiled_from"``)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = out.with_name(out.name + ".tiling")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "events").mkdir(parents=True)
+    for path in sorted(base.glob("*.parquet")):
+        table = pq.read_table(path)
+        if "account_id" in table.column_names:
+            table = pa.concat_tables([_tile(table, k) for k in range(copies)])
+        pq.write_table(table, tmp / path.name)
+    jobs = [(p, tmp / "events", copies) for p in sorted((base / "events").glob("*.parquet"))]
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        events = sum(pool.map(_tile_events, jobs))
+    manifest = json.loads((base / "manifest.json").read_text())
+    manifest["accounts"] = manifest["accounts"] * copies
+    manifest["tables"] = {k: v * copies for k, v in manifest["tables"].items()}
+    manifest["tables"].update(csms=manifest["tables"]["csms"] // copies, events=events)
+    manifest["tiled_from"] = {"world": base.name, "copies": copies}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    tmp.rename(out)
     return out
 
 
@@ -176,6 +246,7 @@ def _one(args: argparse.Namespace) -> None:
     from features.config import FeatureConfig
     from features.snapshots import add_months, observation_dates
     from features.sources import open_source
+    from features.sqlrun import SqlRunner
     from features.validate import validate
 
     t0 = time.perf_counter()
@@ -223,8 +294,10 @@ def _one(args: argparse.Namespace) -> None:
         scan_chunk_months=args.scan_chunk_months,
         duckdb_memory_limit=args.duckdb_memory if args.engine == "duckdb" else None,
     )
-    table = build_feature_table(src.con, dates, cfg, data_end=data_end, progress=False)
+    run = SqlRunner(src.con)
+    table = build_feature_table(src.con, dates, cfg, data_end=data_end, progress=False, runner=run)
     t3 = time.perf_counter()
+    steps = sorted(run.timings.items(), key=lambda kv: -kv[1])
     events = counts[0]
     src.close()
     shutil.rmtree(spill, ignore_errors=True)
@@ -239,6 +312,8 @@ def _one(args: argparse.Namespace) -> None:
                 "engine_start_seconds": round(started, 1),
                 "validate_seconds": round(t2 - t1, 1),
                 "features_seconds": round(t3 - t2, 1),
+                # wall seconds of the slowest feature steps (a step's appends summed)
+                "slowest_steps": {name: round(sec, 1) for name, sec in steps[:8]},
             }
         )
     )
@@ -253,7 +328,7 @@ def main() -> None:
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--duckdb-memory", default="12GB")
     parser.add_argument("--spark-memory", default="10g")
-    parser.add_argument("--shuffle-partitions", type=int, default=16)
+    parser.add_argument("--shuffle-partitions", type=int, default=4, help="2 per core")
     parser.add_argument("--snapshots", type=int, default=18)
     parser.add_argument("--scan-chunk-months", type=int, default=3)
     parser.add_argument(
@@ -288,6 +363,9 @@ def main() -> None:
                 *(["--features-only"] if args.features_only else []),
             ]
             rec = {"size": size, "engine": engine, **_measure(cmd, env, args.timeout)}
+            tiled = json.loads((path / "manifest.json").read_text()).get("tiled_from")
+            if tiled:
+                rec["tiled_from"] = tiled
             if rec.get("events"):
                 rec["ns_per_event_wall"] = round(1e9 * rec["wall_seconds"] / rec["events"], 1)
                 rec["ns_per_event_cpu"] = round(1e9 * rec["cpu_seconds"] / rec["events"], 1)

@@ -6,11 +6,12 @@ below, and generated as Spark SQL. SQLGlot's own transpiler is not enough, and p
 its output with SQLGlot proves nothing about Spark; each rule below was found by running
 the statements on PySpark 4.3 and has a regression test (tests/features/test_spark_engine.py):
 
-1. ``CREATE [OR REPLACE] TEMP TABLE t AS q`` -> ``DROP TABLE IF EXISTS t`` +
-   ``CREATE TABLE t USING parquet AS q``. SQLGlot emits a temporary VIEW, on which the
-   following ``INSERT INTO t`` fails (``EXPECT_TABLE_NOT_VIEW``); Spark's
-   ``CREATE OR REPLACE TABLE ... AS`` is for v2 tables only. Plain ``CREATE TABLE``
-   is treated alike: tables live in a private database (see `features.spark_engine`).
+1. ``CREATE [OR REPLACE] [TEMP] TABLE t AS q`` -> a ``table`` command (q in Spark SQL)
+   and ``INSERT INTO t q`` -> an ``insert`` command: the engine materializes q as a
+   cached DataFrame (or, with ``materialize="parquet"``, a Parquet table) and appends
+   an insert's rows as one more cached part. SQLGlot's own output is a temporary VIEW,
+   on which the following ``INSERT INTO t`` fails (``EXPECT_TABLE_NOT_VIEW``); a
+   Parquet table per statement costs a write, a commit and a read back each time.
 2. ``CREATE [OR REPLACE] VIEW v`` -> ``CREATE OR REPLACE TEMPORARY VIEW v``: a permanent
    Spark view may not refer to the temporary views over the source files.
 3. ``any_value(x ORDER BY y [DESC])`` -> ``min_by(x, y)`` (``max_by`` when descending).
@@ -52,9 +53,12 @@ class Command:
 
     Attributes
     ----------
-    kind : "describe", "copy", "noop", "setting", "tables", "read_files", "drop" or "sql".
-    name : the relation concerned (describe, read_files, drop), or the setting's name.
-    sql : Spark SQL text (kind "sql"; for "copy", the query whose rows are written).
+    kind : "describe", "copy", "noop", "setting", "tables", "read_files", "drop",
+        "table", "insert" or "sql".
+    name : the relation concerned (describe, read_files, drop, table, insert), or the
+        setting's name.
+    sql : Spark SQL text (kind "sql"; for "copy", "table" and "insert", the query whose
+        rows are written).
     path : target file of a copy.
     files, fmt, options : the files of a read_files view, their format and reader
         options.
@@ -205,9 +209,8 @@ def to_spark(sql: str) -> list[Command]:
         query = tree.expression
         if query is None:
             raise ValueError(f"CREATE TABLE without AS SELECT does not run on Spark: {sql[:200]}")
-        query = _rewrite_expressions(query)
-        return [
-            Command("drop", name=name),
-            Command("sql", sql=f"CREATE TABLE {name} USING parquet AS {_spark(query)}"),
-        ]
+        return [Command("table", name=name, sql=_spark(_rewrite_expressions(query)))]
+    if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Table):
+        query = _rewrite_expressions(tree.expression)
+        return [Command("insert", name=tree.this.name, sql=_spark(query))]
     return [Command("sql", sql=_spark(_rewrite_expressions(tree)))]

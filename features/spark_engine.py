@@ -4,9 +4,16 @@
 (``execute(...).fetchall() / fetchone() / df()``, ``close()``), so `features.sources`,
 `features.validate` and `features.build` run unchanged on a SparkSession: each
 statement is rewritten by `features.spark_dialect` (the one documented rewrite layer)
-and executed with ``spark.sql``. Intermediate tables are real Parquet tables in a
-private database that `close` drops; the source's files are registered as temporary
-views with Spark's own readers.
+and executed with ``spark.sql``. The source's files are registered as temporary views
+with Spark's own readers.
+
+Intermediate tables (``CREATE [TEMP] TABLE ... AS``) are cached DataFrames (memory,
+spilling to the executors' local disk) behind temporary views, computed when created as
+DuckDB does; ``INSERT INTO`` caches its rows as one more part of the table. Writing each
+one as a Parquet table and reading it back, as a first version did, cost a write, a
+commit and a listing per statement: most of Spark's time at 1M-10M events. Cached
+parts are dropped (unpersisted) with their table and by `close`; a lost executor
+recomputes its partitions from the plan, like any cached DataFrame.
 
 Two session settings are required for DuckDB's semantics and are set on the session for
 the connection's lifetime (and restored by `close`): ``spark.sql.session.timeZone=UTC``
@@ -56,9 +63,32 @@ DEFAULT_CONF = {
 }
 """Settings of a session nrrcast starts itself (`spark_session`)."""
 
+LOCAL_CONF = {
+    # the throughput collector: G1's concurrent threads cost 10-20% CPU on a short batch
+    "spark.driver.extraJavaOptions": "-XX:+UseParallelGC",
+    # cached intermediate tables uncompressed: less CPU, memory is the driver's own here
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
+}
+"""Extra settings of a local-mode session (`spark_session` with a ``local`` master);
+with them and 2 shuffle partitions per core, features over 1M events took 55 instead
+of 76 CPU seconds in one comparison at a load of about 5 (docs/cluster.md)."""
+
+
+def _local_cores(master: str) -> int:
+    """Worker threads of a ``local``, ``local[n]`` or ``local[*]`` master."""
+    inside = master[len("local[") : -1] if master.startswith("local[") else "1"
+    inside = inside.split(",")[0]  # local[n, maxFailures]
+    return (os.cpu_count() or 1) if inside == "*" else int(inside)
+
 
 def java_problem() -> str | None:
-    """What is missing to run Spark here (no Java, or pyspark absent), or None."""
+    """What is missing to run Spark here (no Java, or pyspark absent), or None.
+
+    Returns
+    -------
+    str or None
+        One line saying what to install, or None when Spark can run.
+    """
     try:
         import pyspark  # noqa: F401
     except ImportError:
@@ -87,7 +117,9 @@ def spark_session(
         ``spark://host:7077``, ``yarn``, ``k8s://...``; None leaves it to spark-submit or
         to the session already running (Databricks). An active session is reused as is.
     app_name : the application's name in the cluster's UI.
-    conf : extra settings (e.g. ``{"spark.driver.memory": "8g"}``), applied last.
+    conf : extra settings (e.g. ``{"spark.driver.memory": "8g"}``), applied last. A local
+        master also gets `LOCAL_CONF` and ``spark.sql.shuffle.partitions`` = 2 per core
+        (Spark's 200 are made for clusters: each is a task and a file per map task).
 
     Returns
     -------
@@ -104,7 +136,11 @@ def spark_session(
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    for key, value in {**DEFAULT_CONF, **(conf or {})}.items():
+    settings = dict(DEFAULT_CONF)
+    if master and master.startswith("local"):
+        settings.update(LOCAL_CONF)
+        settings["spark.sql.shuffle.partitions"] = str(2 * _local_cores(master))
+    for key, value in {**settings, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
@@ -131,7 +167,17 @@ _SPARK_TO_DUCKDB = {
 
 
 def duckdb_type(spark_type: Any) -> str:
-    """The DuckDB name of a Spark data type (what the contract's casts expect)."""
+    """The DuckDB name of a Spark data type (what the contract's casts expect).
+
+    Parameters
+    ----------
+    spark_type : a `pyspark.sql.types.DataType`.
+
+    Returns
+    -------
+    str
+        E.g. ``VARCHAR``, ``BIGINT``, ``TIMESTAMP``, ``DECIMAL(38,10)``.
+    """
     name = type(spark_type).__name__
     if name == "DecimalType":
         return f"DECIMAL({spark_type.precision},{spark_type.scale})"
@@ -191,7 +237,7 @@ class SparkConnection:
     ----------
     statements : every statement executed, as (DuckDB SQL, [Spark SQL ...]) pairs.
     seconds : wall seconds of each statement (queries are lazy: their rows are fetched
-        later, so only DDL and actions are timed here).
+        later, so only DDL, table creation and actions are timed here).
     """
 
     def __init__(self, spark: SparkSession, *, location: str | None = None) -> None:
@@ -213,12 +259,24 @@ class SparkConnection:
         spark.sql(f"CREATE DATABASE {self.database}{where}")
         spark.catalog.setCurrentDatabase(self.database)
         self._views: set[str] = set()
+        self._parts: dict[str, list[DataFrame]] = {}  # cached parts of each table
         self._closed = False
 
     # ------------------------------------------------------------------ DuckDB API
 
     def execute(self, sql: str, parameters: object = None) -> SparkResult:
-        """Run one DuckDB statement on Spark; returns its rows (none for DDL)."""
+        """Run one DuckDB statement on Spark.
+
+        Parameters
+        ----------
+        sql : one statement in DuckDB's dialect.
+        parameters : values of its ``?`` placeholders, bound as SQL literals.
+
+        Returns
+        -------
+        SparkResult
+            Its rows (none for DDL and table creation).
+        """
         if parameters:
             sql = _bind(sql, parameters)
         commands = to_spark(sql)
@@ -235,6 +293,8 @@ class SparkConnection:
         if self._closed:
             return
         self._closed = True
+        for name in list(self._parts):
+            self._unpersist(name)
         for view in self._views:
             self.spark.catalog.dropTempView(view)
         self.spark.catalog.setCurrentDatabase(self._old_db)
@@ -264,18 +324,39 @@ class SparkConnection:
                     self._views.add(c.sql.split()[4])
                 return SparkResult(rows=[])
             return SparkResult(frame)
+        if c.kind == "table":
+            self._drop(c.name)
+            self._parts[c.name] = [self._cached(spark.sql(c.sql))]
+            self._expose(c.name)
+            return SparkResult(rows=[])
+        if c.kind == "insert":
+            if c.name not in self._parts:  # a table of the session's own
+                spark.sql(f"INSERT INTO {c.name} {c.sql}")
+                return SparkResult(rows=[])
+            target = self._parts[c.name][0].schema
+            frame = spark.sql(c.sql)
+            if len(frame.columns) != len(target):
+                raise ValueError(
+                    f"INSERT INTO {c.name}: {len(frame.columns)} columns for "
+                    f"{len(target)} in the table"
+                )
+            frame = frame.toDF(*target.names)  # by position, as SQL inserts
+            frame = frame.select(
+                *[frame[f"`{f.name}`"].cast(f.dataType).alias(f.name) for f in target]
+            )
+            self._parts[c.name].append(self._cached(frame))
+            self._expose(c.name)
+            return SparkResult(rows=[])
         if c.kind == "drop":
-            if spark.catalog.dropTempView(c.name):
-                self._views.discard(c.name)
-            spark.sql(f"DROP TABLE IF EXISTS {self.database}.{c.name}")
+            self._drop(c.name)
             return SparkResult(rows=[])
         if c.kind == "describe":
             schema = spark.table(c.name).schema
             rows = [(f.name, duckdb_type(f.dataType), "YES", None, None, None) for f in schema]
             return SparkResult(rows=rows)
-        if c.kind == "tables":
-            names = {t.name for t in spark.catalog.listTables(self.database)}
-            return SparkResult(rows=[(n,) for n in sorted(names)])
+        if c.kind == "tables":  # SHOW TABLES lists temporary views too, without describing
+            rows = spark.sql(f"SHOW TABLES IN {self.database}").collect()
+            return SparkResult(rows=[(n,) for n in sorted({r.tableName for r in rows})])
         if c.kind == "read_files":
             return self._read_files(c)
         if c.kind == "copy":
@@ -288,6 +369,33 @@ class SparkConnection:
         if c.kind == "noop":
             return SparkResult(rows=[])
         raise ValueError(f"unknown Spark command {c.kind!r}")
+
+    @staticmethod
+    def _cached(frame: DataFrame) -> DataFrame:
+        """`frame` cached and computed now (errors surface at the statement, as on DuckDB)."""
+        frame = frame.persist()  # MEMORY_AND_DISK: spills rather than fails
+        frame.count()  # builds the whole cache, every column
+        return frame
+
+    def _expose(self, name: str) -> None:
+        """(Re)register table `name` as the temporary view over its cached parts."""
+        parts = self._parts[name]
+        frame = parts[0]
+        for part in parts[1:]:
+            frame = frame.union(part)
+        frame.createOrReplaceTempView(name)
+        self._views.add(name)
+
+    def _unpersist(self, name: str) -> None:
+        for part in self._parts.pop(name, []):
+            part.unpersist()
+
+    def _drop(self, name: str) -> None:
+        """Drop relation `name`, whatever it is (cached table, view or table)."""
+        self._unpersist(name)
+        if self.spark.catalog.dropTempView(name):
+            self._views.discard(name)
+        self.spark.sql(f"DROP TABLE IF EXISTS {self.database}.{name}")
 
     def _read_files(self, c: Command) -> SparkResult:
         reader = self.spark.read
@@ -308,6 +416,12 @@ class SparkConnection:
 
 def open_spark_source(source: str | Path, spark: SparkSession, *, location: str | None = None):
     """`features.sources.open_source` on Spark: a directory of Parquet or CSV files.
+
+    Parameters
+    ----------
+    source : the directory (visible at the same path on the driver and the workers).
+    spark : the session to run on.
+    location : see `SparkConnection`.
 
     Returns
     -------

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 import pandas as pd
@@ -38,10 +40,13 @@ MODEL_NAMES_BY_TARGET = {"churn": "nrrcast-churn", "expand": "nrrcast-expansion"
 def configure(uri: str, artifacts: str | Path, experiment: str) -> str:
     """Point MLflow at the sqlite store and return the experiment id (created if missing).
 
-    Artifacts go under `artifacts/<experiment>`. A relative `artifacts` path is stored
-    relative (MLflow would make it absolute), so a copied or moved `mlruns/` keeps writing
-    into itself, not into the old location. Runs of this project left RUNNING by a process
-    that no longer exists (killed) are marked FAILED.
+    Artifacts of a new experiment go under `artifacts/<experiment>`. A relative
+    `artifacts` path is stored relative (MLflow would make it absolute), so a copied or
+    moved `mlruns/` keeps writing into itself, not into the old location. A URL root
+    (``s3://``, ``abfss://``, ``gs://``, ``file://``) is used as given, never taken for a
+    local path; with a tracking server (``http(s)://``, ``databricks``) the server decides.
+    Runs of this project left RUNNING by a process that no longer exists (killed) are
+    marked FAILED.
     """
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +61,13 @@ def configure(uri: str, artifacts: str | Path, experiment: str) -> str:
         # a tracking server (e.g. on PostgreSQL) decides where artifacts go (its
         # --artifacts-destination); a local path of this machine would be wrong for the team
         return client.create_experiment(experiment)
+    root = str(artifacts)
+    if "://" in root:  # an object store (or file://) root: not a path of this machine
+        if root.startswith("file://"):
+            Path(url2pathname(urlparse(root).path), experiment).mkdir(parents=True, exist_ok=True)
+        return client.create_experiment(
+            experiment, artifact_location=f"{root.rstrip('/')}/{experiment}"
+        )
     location = Path(artifacts) / experiment
     location.mkdir(parents=True, exist_ok=True)
     exp_id = client.create_experiment(experiment, artifact_location=location.resolve().as_uri())

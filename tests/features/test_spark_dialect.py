@@ -14,11 +14,15 @@ def _kinds(sql: str) -> list[str]:
     return [c.kind for c in to_spark(sql)]
 
 
-def test_temporary_table_becomes_a_real_table_replaced_by_drop_and_create():
-    drop, create = to_spark("CREATE OR REPLACE TEMPORARY TABLE _nrr_f_x AS SELECT 1 AS a")
-    assert (drop.kind, drop.name) == ("drop", "_nrr_f_x")
-    assert create.sql.startswith("CREATE TABLE _nrr_f_x USING parquet AS SELECT")
-    assert "VIEW" not in create.sql
+def test_temporary_table_and_insert_become_engine_commands():
+    (create,) = to_spark("CREATE OR REPLACE TEMPORARY TABLE _nrr_f_x AS SELECT 1 AS a")
+    assert (create.kind, create.name, create.sql) == ("table", "_nrr_f_x", "SELECT 1 AS a")
+    (plain,) = to_spark("CREATE TABLE accounts AS SELECT any_value(a ORDER BY b) FROM t")
+    assert (plain.kind, plain.name) == ("table", "accounts")
+    assert plain.sql == "SELECT MIN_BY(a, b) FROM t"  # the expression rules apply
+    (insert,) = to_spark("INSERT INTO _nrr_f_x SELECT DATE_DIFF('day', ts, d) FROM t")
+    assert (insert.kind, insert.name) == ("insert", "_nrr_f_x")
+    assert insert.sql == "SELECT DATEDIFF(CAST(d AS DATE), CAST(ts AS DATE)) FROM t"
 
 
 def test_views_are_temporary_views():
