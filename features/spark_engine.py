@@ -192,15 +192,36 @@ class SparkResult:
         self._rows = rows
 
     def fetchall(self) -> list[tuple]:
+        """All rows, as DuckDB's ``fetchall`` gives them.
+
+        Returns
+        -------
+        list of tuple
+            The rows (collected from Spark once, then kept).
+        """
         if self._rows is None:
             self._rows = [] if self._frame is None else [tuple(r) for r in self._frame.collect()]
         return self._rows
 
     def fetchone(self) -> tuple | None:
+        """The first row, as DuckDB's ``fetchone`` gives it.
+
+        Returns
+        -------
+        tuple or None
+            The first row; None when there is none.
+        """
         rows = self.fetchall()
         return rows[0] if rows else None
 
     def df(self) -> pd.DataFrame:
+        """The result as a pandas DataFrame, as DuckDB's ``df`` gives it.
+
+        Returns
+        -------
+        DataFrame
+            One column per result column.
+        """
         if self._frame is None:
             return pd.DataFrame(self.fetchall())
         with warnings.catch_warnings():  # pyspark 4.3 warns about pandas 3 on every call

@@ -28,13 +28,6 @@ SCANNED = ("features", "models", "evaluation")
 
 # Public functions still lacking Parameters/Returns. Only ever remove lines from this list.
 ALLOWLIST = """
-features/spark_engine.py::SparkConnection.execute
-features/spark_engine.py::SparkResult.df
-features/spark_engine.py::SparkResult.fetchall
-features/spark_engine.py::SparkResult.fetchone
-features/spark_engine.py::duckdb_type
-features/spark_engine.py::java_problem
-features/spark_engine.py::open_spark_source
 """
 
 
