@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+from features.data_end import manifest_path, read_manifest  # noqa: E402
+
 OUT = ROOT / "bench" / "out"
 SIZES = {"1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000, "1B": 1_000_000_000}
 EVENTS_PER_ACCOUNT = 5_000  # over 18 months, in the default simulator config
@@ -227,7 +229,7 @@ def tile_world(base: Path, out: Path, copies: int) -> Path:
     jobs = [(p, tmp / "events", copies) for p in sorted((base / "events").glob("*.parquet"))]
     with ProcessPoolExecutor(max_workers=2) as pool:
         events = sum(pool.map(_tile_events, jobs))
-    manifest = json.loads((base / "manifest.json").read_text())
+    manifest = read_manifest(manifest_path(base))
     manifest["accounts"] = manifest["accounts"] * copies
     manifest["tables"] = {k: v * copies for k, v in manifest["tables"].items()}
     manifest["tables"].update(csms=manifest["tables"]["csms"] // copies, events=events)
@@ -363,7 +365,7 @@ def main() -> None:
                 *(["--features-only"] if args.features_only else []),
             ]
             rec = {"size": size, "engine": engine, **_measure(cmd, env, args.timeout)}
-            tiled = json.loads((path / "manifest.json").read_text()).get("tiled_from")
+            tiled = read_manifest(manifest_path(path)).get("tiled_from")
             if tiled:
                 rec["tiled_from"] = tiled
             if rec.get("events"):
