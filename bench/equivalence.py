@@ -1,0 +1,695 @@
+"""Did a change alter nrrcast's outputs? Run the demo and the deterministic benchmarks on two
+checkouts and compare everything they produce.
+
+For each checkout A and B, its working tree (without .git, .venv, data/, mlruns/) is copied
+into ``SCRATCH/A/tree`` (``SCRATCH/B/tree``), and everything runs there with that copy on
+PYTHONPATH, so nothing is written into the checkouts and the benchmarks' ``data/bench``
+caches are not shared. Both sides run ``python -m flows.cli demo`` with the same small
+configuration (``--accounts``, ``--months``, ``--seed``; MLflow at the config's relative
+``sqlite:///mlruns/mlflow.db``; PREFECT_HOME and a temporary Prefect server inside the
+side's scratch dir; PYTHONHASHSEED=0), then the small modes of the benchmarks named by
+``--benches``. Both sides run at the same time (one process each).
+
+Compared, file by file under ``data/`` (a file present on one side only is a difference):
+
+- Parquet: columns, dtypes, row count, every value (floats to ``--atol``, default 1e-12);
+- DuckDB files: every table, as Parquet;
+- YAML / JSON: parsed, compared key by key (``VOLATILE_KEYS`` ignored);
+- HTML reports: every embedded ``<script type="application/json">`` payload decoded
+  (gzip+base64 or plain) and compared key by key; ``data:`` URIs decoded and compared as
+  text; the inline script compared as text; the remaining HTML compared line by line
+  after ``normalise`` (run ids, timestamps, durations, absolute paths);
+- CSV, Markdown, text: line by line after ``normalise``; anything else: bytes.
+
+The MLflow store of each side (its sqlite file, read with sqlite3) is compared run by run
+in start order within each experiment: run name, status, every metric (key, step,
+value), params, tags (without ``IGNORED_TAGS`` and with ``normalise``), artifact file
+list; then registered models, their versions (source run by position) and aliases.
+
+Benchmarks: the JSON each prints is flattened; keys that are timings or machine figures
+(``TIMING_KEY``) are reported, not compared; every other figure must be equal (floats to
+``--atol``).
+
+Prints one JSON object: {"a": ..., "b": ..., "artifacts": {name: {"equal": bool,
+"differences": [...first few...]}}, "mlflow": ..., "benches": ..., "ignored": ...}.
+Exit code 0 when everything compared is equal, 1 otherwise.
+
+Usage::
+
+    .venv/bin/python bench/equivalence.py A_CHECKOUT B_CHECKOUT SCRATCH_DIR
+    .venv/bin/python bench/equivalence.py /work/wt/before . /tmp/eq --benches quality,train
+    .venv/bin/python bench/equivalence.py A B /tmp/eq --compare-only   # reuse earlier runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import difflib
+import gzip
+import json
+import math
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+PYTHON = "/work/main/.venv/bin/python"
+COPY_IGNORE = shutil.ignore_patterns(
+    ".git", ".venv", "data", "mlruns", "__pycache__", ".pytest_cache", ".ruff_cache", "*.pyc"
+)
+BENCHES = {
+    # name -> arguments; run in this order (quality builds the caches train and backtest read)
+    "quality": ["bench/quality.py", "--small"],
+    "train": ["bench/train.py", "--small"],
+    "backtest": ["bench/backtest.py", "--small"],
+    "features": ["bench/features.py", "--small", "--no-baseline"],
+    "policy": ["bench/policy.py", "--small", "--seeds", "2", "--no-sensitivity"],
+    "simulate": ["bench/simulate.py", "--small"],
+}
+DEFAULT_BENCHES = "quality,train,backtest,features"
+# keys whose values are run-specific by nature: never compared (listed in the output)
+VOLATILE_KEYS = re.compile(
+    r"(^|[._])(run_id|run_ids|experiment_id|generated|generated_at|created|created_at|"
+    r"timestamp|written_at|started|finished|start_time|end_time|duration|duration_s|"
+    r"elapsed|wall_seconds|cpu_seconds|host|hostname|pid|user)$"
+)
+IGNORED_TAGS = re.compile(r"^mlflow\.(source\..*|user|log-model\.history|runName)$")
+# benchmark figures that measure the machine, not the code
+TIMING_KEY = re.compile(
+    r"(wall|cpu|seconds|_s$|\.s$|per_second|rss|_mb$|load|speed|elapsed|duration|time|"
+    r"throughput|machine|python|platform|threads|cores)",
+    re.I,
+)
+NORMALISERS = [
+    (re.compile(r"\b[0-9a-f]{32}\b"), "<run-id>"),
+    (
+        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2}| UTC)?"),
+        "<timestamp>",
+    ),
+    (re.compile(r"\b\d+(\.\d+)?\s?(ms|s|seconds|sec)\b"), "<duration>"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
+]
+MAX_DIFFS = 8
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def prepare(checkout: Path, side: Path) -> dict[str, Any]:
+    """Copy the checkout's working tree into ``side/tree``; return its git identity.
+
+    Parameters
+    ----------
+    checkout : Path
+        A git working tree of nrrcast.
+    side : Path
+        Scratch directory of this side (replaced).
+
+    Returns
+    -------
+    dict
+        ``path``, ``commit``, ``subject`` and ``dirty`` (uncommitted changes were copied).
+    """
+    if side.exists():
+        shutil.rmtree(side)
+    side.mkdir(parents=True)
+    shutil.copytree(checkout, side / "tree", ignore=COPY_IGNORE, symlinks=True)
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True)
+        return out.stdout.strip()
+
+    return {
+        "path": str(checkout),
+        "commit": git("rev-parse", "HEAD"),
+        "subject": git("log", "-1", "--format=%s"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def demo_config(accounts: int, months: int, seed: int) -> dict[str, Any]:
+    """The demo's configuration: paths relative to the tree, a small world, short splits.
+
+    Parameters
+    ----------
+    accounts, months, seed : int
+        The simulated world.
+
+    Returns
+    -------
+    dict
+        A config laid over configs/default.yaml.
+    """
+    return {
+        "paths": {"thresholds_dir": "data/thresholds"},
+        "simulate": {"accounts": accounts, "months": months, "seed": seed},
+        "models": {
+            "split": {"valid_dates": 1, "calib_dates": 2, "test_dates": 2, "min_train_dates": 2}
+        },
+    }
+
+
+def side_env(side: Path) -> dict[str, str]:
+    """Environment of one side: its tree first on the path, its own Prefect home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
+    env.update(
+        PYTHONPATH=str(side / "tree"),
+        PYTHONHASHSEED="0",
+        PREFECT_HOME=str(side / "prefect_home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300",
+        MPLBACKEND="Agg",
+    )
+    return env
+
+
+def run_step(side: Path, name: str, argv: list[str], timeout: float) -> dict[str, Any]:
+    """Run one command in the side's tree; stdout and stderr to ``side/logs/<name>.*``."""
+    logs = side / "logs"
+    logs.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    with open(logs / f"{name}.out", "w") as out, open(logs / f"{name}.err", "w") as err:
+        try:
+            proc = subprocess.run(
+                [PYTHON, *argv],
+                cwd=side / "tree",
+                env=side_env(side),
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+            )
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    return {"exit": code, "wall_seconds": round(time.perf_counter() - t0, 1),
+            "load_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
+
+
+def run_side(side: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The demo, then each benchmark, in one side's tree."""
+    cfg = side / "tree" / "equivalence.yaml"
+    cfg.write_text(yaml.safe_dump(demo_config(args.accounts, args.months, args.seed)))
+    steps = {}
+    if not args.no_demo:
+        argv = ["-m", "flows.cli", "demo", "--config", "equivalence.yaml"]
+        steps["demo"] = run_step(side, "demo", argv, args.timeout)
+    for bench in args.bench_list:
+        steps[bench] = run_step(side, bench, BENCHES[bench], args.timeout)
+    (side / "steps.json").write_text(json.dumps(steps, indent=1))
+    return steps
+
+
+# ----------------------------------------------------------------------------- comparing
+
+
+def normalise(text: str, roots: list[str]) -> str:
+    """Text without what differs between two runs of the same code (see NORMALISERS)."""
+    for root in roots:
+        text = text.replace(root, "<root>")
+    for pattern, repl in NORMALISERS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _close(a: Any, b: Any, atol: float) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+            return True
+        return a == b or abs(a - b) <= atol
+    return a == b
+
+
+def compare_values(a: Any, b: Any, atol: float = 1e-12, path: str = "",
+                   ignore: re.Pattern[str] | None = VOLATILE_KEYS,
+                   roots: list[str] | None = None) -> list[str]:  # fmt: skip
+    """Differences between two parsed JSON/YAML values, key by key.
+
+    Parameters
+    ----------
+    a, b : Any
+        Parsed values (dicts, lists, scalars).
+    atol : float
+        Absolute tolerance for numbers.
+    path : str
+        Where ``a`` and ``b`` sit (prefix of the reported keys).
+    ignore : re.Pattern or None
+        Keys (full dotted path) not compared.
+    roots : list of str or None
+        Absolute paths replaced in strings before comparing (see ``normalise``).
+
+    Returns
+    -------
+    list of str
+        One line per difference: ``path: a -> b``; empty when equal.
+
+    Examples
+    --------
+    >>> compare_values({"x": 1.0, "run_id": "a"}, {"x": 1.0, "run_id": "b"})
+    []
+    >>> compare_values({"x": [1, 2]}, {"x": [1, 3], "y": 0})
+    ['y: only in B', 'x[1]: 2 -> 3']
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{path}.{k}".lstrip(".") + ": only in A" for k in a.keys() - b.keys()]
+        out += [f"{path}.{k}".lstrip(".") + ": only in B" for k in b.keys() - a.keys()]
+        out.sort()
+        for k in a.keys() & b.keys():
+            sub = f"{path}.{k}".lstrip(".")
+            if ignore is not None and ignore.search(sub):
+                continue
+            out += compare_values(a[k], b[k], atol, sub, ignore, roots)
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        out = [] if len(a) == len(b) else [f"{path}: length {len(a)} -> {len(b)}"]
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            out += compare_values(x, y, atol, f"{path}[{i}]", ignore, roots)
+        return out
+    if isinstance(a, str) and isinstance(b, str) and roots:
+        a, b = normalise(a, roots), normalise(b, roots)
+    if _close(a, b, atol):
+        return []
+    return [f"{path}: {_short(a)} -> {_short(b)}"]
+
+
+def _short(v: Any, n: int = 120) -> str:
+    text = json.dumps(v, default=str) if not isinstance(v, str) else repr(v)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def compare_frames(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-12) -> list[str]:
+    """Differences between two tables: columns, dtypes, rows, then values cell by cell.
+
+    Parameters
+    ----------
+    a, b : pandas.DataFrame
+        The tables, in their stored row order.
+    atol : float
+        Absolute tolerance for float columns (NaN equals NaN).
+
+    Returns
+    -------
+    list of str
+        One line per difference (per column: count and first differing rows); empty
+        when equal.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"k": [1, 2], "p": [0.1, 0.2]})
+    >>> compare_frames(a, a.assign(p=[0.1, 0.2 + 1e-15]))
+    []
+    >>> compare_frames(a, a.assign(p=[0.1, 0.3]))
+    ['column p: 1 of 2 rows differ, first at rows [1]: 0.2 -> 0.3']
+    """
+    out = []
+    if list(a.columns) != list(b.columns):
+        only_a = [c for c in a.columns if c not in b.columns]
+        only_b = [c for c in b.columns if c not in a.columns]
+        out.append(f"columns differ: only in A {only_a}, only in B {only_b}"
+                   + ("" if only_a or only_b else " (order)"))  # fmt: skip
+    if len(a) != len(b):
+        out.append(f"rows: {len(a)} -> {len(b)}")
+    n = min(len(a), len(b))
+    for col in [c for c in a.columns if c in b.columns]:
+        x, y = a[col].iloc[:n], b[col].iloc[:n]
+        if str(x.dtype) != str(y.dtype):
+            out.append(f"column {col}: dtype {x.dtype} -> {y.dtype}")
+        bad = _differing_rows(x.reset_index(drop=True), y.reset_index(drop=True), atol)
+        if len(bad):
+            first = bad[:3]
+            out.append(f"column {col}: {len(bad)} of {n} rows differ, first at rows "
+                       f"{first.tolist()}: {_short(x.iloc[first[0]], 60)} -> "
+                       f"{_short(y.iloc[first[0]], 60)}")  # fmt: skip
+    return out
+
+
+def _differing_rows(x: pd.Series, y: pd.Series, atol: float) -> np.ndarray:
+    if pd.api.types.is_float_dtype(x) and pd.api.types.is_float_dtype(y):
+        xv, yv = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
+        both_nan = np.isnan(xv) & np.isnan(yv)
+        same = both_nan | (np.abs(xv - yv) <= atol) | (xv == yv)
+        return np.flatnonzero(~same)
+    xo, yo = x.astype(object).to_numpy(), y.astype(object).to_numpy()
+    same = np.array([_cell_equal(p, q) for p, q in zip(xo, yo, strict=True)], dtype=bool)
+    return np.flatnonzero(~same)
+
+
+def _cell_equal(p: Any, q: Any) -> bool:
+    p_na = p is None or (not isinstance(p, (list, np.ndarray, dict)) and pd.isna(p))
+    q_na = q is None or (not isinstance(q, (list, np.ndarray, dict)) and pd.isna(q))
+    if p_na or q_na:
+        return p_na and q_na
+    if isinstance(p, np.ndarray) or isinstance(q, np.ndarray):
+        return np.array_equal(np.asarray(p, dtype=object), np.asarray(q, dtype=object))
+    return bool(p == q)
+
+
+def compare_text(a: str, b: str, roots: list[str]) -> list[str]:
+    """The first lines of a unified diff of two normalised texts; empty when equal."""
+    la, lb = normalise(a, roots).splitlines(), normalise(b, roots).splitlines()
+    if la == lb:
+        return []
+    diff = difflib.unified_diff(la, lb, "A", "B", n=0, lineterm="")
+    return [_short(line, 200) for line in list(diff)[2:]]
+
+
+HTML_JSON = re.compile(r'<script type="application/json"([^>]*)>(.*?)</script>', re.S)
+HTML_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
+DATA_URI = re.compile(r"data:([a-z/+\-.]+)(;charset=[\w-]+)?;base64,([A-Za-z0-9+/=]+)")
+
+
+def split_html(html: str) -> dict[str, Any]:
+    """A report split into comparable parts: embedded JSON payloads (decoded), data: URIs
+    (decoded), inline scripts, and the remaining markup with those replaced by markers."""
+    parts: dict[str, Any] = {}
+
+    def payload(m: re.Match[str]) -> str:
+        attrs, body = m.group(1), m.group(2)
+        ident = re.search(r'id="([^"]+)"', attrs)
+        key = f"json#{ident.group(1) if ident else len(parts)}"
+        if 'data-encoding="gzip+base64"' in attrs:
+            body = gzip.decompress(base64.b64decode(body)).decode("utf-8")
+        parts[key] = json.loads(body)
+        return f'<script type="application/json"{attrs}>[{key}]</script>'
+
+    def script(m: re.Match[str]) -> str:
+        key = f"script#{sum(k.startswith('script') for k in parts)}"
+        parts[key] = m.group(1)
+        return f"<script>[{key}]</script>"
+
+    def data_uri(m: re.Match[str]) -> str:
+        key = f"data-uri#{sum(k.startswith('data-uri') for k in parts)}"
+        raw = base64.b64decode(m.group(3))
+        parts[key] = raw.decode("utf-8", "replace") if m.group(1).startswith("text") else raw
+        return f"data:{m.group(1)};base64,[{key}]"
+
+    rest = HTML_JSON.sub(payload, html)
+    rest = HTML_SCRIPT.sub(script, rest)
+    parts["markup"] = DATA_URI.sub(data_uri, rest)
+    return parts
+
+
+def compare_html(a: str, b: str, roots: list[str], atol: float) -> list[str]:
+    """Differences between two reports, part by part (see ``split_html``)."""
+    pa, pb = split_html(a), split_html(b)
+    out = [f"{k}: only in A" for k in pa.keys() - pb.keys()]
+    out += [f"{k}: only in B" for k in pb.keys() - pa.keys()]
+    for key in sorted(pa.keys() & pb.keys()):
+        x, y = pa[key], pb[key]
+        if key.startswith("json"):
+            diffs = compare_values(x, y, atol, roots=roots)
+        elif isinstance(x, bytes) or isinstance(y, bytes):
+            diffs = [] if x == y else [f"{len(x)} bytes -> {len(y)} bytes"]
+        else:
+            diffs = compare_text(x, y, roots)
+        out += [f"{key}: {d}" for d in diffs[:MAX_DIFFS]]
+        if len(diffs) > MAX_DIFFS:
+            out.append(f"{key}: ... {len(diffs) - MAX_DIFFS} more")
+    return out
+
+
+def read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
+    """Every table of a DuckDB file, in a stable row order (all columns)."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables ORDER BY table_name"
+            ).fetchall()
+        ]
+        return {n: con.execute(f'SELECT * FROM "{n}" ORDER BY ALL').df() for n in names}
+    finally:
+        con.close()
+
+
+def compare_file(a: Path, b: Path, roots: list[str], atol: float) -> list[str]:
+    """Differences between two output files of the same kind (by suffix)."""
+    suffix = a.suffix.lower()
+    if suffix == ".parquet":
+        return compare_frames(pd.read_parquet(a), pd.read_parquet(b), atol)
+    if suffix == ".duckdb":
+        ta, tb = read_duckdb(a), read_duckdb(b)
+        out = [f"table {t}: only in A" for t in ta.keys() - tb.keys()]
+        out += [f"table {t}: only in B" for t in tb.keys() - ta.keys()]
+        for t in sorted(ta.keys() & tb.keys()):
+            out += [f"table {t}: {d}" for d in compare_frames(ta[t], tb[t], atol)]
+        return out
+    if suffix in (".yaml", ".yml"):
+        return compare_values(yaml.safe_load(a.read_text()), yaml.safe_load(b.read_text()),
+                              atol, roots=roots)  # fmt: skip
+    if suffix == ".json":
+        return compare_values(json.loads(a.read_text()), json.loads(b.read_text()), atol,
+                              roots=roots)  # fmt: skip
+    if suffix in (".html", ".htm"):
+        return compare_html(a.read_text(), b.read_text(), roots, atol)
+    if suffix in (".csv", ".txt", ".md", ".eml", ".log", ".js", ".css"):
+        return compare_text(a.read_text(errors="replace"), b.read_text(errors="replace"), roots)
+    return [] if a.read_bytes() == b.read_bytes() else ["bytes differ"]
+
+
+def compare_trees(a: Path, b: Path, roots: list[str], atol: float,
+                  skip: tuple[str, ...] = ("bench/", "raw/")) -> dict[str, Any]:  # fmt: skip
+    """Every file under two output directories, matched by relative path."""
+
+    def files(root: Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in root.rglob("*")
+                if p.is_file() and not p.name.endswith((".lock", ".wal", ".tmp"))}  # fmt: skip
+
+    fa, fb = files(a), files(b)
+    out: dict[str, Any] = {}
+    for rel in sorted(fa | fb):
+        if rel.startswith(skip) and rel not in ("raw/manifest.json",):
+            continue
+        if rel not in fb or rel not in fa:
+            out[rel] = {"equal": False, "differences": ["only in " + ("A" if rel in fa else "B")]}
+            continue
+        try:
+            diffs = compare_file(a / rel, b / rel, roots, atol)
+        except Exception as exc:  # a file that cannot be read is a difference, not a crash
+            diffs = [f"could not compare: {type(exc).__name__}: {exc}"]
+        out[rel] = {"equal": not diffs, "differences": diffs[:MAX_DIFFS]}
+        if len(diffs) > MAX_DIFFS:
+            out[rel]["more"] = len(diffs) - MAX_DIFFS
+    return out
+
+
+def compare_raw(a: Path, b: Path, atol: float) -> dict[str, Any]:
+    """The simulated world: every table of both sides (Parquet), equal or not."""
+    out = {}
+    for rel in sorted({p.relative_to(a).as_posix() for p in a.rglob("*.parquet")}
+                      | {p.relative_to(b).as_posix() for p in b.rglob("*.parquet")}):  # fmt: skip
+        if not (a / rel).exists() or not (b / rel).exists():
+            out[rel] = "only in " + ("A" if (a / rel).exists() else "B")
+        elif (a / rel).read_bytes() != (b / rel).read_bytes():
+            diffs = compare_frames(pd.read_parquet(a / rel), pd.read_parquet(b / rel), atol)
+            out[rel] = diffs[:MAX_DIFFS] or "same values, different bytes"
+    return {"equal": not out, "files": len(list(a.rglob("*.parquet"))), "differences": out}
+
+
+# ----------------------------------------------------------------------------- MLflow
+
+
+def mlflow_runs(db: Path) -> dict[str, Any]:
+    """Runs, metrics, params, tags and the registry of one sqlite MLflow store."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    q = lambda sql, *p: con.execute(sql, p).fetchall()  # noqa: E731
+    out: dict[str, Any] = {"experiments": {}, "registry": {}}
+    run_pos: dict[str, str] = {}
+    for exp_id, exp_name in q("SELECT experiment_id, name FROM experiments ORDER BY name"):
+        runs = []
+        rows = q("SELECT run_uuid, name, status, artifact_uri FROM runs WHERE experiment_id=? "
+                 "AND lifecycle_stage='active' ORDER BY start_time, name", exp_id)  # fmt: skip
+        for i, (uuid, name, status, art) in enumerate(rows):
+            run_pos[uuid] = f"{exp_name}[{i}]"
+            runs.append({
+                "name": name,
+                "status": status,
+                "metrics": {f"{k}@{s}": v for k, v, s in q(
+                    "SELECT key, value, step FROM metrics WHERE run_uuid=? "
+                    "ORDER BY key, step, timestamp", uuid)},
+                "params": dict(q("SELECT key, value FROM params WHERE run_uuid=?", uuid)),
+                "tags": {k: v for k, v in q("SELECT key, value FROM tags WHERE run_uuid=?", uuid)
+                         if not IGNORED_TAGS.match(k)},
+                "artifacts": _artifact_files(db.parent, art),
+            })  # fmt: skip
+        out["experiments"][exp_name] = runs
+    for (name,) in q("SELECT name FROM registered_models ORDER BY name"):
+        versions = {str(v): {"run": run_pos.get(r, r), "status": st} for v, r, st in q(
+            "SELECT version, run_id, status FROM model_versions WHERE name=? ORDER BY version",
+            name)}  # fmt: skip
+        aliases = dict(q("SELECT alias, version FROM registered_model_aliases WHERE name=?", name))
+        out["registry"][name] = {"versions": versions,
+                                 "aliases": {k: str(v) for k, v in aliases.items()}}  # fmt: skip
+    con.close()
+    return out
+
+
+def _artifact_files(store: Path, uri: str | None) -> list[str]:
+    if not uri:
+        return []
+    path = Path(uri.removeprefix("file://"))
+    if not path.is_absolute():
+        path = store.parent / path
+    if not path.exists():
+        return []
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+
+
+def compare_mlflow(a: Path, b: Path, roots: list[str], atol: float) -> dict[str, Any]:
+    """Run by run: same runs, metrics (keys and values), params, tags, artifacts, registry."""
+    if not a.exists() or not b.exists():
+        return {"equal": False, "differences": [f"store missing: A {a.exists()}, B {b.exists()}"]}
+    ra, rb = mlflow_runs(a), mlflow_runs(b)
+    diffs = compare_values(ra, rb, atol, ignore=VOLATILE_KEYS, roots=roots)
+    n_metrics = sum(len(r["metrics"]) for runs in ra["experiments"].values() for r in runs)
+    return {"equal": not diffs, "runs": {k: len(v) for k, v in ra["experiments"].items()},
+            "metrics_compared": n_metrics, "differences": diffs[:40],
+            "more": max(0, len(diffs) - 40)}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- benches
+
+
+def last_json(text: str) -> Any:
+    """The last top-level JSON object a benchmark printed (its figures)."""
+    for start in [m.start() for m in re.finditer(r"^\{", text, re.M)][::-1]:
+        try:
+            return json.loads(text[start:])
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+def flatten(value: Any, path: str = "") -> dict[str, Any]:
+    """``{"a": {"b": [1]}}`` -> ``{"a.b[0]": 1}``."""
+    if isinstance(value, dict):
+        return {
+            k: v
+            for key, sub in value.items()
+            for k, v in flatten(sub, f"{path}.{key}".lstrip(".")).items()
+        }
+    if isinstance(value, list):
+        return {
+            k: v for i, sub in enumerate(value) for k, v in flatten(sub, f"{path}[{i}]").items()
+        }
+    return {path: value}
+
+
+def compare_bench(a: Any, b: Any, atol: float) -> dict[str, Any]:
+    """Figures equal (timings and machine figures reported, not compared)."""
+    if a is None or b is None:
+        return {
+            "equal": False,
+            "differences": [f"no JSON output: A {a is not None}, B {b is not None}"],
+        }
+    fa, fb = flatten(a), flatten(b)
+    diffs, timings = [], {}
+    for key in sorted(fa.keys() | fb.keys()):
+        x, y = fa.get(key, "<missing>"), fb.get(key, "<missing>")
+        if TIMING_KEY.search(key):
+            if isinstance(x, (int, float)) and not isinstance(x, bool):
+                timings[key] = [x, y]
+            continue
+        if not _close(x, y, atol):
+            diffs.append(f"{key}: {_short(x, 60)} -> {_short(y, 60)}")
+    compared = sum(1 for k in fa.keys() | fb.keys() if not TIMING_KEY.search(k))
+    return {"equal": not diffs, "figures_compared": compared, "differences": diffs[:30],
+            "more": max(0, len(diffs) - 30), "timings_not_compared": timings}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
+    """Everything both sides wrote, compared."""
+    ta, tb = scratch / "A" / "tree", scratch / "B" / "tree"
+    roots = sorted({str(ta), str(tb), str(ta.resolve()), str(tb.resolve())}, key=len, reverse=True)
+    out: dict[str, Any] = {**info, "atol": args.atol}
+    if not args.no_demo:
+        out["raw"] = compare_raw(ta / "data" / "raw", tb / "data" / "raw", args.atol)
+        out["artifacts"] = compare_trees(ta / "data", tb / "data", roots, args.atol)
+        out["mlflow"] = compare_mlflow(ta / "mlruns" / "mlflow.db", tb / "mlruns" / "mlflow.db",
+                                       roots, args.atol)  # fmt: skip
+    out["benches"] = {}
+    for bench in args.bench_list:
+        ja = last_json((scratch / "A" / "logs" / f"{bench}.out").read_text())
+        jb = last_json((scratch / "B" / "logs" / f"{bench}.out").read_text())
+        out["benches"][bench] = compare_bench(ja, jb, args.atol)
+    out["summary"] = {
+        "different": sorted(
+            [f"data/{k}" for k, v in out.get("artifacts", {}).items() if not v["equal"]]
+            + (["data/raw (tables)"] if not out.get("raw", {"equal": True})["equal"] else [])
+            + (["mlflow"] if not out.get("mlflow", {"equal": True})["equal"] else [])
+            + [f"bench/{k}" for k, v in out["benches"].items() if not v["equal"]]
+        ),
+        "equal": sum(v["equal"] for v in out.get("artifacts", {}).values()),
+    }
+    out["ignored"] = {
+        "keys": VOLATILE_KEYS.pattern,
+        "mlflow_tags": IGNORED_TAGS.pattern,
+        "text": [p.pattern for p, _ in NORMALISERS] + ["the two trees' absolute paths"],
+        "bench_keys_not_compared": TIMING_KEY.pattern,
+        "files_not_compared": "data/bench/ (benchmark caches); data/raw/ only as tables",
+    }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("a", type=Path, help="checkout A (e.g. before the change)")
+    ap.add_argument("b", type=Path, help="checkout B (e.g. with the change)")
+    ap.add_argument("scratch", type=Path, help="scratch directory (A/ and B/ are replaced)")
+    ap.add_argument("--accounts", type=int, default=500)
+    ap.add_argument("--months", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--benches", default=DEFAULT_BENCHES,
+                    help=f"comma-separated, of {','.join(BENCHES)}; '' for none")  # fmt: skip
+    ap.add_argument("--no-demo", action="store_true", help="benchmarks only")
+    ap.add_argument("--compare-only", action="store_true", help="compare earlier runs")
+    ap.add_argument("--sequential", action="store_true", help="one side after the other")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds per step")
+    ap.add_argument("--atol", type=float, default=1e-12)
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
+    args = ap.parse_args()
+    args.bench_list = [b for b in args.benches.split(",") if b]
+    unknown = [b for b in args.bench_list if b not in BENCHES]
+    if unknown:
+        ap.error(f"unknown benchmark(s) {unknown}; known: {list(BENCHES)}")
+    scratch = args.scratch.resolve()
+    info_path = scratch / "sides.json"
+    if args.compare_only:
+        info = json.loads(info_path.read_text())
+    else:
+        scratch.mkdir(parents=True, exist_ok=True)
+        info = {"a": prepare(args.a.resolve(), scratch / "A"),
+                "b": prepare(args.b.resolve(), scratch / "B")}  # fmt: skip
+        workers = 1 if args.sequential else 2
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            futs = {s: pool.submit(run_side, scratch / s, args) for s in ("A", "B")}
+            info["a"]["steps"], info["b"]["steps"] = futs["A"].result(), futs["B"].result()
+        info_path.write_text(json.dumps(info, indent=1))
+    out = compare(scratch, args, info)
+    text = json.dumps(out, indent=1, default=str)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0 if not out["summary"]["different"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
