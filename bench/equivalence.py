@@ -382,7 +382,8 @@ def split_html(html: str) -> dict[str, Any]:
         if 'data-encoding="gzip+base64"' in attrs:
             body = gzip.decompress(base64.b64decode(body)).decode("utf-8")
         parts[key] = json.loads(body)
-        return f'<script type="application/json"{attrs}>[{key}]</script>'
+        # the encoding (plain or gzip+base64) follows the payload's size: not compared
+        return f'<script type="application/json" [{key}]></script>'
 
     def script(m: re.Match[str]) -> str:
         key = f"script#{sum(k.startswith('script') for k in parts)}"
