@@ -7,7 +7,7 @@ PYTHONPATH, so nothing is written into the checkouts and the benchmarks' ``data/
 caches are not shared. Both sides run ``python -m flows.cli demo`` with the same small
 configuration (``--accounts``, ``--months``, ``--seed``; MLflow at the config's relative
 ``sqlite:///mlruns/mlflow.db``; PREFECT_HOME and a temporary Prefect server inside the
-side's scratch dir; PYTHONHASHSEED=0), then the small modes of the benchmarks named by
+side's scratch dir; PYTHONHASHSEED=0; models.split shortened for 16 months), then the small modes of the benchmarks named by
 ``--benches``. Both sides run at the same time (one process each).
 
 Compared, file by file under ``data/`` (a file present on one side only is a difference):
@@ -18,8 +18,13 @@ Compared, file by file under ``data/`` (a file present on one side only is a dif
 - HTML reports: every embedded ``<script type="application/json">`` payload decoded
   (gzip+base64 or plain) and compared key by key; ``data:`` URIs decoded and compared as
   text; the inline script compared as text; the remaining HTML compared line by line
-  after ``normalise`` (run ids, timestamps, durations, absolute paths);
+  after ``normalise`` (run ids, timestamps, durations, absolute paths) and with the
+  Content-Security-Policy's script hash replaced (the script is compared itself);
 - CSV, Markdown, text: line by line after ``normalise``; anything else: bytes.
+
+Values derived from a tree's absolute path (the scoring runs' ``source_key`` tag) are
+replaced on both sides (``path_aliases``). Known, intended differences: ``--allow REGEX``
+(repeatable) moves the difference lines it matches to "expected"; they do not count.
 
 The MLflow store of each side (its sqlite file, read with sqlite3) is compared run by run
 in start order within each experiment: run name, status, every metric (key, step,
@@ -48,6 +53,7 @@ import base64
 import concurrent.futures
 import difflib
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -82,7 +88,7 @@ DEFAULT_BENCHES = "quality,train,backtest,features"
 VOLATILE_KEYS = re.compile(
     r"(^|[._])(run_id|run_ids|experiment_id|generated|generated_at|created|created_at|"
     r"timestamp|written_at|started|finished|start_time|end_time|duration|duration_s|"
-    r"elapsed|wall_seconds|cpu_seconds|host|hostname|pid|user)$"
+    r"elapsed|wall_seconds|cpu_seconds|host|hostname|pid|user|write_id|utc_time_created|model_uuid)$"
 )
 IGNORED_TAGS = re.compile(r"^mlflow\.(source\..*|user|log-model\.history|runName)$")
 # benchmark figures that measure the machine, not the code
@@ -94,13 +100,19 @@ TIMING_KEY = re.compile(
 NORMALISERS = [
     (re.compile(r"\b[0-9a-f]{32}\b"), "<run-id>"),
     (
-        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2}| UTC)?"),
+        re.compile(
+            r"\b\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2}| UTC)?"
+        ),
         "<timestamp>",
     ),
     (re.compile(r"\b\d+(\.\d+)?\s?(ms|s|seconds|sec)\b"), "<duration>"),
+    (re.compile(r"/tmp/tmp[\w-]+"), "<tmpdir>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
 ]
 MAX_DIFFS = 8
+# files that differ between two runs of the same code: not compared (listed in the output).
+# shap.plots.beeswarm (shap 0.51) jitters with NumPy's global random state, unseeded.
+NONDETERMINISTIC_FILES = re.compile(r"_shap_beeswarm\.png$")
 
 
 # ----------------------------------------------------------------------------- running
@@ -196,14 +208,69 @@ def run_step(side: Path, name: str, argv: list[str], timeout: float) -> dict[str
             "load_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
 
 
+# faults written into a copy of the demo's world (table, row, column, value), so that the
+# validation's quarantine and the features of a dirty source are compared too
+FAULTS = [
+    ("accounts", "dup", 0, None),
+    ("accounts", 1, "tam_usd", -5.0),
+    ("accounts", 2, "coverage", "platinum"),
+    ("accounts", 3, "account_id", None),
+    ("subscriptions", 0, "mrr", -100.0),
+    ("subscriptions", 1, "account_id", "A999999"),
+    ("subscriptions", 2, "seats", -3),
+    ("users", 0, "account_id", None),
+    ("users", "dup", 1, None),
+    ("tickets", 0, "created_at", "1990-01-01"),
+    ("tickets", 1, "csat", 9.0),
+    ("tickets", 2, "priority", "urgent!!"),
+    ("events/part-2026-01", 0, "ts", "2031-01-01"),
+    ("events/part-2026-01", 1, "account_id", "A999999"),
+    ("events/part-2026-01", 2, "quantity", -1.0),
+    ("events/part-2026-01", 3, "actor", None),
+]
+
+
+def make_dirty(raw: Path, dirty: Path) -> list[str]:
+    """A copy of the world at `raw` with FAULTS written in; returns the faults applied."""
+    if dirty.exists():
+        shutil.rmtree(dirty)
+    shutil.copytree(raw, dirty, ignore=shutil.ignore_patterns("truth.parquet"))
+    applied = []
+    for table, row, col, value in FAULTS:
+        path = dirty / f"{table}.parquet"
+        if not path.exists():
+            continue
+        df = pd.read_parquet(path)
+        if row == "dup":
+            df = pd.concat([df, df.iloc[[col]]], ignore_index=True)
+        elif col in df.columns and row < len(df):
+            if value is not None and pd.api.types.is_datetime64_any_dtype(df[col]):
+                value = pd.Timestamp(value)
+            df[col] = df[col].astype(object)
+            df.loc[row, col] = value
+            df[col] = df[col].astype(pd.read_parquet(path)[col].dtype, errors="ignore")
+        else:
+            continue
+        df.to_parquet(path, index=False)
+        applied.append(f"{table}[{row}].{col}={value!r}" if row != "dup" else f"{table}: dup")
+    return applied
+
+
 def run_side(side: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """The demo, then each benchmark, in one side's tree."""
+    """The demo, validate and features of a dirty copy, then each benchmark, in one tree."""
     cfg = side / "tree" / "equivalence.yaml"
     cfg.write_text(yaml.safe_dump(demo_config(args.accounts, args.months, args.seed)))
     steps = {}
     if not args.no_demo:
         argv = ["-m", "flows.cli", "demo", "--config", "equivalence.yaml"]
         steps["demo"] = run_step(side, "demo", argv, args.timeout)
+        data = side / "tree" / "data"
+        steps["dirty_faults"] = make_dirty(data / "raw", data / "dirty")
+        common = ["--source", "data/dirty", "--config", "equivalence.yaml"]
+        argv = ["-m", "flows.cli", "validate", *common, "--quarantine", "data/quarantine_dirty"]
+        steps["validate_dirty"] = run_step(side, "validate_dirty", argv, args.timeout)
+        argv = ["-m", "flows.cli", "features", *common, "--out", "data/features_dirty"]
+        steps["features_dirty"] = run_step(side, "features_dirty", argv, args.timeout)
     for bench in args.bench_list:
         steps[bench] = run_step(side, bench, BENCHES[bench], args.timeout)
     (side / "steps.json").write_text(json.dumps(steps, indent=1))
@@ -213,10 +280,15 @@ def run_side(side: Path, args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- comparing
 
 
-def normalise(text: str, roots: list[str]) -> str:
-    """Text without what differs between two runs of the same code (see NORMALISERS)."""
+def normalise(text: str, roots: list[str | tuple[str, str]]) -> str:
+    """Text without what differs between two runs of the same code (see NORMALISERS).
+
+    ``roots`` are the two trees' absolute paths (replaced by ``<root>``) and
+    ``(text, placeholder)`` pairs for values derived from them (see ``path_aliases``).
+    """
     for root in roots:
-        text = text.replace(root, "<root>")
+        old, new = (root, "<root>") if isinstance(root, str) else root
+        text = text.replace(old, new)
     for pattern, repl in NORMALISERS:
         text = pattern.sub(repl, text)
     return text
@@ -289,7 +361,9 @@ def _short(v: Any, n: int = 120) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def compare_frames(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-12) -> list[str]:
+def compare_frames(
+    a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-12, ignore: re.Pattern[str] | None = None
+) -> list[str]:
     """Differences between two tables: columns, dtypes, rows, then values cell by cell.
 
     Parameters
@@ -298,6 +372,8 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-12) -> lis
         The tables, in their stored row order.
     atol : float
         Absolute tolerance for float columns (NaN equals NaN).
+    ignore : re.Pattern or None
+        Columns whose values are not compared (e.g. a write's id and time).
 
     Returns
     -------
@@ -323,6 +399,8 @@ def compare_frames(a: pd.DataFrame, b: pd.DataFrame, atol: float = 1e-12) -> lis
         out.append(f"rows: {len(a)} -> {len(b)}")
     n = min(len(a), len(b))
     for col in [c for c in a.columns if c in b.columns]:
+        if ignore is not None and ignore.search(col):
+            continue
         x, y = a[col].iloc[:n], b[col].iloc[:n]
         if str(x.dtype) != str(y.dtype):
             out.append(f"column {col}: dtype {x.dtype} -> {y.dtype}")
@@ -366,13 +444,15 @@ def compare_text(a: str, b: str, roots: list[str]) -> list[str]:
 
 
 HTML_JSON = re.compile(r'<script type="application/json"([^>]*)>(.*?)</script>', re.S)
+CSP_HASH = re.compile(r"'sha256-[A-Za-z0-9+/=]+'")
 HTML_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 DATA_URI = re.compile(r"data:([a-z/+\-.]+)(;charset=[\w-]+)?;base64,([A-Za-z0-9+/=]+)")
 
 
 def split_html(html: str) -> dict[str, Any]:
     """A report split into comparable parts: embedded JSON payloads (decoded), data: URIs
-    (decoded), inline scripts, and the remaining markup with those replaced by markers."""
+    (decoded), inline scripts, and the remaining markup with those replaced by markers (and
+    the Content-Security-Policy's script hash by a placeholder)."""
     parts: dict[str, Any] = {}
 
     def payload(m: re.Match[str]) -> str:
@@ -398,6 +478,8 @@ def split_html(html: str) -> dict[str, Any]:
 
     rest = HTML_JSON.sub(payload, html)
     rest = HTML_SCRIPT.sub(script, rest)
+    # the Content-Security-Policy carries the inline script's hash: the script is compared
+    rest = CSP_HASH.sub("'sha256-<hash of the inline script>'", rest)
     parts["markup"] = DATA_URI.sub(data_uri, rest)
     return parts
 
@@ -415,9 +497,7 @@ def compare_html(a: str, b: str, roots: list[str], atol: float) -> list[str]:
             diffs = [] if x == y else [f"{len(x)} bytes -> {len(y)} bytes"]
         else:
             diffs = compare_text(x, y, roots)
-        out += [f"{key}: {d}" for d in diffs[:MAX_DIFFS]]
-        if len(diffs) > MAX_DIFFS:
-            out.append(f"{key}: ... {len(diffs) - MAX_DIFFS} more")
+        out += [f"{key}: {d}" for d in diffs]
     return out
 
 
@@ -438,19 +518,43 @@ def read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
         con.close()
 
 
+def skops_schema(path: Path) -> Any:
+    """A skops file's schema with its object ids dropped and each array file named by a hash
+    of its bytes: skops names objects by memory address, which differs from run to run."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        schema = json.loads(zf.read("schema.json"))
+
+        def canon(v: Any) -> Any:
+            if isinstance(v, dict):
+                out = {k: canon(x) for k, x in v.items() if k != "__id__"}
+                if isinstance(v.get("file"), str) and v["file"] in zf.namelist():
+                    out["file"] = hashlib.sha256(zf.read(v["file"])).hexdigest()[:16]
+                return out
+            if isinstance(v, list):
+                return [canon(x) for x in v]
+            return v
+
+        return canon(schema)
+
+
 def compare_file(a: Path, b: Path, roots: list[str], atol: float) -> list[str]:
     """Differences between two output files of the same kind (by suffix)."""
     suffix = a.suffix.lower()
     if suffix == ".parquet":
-        return compare_frames(pd.read_parquet(a), pd.read_parquet(b), atol)
+        return compare_frames(pd.read_parquet(a), pd.read_parquet(b), atol, VOLATILE_KEYS)
     if suffix == ".duckdb":
         ta, tb = read_duckdb(a), read_duckdb(b)
         out = [f"table {t}: only in A" for t in ta.keys() - tb.keys()]
         out += [f"table {t}: only in B" for t in tb.keys() - ta.keys()]
         for t in sorted(ta.keys() & tb.keys()):
-            out += [f"table {t}: {d}" for d in compare_frames(ta[t], tb[t], atol)]
+            diffs = compare_frames(ta[t], tb[t], atol, ignore=VOLATILE_KEYS)
+            out += [f"table {t}: {d}" for d in diffs]
         return out
-    if suffix in (".yaml", ".yml"):
+    if suffix == ".skops":
+        return compare_values(skops_schema(a), skops_schema(b), atol, ignore=None)
+    if suffix in (".yaml", ".yml") or a.name == "MLmodel":
         return compare_values(yaml.safe_load(a.read_text()), yaml.safe_load(b.read_text()),
                               atol, roots=roots)  # fmt: skip
     if suffix == ".json":
@@ -464,7 +568,7 @@ def compare_file(a: Path, b: Path, roots: list[str], atol: float) -> list[str]:
 
 
 def compare_trees(a: Path, b: Path, roots: list[str], atol: float,
-                  skip: tuple[str, ...] = ("bench/", "raw/")) -> dict[str, Any]:  # fmt: skip
+                  skip: tuple[str, ...] = ("bench/", "raw/", "dirty/")) -> dict[str, Any]:  # fmt: skip
     """Every file under two output directories, matched by relative path."""
 
     def files(root: Path) -> set[str]:
@@ -483,9 +587,7 @@ def compare_trees(a: Path, b: Path, roots: list[str], atol: float,
             diffs = compare_file(a / rel, b / rel, roots, atol)
         except Exception as exc:  # a file that cannot be read is a difference, not a crash
             diffs = [f"could not compare: {type(exc).__name__}: {exc}"]
-        out[rel] = {"equal": not diffs, "differences": diffs[:MAX_DIFFS]}
-        if len(diffs) > MAX_DIFFS:
-            out[rel]["more"] = len(diffs) - MAX_DIFFS
+        out[rel] = {"equal": not diffs, "differences": diffs}
     return out
 
 
@@ -502,6 +604,49 @@ def compare_raw(a: Path, b: Path, atol: float) -> dict[str, Any]:
     return {"equal": not out, "files": len(list(a.rglob("*.parquet"))), "differences": out}
 
 
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (\w+)\s+([\w.]+): (.*)$")
+
+
+MLFLOW_LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [A-Z]+ ")
+
+
+def console_lines(text: str) -> list[str]:
+    """What a command told its user: plain lines and nrrcast's log messages (without time
+    and level); Prefect's and other libraries' log lines, warnings and progress bars
+    dropped."""
+    out = []
+    for line in text.splitlines():
+        m = LOG_LINE.match(line)
+        if m:
+            if m.group(2).startswith("nrrcast"):
+                out.append(f"{m.group(2)}: {m.group(3)}")
+            continue
+        if (
+            MLFLOW_LOG_LINE.match(line)
+            or "\r" in line
+            or "it/s]" in line
+            or "/s]" in line
+            or "Warning" in line
+        ):
+            continue
+        if line.startswith(("  color_warning", "  warnings.warn", "See https://docs.prefect")):
+            continue
+        out.append(line)
+    return out
+
+
+def compare_console(a: Path, b: Path, roots: list[Any]) -> dict[str, Any]:
+    """stdout + stderr of one step on both sides (see ``console_lines``)."""
+
+    def read(logs: Path) -> str:
+        parts = [logs.with_suffix(s) for s in (".out", ".err")]
+        return "\n".join("\n".join(console_lines(p.read_text(errors="replace")))
+                         for p in parts if p.exists())  # fmt: skip
+
+    diffs = compare_text(read(a), read(b), roots)
+    return {"equal": not diffs, "differences": diffs}
+
+
 # ----------------------------------------------------------------------------- MLflow
 
 
@@ -509,7 +654,8 @@ def mlflow_runs(db: Path) -> dict[str, Any]:
     """Runs, metrics, params, tags and the registry of one sqlite MLflow store."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     q = lambda sql, *p: con.execute(sql, p).fetchall()  # noqa: E731
-    out: dict[str, Any] = {"experiments": {}, "registry": {}}
+    out: dict[str, Any] = {"experiments": {}, "registry": {}, "logged_models": {}}
+    dirs: dict[str, Path | None] = {}  # run or model by position -> its artifact directory
     run_pos: dict[str, str] = {}
     for exp_id, exp_name in q("SELECT experiment_id, name FROM experiments ORDER BY name"):
         runs = []
@@ -517,6 +663,7 @@ def mlflow_runs(db: Path) -> dict[str, Any]:
                  "AND lifecycle_stage='active' ORDER BY start_time, name", exp_id)  # fmt: skip
         for i, (uuid, name, status, art) in enumerate(rows):
             run_pos[uuid] = f"{exp_name}[{i}]"
+            dirs[f"run {exp_name}[{i}]"] = _artifact_dir(db.parent, art)
             runs.append({
                 "name": name,
                 "status": status,
@@ -526,27 +673,46 @@ def mlflow_runs(db: Path) -> dict[str, Any]:
                 "params": dict(q("SELECT key, value FROM params WHERE run_uuid=?", uuid)),
                 "tags": {k: v for k, v in q("SELECT key, value FROM tags WHERE run_uuid=?", uuid)
                          if not IGNORED_TAGS.match(k)},
-                "artifacts": _artifact_files(db.parent, art),
+                "artifacts": _files(_artifact_dir(db.parent, art)),
             })  # fmt: skip
         out["experiments"][exp_name] = runs
     for (name,) in q("SELECT name FROM registered_models ORDER BY name"):
-        versions = {str(v): {"run": run_pos.get(r, r), "status": st} for v, r, st in q(
-            "SELECT version, run_id, status FROM model_versions WHERE name=? ORDER BY version",
-            name)}  # fmt: skip
+        versions = {str(v): {"run": run_pos.get(r, r), "status": st, "source": src}
+                    for v, r, st, src in q("SELECT version, run_id, status, source FROM "
+                                           "model_versions WHERE name=? ORDER BY version", name)}  # fmt: skip # noqa: E501
         aliases = dict(q("SELECT alias, version FROM registered_model_aliases WHERE name=?", name))
         out["registry"][name] = {"versions": versions,
                                  "aliases": {k: str(v) for k, v in aliases.items()}}  # fmt: skip
+    models = q("SELECT model_id, name, artifact_location, source_run_id, status FROM "
+               "logged_models ORDER BY creation_timestamp_ms, name") if _has(con, "logged_models") else []  # fmt: skip # noqa: E501
+    for i, (model_id, name, art, run, status) in enumerate(models):
+        label = f"{name}[{i}]"
+        dirs[f"model {label}"] = _artifact_dir(db.parent, art)
+        out["logged_models"][label] = {"run": run_pos.get(run, run), "status": status,
+                                       "artifacts": _files(dirs[f"model {label}"])}  # fmt: skip
+        for versions in out["registry"].values():
+            for v in versions["versions"].values():
+                if v.get("source") == f"models:/{model_id}":
+                    v["source"] = f"model {label}"
     con.close()
+    out["_dirs"] = dirs
     return out
 
 
-def _artifact_files(store: Path, uri: str | None) -> list[str]:
+def _has(con: sqlite3.Connection, table: str) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+    return con.execute(sql, (table,)).fetchone() is not None
+
+
+def _artifact_dir(store: Path, uri: str | None) -> Path | None:
     if not uri:
-        return []
+        return None
     path = Path(uri.removeprefix("file://"))
-    if not path.is_absolute():
-        path = store.parent / path
-    if not path.exists():
+    return path if path.is_absolute() else store.parent / path
+
+
+def _files(path: Path | None) -> list[str]:
+    if path is None or not path.exists():
         return []
     return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
 
@@ -556,11 +722,23 @@ def compare_mlflow(a: Path, b: Path, roots: list[str], atol: float) -> dict[str,
     if not a.exists() or not b.exists():
         return {"equal": False, "differences": [f"store missing: A {a.exists()}, B {b.exists()}"]}
     ra, rb = mlflow_runs(a), mlflow_runs(b)
+    da, db_ = ra.pop("_dirs"), rb.pop("_dirs")
     diffs = compare_values(ra, rb, atol, ignore=VOLATILE_KEYS, roots=roots)
+    n_files = 0
+    for label in sorted(da.keys() & db_.keys()):  # artifact contents, file by file
+        x, y = da[label], db_[label]
+        for rel in sorted(set(_files(x)) & set(_files(y))):
+            if NONDETERMINISTIC_FILES.search(rel):
+                continue
+            n_files += 1
+            try:
+                found = compare_file(x / rel, y / rel, roots, atol)
+            except Exception as exc:
+                found = [f"could not compare: {type(exc).__name__}: {exc}"]
+            diffs += [f"{label} artifact {rel}: {d}" for d in found]
     n_metrics = sum(len(r["metrics"]) for runs in ra["experiments"].values() for r in runs)
     return {"equal": not diffs, "runs": {k: len(v) for k, v in ra["experiments"].items()},
-            "metrics_compared": n_metrics, "differences": diffs[:40],
-            "more": max(0, len(diffs) - 40)}  # fmt: skip
+            "metrics_compared": n_metrics, "artifact_files_compared": n_files, "differences": diffs}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- benches
@@ -609,43 +787,114 @@ def compare_bench(a: Any, b: Any, atol: float) -> dict[str, Any]:
         if not _close(x, y, atol):
             diffs.append(f"{key}: {_short(x, 60)} -> {_short(y, 60)}")
     compared = sum(1 for k in fa.keys() | fb.keys() if not TIMING_KEY.search(k))
-    return {"equal": not diffs, "figures_compared": compared, "differences": diffs[:30],
-            "more": max(0, len(diffs) - 30), "timings_not_compared": timings}  # fmt: skip
+    return {"equal": not diffs, "figures_compared": compared, "differences": diffs,
+            "timings_not_compared": timings}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- main
+
+
+def path_aliases(tree: Path) -> list[tuple[str, str]]:
+    """Values derived from a tree's absolute path, which differ between the two sides only
+    because they run in different directories: the scoring runs' ``source_key`` tag
+    (flows/freshness.py: sha1 of the resolved source path, 16 hex digits)."""
+    raw = str((tree / "data" / "raw").resolve())
+    return [(hashlib.sha1(raw.encode()).hexdigest()[:16], "<source_key of data/raw>")]
+
+
+def _entries(out: dict[str, Any]) -> list[dict[str, Any] | None]:
+    return [
+        *out.get("artifacts", {}).values(),
+        out.get("mlflow"),
+        *out.get("console", {}).values(),
+        *out["benches"].values(),
+    ]
+
+
+def apply_allowed(out: dict[str, Any], allowed: list[re.Pattern[str]]) -> None:
+    """Move the differences matching an --allow pattern (known, intended) to ``expected``."""
+    for entry in _entries(out):
+        if not entry or entry["equal"]:
+            continue
+        keep = [d for d in entry["differences"] if not any(p.search(d) for p in allowed)]
+        entry["expected"] = [d for d in entry["differences"] if d not in keep]
+        entry["differences"] = keep
+        entry["equal"] = not keep
+        entry["equal_but_expected"] = entry["equal"] and bool(entry["expected"])
+
+
+def shorten(out: dict[str, Any], limit: int) -> None:
+    """Keep the first `limit` lines of each list of differences; count the rest."""
+    for entry in _entries(out):
+        for key in ("differences", "expected"):
+            if entry and len(entry.get(key, [])) > limit:
+                entry[f"{key}_more"] = len(entry[key]) - limit
+                entry[key] = entry[key][:limit]
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
     """Everything both sides wrote, compared."""
     ta, tb = scratch / "A" / "tree", scratch / "B" / "tree"
     roots = sorted({str(ta), str(tb), str(ta.resolve()), str(tb.resolve())}, key=len, reverse=True)
+    roots += path_aliases(ta) + path_aliases(tb)
     out: dict[str, Any] = {**info, "atol": args.atol}
     if not args.no_demo:
         out["raw"] = compare_raw(ta / "data" / "raw", tb / "data" / "raw", args.atol)
         out["artifacts"] = compare_trees(ta / "data", tb / "data", roots, args.atol)
         out["mlflow"] = compare_mlflow(ta / "mlruns" / "mlflow.db", tb / "mlruns" / "mlflow.db",
                                        roots, args.atol)  # fmt: skip
+        la, lb = scratch / "A" / "logs", scratch / "B" / "logs"
+        out["console"] = {
+            step: compare_console(la / step, lb / step, roots)
+            for step in ("demo", "validate_dirty", "features_dirty")
+        }
+        steps_a, steps_b = info["a"].get("steps", {}), info["b"].get("steps", {})
+        out["exit_codes"] = {
+            step: [steps_a.get(step, {}).get("exit"), steps_b.get(step, {}).get("exit")]
+            for step in steps_a
+            if isinstance(steps_a[step], dict)
+        }
     out["benches"] = {}
     for bench in args.bench_list:
-        ja = last_json((scratch / "A" / "logs" / f"{bench}.out").read_text())
-        jb = last_json((scratch / "B" / "logs" / f"{bench}.out").read_text())
+        ja, jb = (last_json(_text(scratch / s / "logs" / f"{bench}.out")) for s in ("A", "B"))
         out["benches"][bench] = compare_bench(ja, jb, args.atol)
+    apply_allowed(out, [re.compile(p) for p in args.allow])
+    shorten(out, args.max_diffs)
     out["summary"] = {
         "different": sorted(
             [f"data/{k}" for k, v in out.get("artifacts", {}).items() if not v["equal"]]
             + (["data/raw (tables)"] if not out.get("raw", {"equal": True})["equal"] else [])
             + (["mlflow"] if not out.get("mlflow", {"equal": True})["equal"] else [])
+            + [f"console/{k}" for k, v in out.get("console", {}).items() if not v["equal"]]
+            + [f"exit_code/{k}" for k, (x, y) in out.get("exit_codes", {}).items() if x != y]
             + [f"bench/{k}" for k, v in out["benches"].items() if not v["equal"]]
         ),
         "equal": sum(v["equal"] for v in out.get("artifacts", {}).values()),
+        "expected_only": sorted(
+            [f"data/{k}" for k, v in out.get("artifacts", {}).items() if v.get("expected")]
+            + (["mlflow"] if out.get("mlflow", {}).get("expected") else [])
+            + [f"console/{k}" for k, v in out.get("console", {}).items() if v.get("expected")]
+            + [f"bench/{k}" for k, v in out["benches"].items() if v.get("expected")]
+        ),
+        "allowed_patterns": args.allow,
     }
     out["ignored"] = {
         "keys": VOLATILE_KEYS.pattern,
         "mlflow_tags": IGNORED_TAGS.pattern,
-        "text": [p.pattern for p, _ in NORMALISERS] + ["the two trees' absolute paths"],
+        "text": [p.pattern for p, _ in NORMALISERS]
+        + ["the two trees' absolute paths", "source_key tags derived from them"],
+        "html": "payload encoding (plain or gzip+base64); the CSP's hash of the inline script",
+        "console": "log time and level, Prefect's and other libraries' log lines, warnings, "
+        "progress bars",
         "bench_keys_not_compared": TIMING_KEY.pattern,
-        "files_not_compared": "data/bench/ (benchmark caches); data/raw/ only as tables",
+        "nondeterministic_files_not_compared": NONDETERMINISTIC_FILES.pattern,
+        "skops": "object ids (memory addresses); array files compared by content",
+        "files_not_compared": "data/bench/ (benchmark caches), data/dirty/ (a copy of data/raw "
+        "with FAULTS); data/raw/ compared as tables",
     }
     return out
 
@@ -665,7 +914,16 @@ def main() -> int:
     ap.add_argument("--sequential", action="store_true", help="one side after the other")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per step")
     ap.add_argument("--atol", type=float, default=1e-12)
+    ap.add_argument("--max-diffs", type=int, default=12, help="lines shown per artifact")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="a known, intended difference: difference lines matching it are listed as "
+        "'expected' and do not count (repeatable)",
+    )
     args = ap.parse_args()
     args.bench_list = [b for b in args.benches.split(",") if b]
     unknown = [b for b in args.bench_list if b not in BENCHES]
