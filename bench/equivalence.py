@@ -72,7 +72,16 @@ import yaml
 
 PYTHON = "/work/main/.venv/bin/python"
 COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "data", "mlruns", "__pycache__", ".pytest_cache", ".ruff_cache", "*.pyc"
+    ".git",
+    ".venv",
+    "data",
+    "mlruns",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.pyc",
+    ".hypothesis",
+    "spark-warehouse",
 )
 BENCHES = {
     # name -> arguments; run in this order (quality builds the caches train and backtest read)
@@ -106,7 +115,7 @@ NORMALISERS = [
         "<timestamp>",
     ),
     (re.compile(r"\b\d+(\.\d+)?\s?(ms|s|seconds|sec)\b"), "<duration>"),
-    (re.compile(r"/tmp/tmp[\w-]+"), "<tmpdir>"),
+    (re.compile(r"/tmp/(tmp|nrr_)[\w-]+"), "<tmpdir>"),  # tempfile.mkdtemp() directories
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
 ]
 MAX_DIFFS = 8
@@ -133,20 +142,26 @@ def prepare(checkout: Path, side: Path) -> dict[str, Any]:
     dict
         ``path``, ``commit``, ``subject`` and ``dirty`` (uncommitted changes were copied).
     """
-    if side.exists():
-        shutil.rmtree(side)
-    side.mkdir(parents=True)
-    shutil.copytree(checkout, side / "tree", ignore=COPY_IGNORE, symlinks=True)
 
     def git(*args: str) -> str:
         out = subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True)
         return out.stdout.strip()
 
+    for _ in range(3):  # a checkout that moves (a merge) while it is copied is copied again
+        head = git("rev-parse", "HEAD")
+        if side.exists():
+            shutil.rmtree(side)
+        side.mkdir(parents=True)
+        shutil.copytree(checkout, side / "tree", ignore=COPY_IGNORE, symlinks=True)
+        if git("rev-parse", "HEAD") == head:
+            break
+    else:
+        raise SystemExit(f"{checkout} kept moving while it was copied: try again")
     return {
         "path": str(checkout),
         "commit": git("rev-parse", "HEAD"),
         "subject": git("log", "-1", "--format=%s"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "dirty": bool(git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")),
     }
 
 
@@ -769,7 +784,7 @@ def flatten(value: Any, path: str = "") -> dict[str, Any]:
     return {path: value}
 
 
-def compare_bench(a: Any, b: Any, atol: float) -> dict[str, Any]:
+def compare_bench(a: Any, b: Any, atol: float, roots: list[Any] | None = None) -> dict[str, Any]:
     """Figures equal (timings and machine figures reported, not compared)."""
     if a is None or b is None:
         return {
@@ -780,6 +795,8 @@ def compare_bench(a: Any, b: Any, atol: float) -> dict[str, Any]:
     diffs, timings = [], {}
     for key in sorted(fa.keys() | fb.keys()):
         x, y = fa.get(key, "<missing>"), fb.get(key, "<missing>")
+        if isinstance(x, str) and isinstance(y, str):
+            x, y = normalise(x, roots or []), normalise(y, roots or [])
         if TIMING_KEY.search(key):
             if isinstance(x, (int, float)) and not isinstance(x, bool):
                 timings[key] = [x, y]
@@ -861,7 +878,7 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
     out["benches"] = {}
     for bench in args.bench_list:
         ja, jb = (last_json(_text(scratch / s / "logs" / f"{bench}.out")) for s in ("A", "B"))
-        out["benches"][bench] = compare_bench(ja, jb, args.atol)
+        out["benches"][bench] = compare_bench(ja, jb, args.atol, roots)
     apply_allowed(out, [re.compile(p) for p in args.allow])
     shorten(out, args.max_diffs)
     out["summary"] = {
