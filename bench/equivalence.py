@@ -33,7 +33,9 @@ list; then registered models, their versions (source run by position) and aliase
 
 Benchmarks: the JSON each prints is flattened; keys that are timings or machine figures
 (``TIMING_KEY``) are reported, not compared; every other figure must be equal (floats to
-``--atol``).
+``--atol``). The benchmarks named by ``--repeat`` (default backtest, whose recalibration
+is not seeded: evaluation.thresholds.fit_calibrator) run twice on A; figures that differ
+between those two runs are run-to-run noise, listed under ``noise`` and not compared.
 
 Prints one JSON object: {"a": ..., "b": ..., "artifacts": {name: {"equal": bool,
 "differences": [...first few...]}}, "mlflow": ..., "benches": ..., "ignored": ...}.
@@ -288,6 +290,8 @@ def run_side(side: Path, args: argparse.Namespace) -> dict[str, Any]:
         steps["features_dirty"] = run_step(side, "features_dirty", argv, args.timeout)
     for bench in args.bench_list:
         steps[bench] = run_step(side, bench, BENCHES[bench], args.timeout)
+        if side.name == "A" and bench in args.repeat_list:  # run-to-run noise of the figures
+            steps[f"{bench}.again"] = run_step(side, f"{bench}.again", BENCHES[bench], args.timeout)
     (side / "steps.json").write_text(json.dumps(steps, indent=1))
     return steps
 
@@ -784,15 +788,35 @@ def flatten(value: Any, path: str = "") -> dict[str, Any]:
     return {path: value}
 
 
-def compare_bench(a: Any, b: Any, atol: float, roots: list[Any] | None = None) -> dict[str, Any]:
-    """Figures equal (timings and machine figures reported, not compared)."""
+def compare_bench(
+    a: Any, b: Any, atol: float, roots: list[Any] | None = None, noisy: set[str] | None = None
+) -> dict[str, Any]:
+    """Figures equal (timings and machine figures reported, not compared).
+
+    Parameters
+    ----------
+    a, b : Any
+        The JSON each side's benchmark printed.
+    atol : float
+        Absolute tolerance for numbers.
+    roots : list or None
+        Replaced in strings (see ``normalise``).
+    noisy : set of str or None
+        Flattened keys that differed between two runs of A (``--repeat``): not compared,
+        their A and B values listed under ``noise``.
+
+    Returns
+    -------
+    dict
+        ``equal``, ``figures_compared``, ``differences``, ``timings_not_compared``, ``noise``.
+    """
     if a is None or b is None:
         return {
             "equal": False,
             "differences": [f"no JSON output: A {a is not None}, B {b is not None}"],
         }
     fa, fb = flatten(a), flatten(b)
-    diffs, timings = [], {}
+    diffs, timings, noise = [], {}, {}
     for key in sorted(fa.keys() | fb.keys()):
         x, y = fa.get(key, "<missing>"), fb.get(key, "<missing>")
         if isinstance(x, str) and isinstance(y, str):
@@ -801,11 +825,28 @@ def compare_bench(a: Any, b: Any, atol: float, roots: list[Any] | None = None) -
             if isinstance(x, (int, float)) and not isinstance(x, bool):
                 timings[key] = [x, y]
             continue
-        if not _close(x, y, atol):
+        if noisy and key in noisy:
+            noise[key] = [x, y]
+        elif not _close(x, y, atol):
             diffs.append(f"{key}: {_short(x, 60)} -> {_short(y, 60)}")
-    compared = sum(1 for k in fa.keys() | fb.keys() if not TIMING_KEY.search(k))
-    return {"equal": not diffs, "figures_compared": compared, "differences": diffs,
-            "timings_not_compared": timings}  # fmt: skip
+    compared = sum(1 for k in fa.keys() | fb.keys() if not TIMING_KEY.search(k)) - len(noise)
+    out = {"equal": not diffs, "figures_compared": compared, "differences": diffs,
+           "timings_not_compared": timings}  # fmt: skip
+    if noisy is not None:
+        out["noise"] = noise
+    return out
+
+
+def noisy_keys(a: Any, a_again: Any, atol: float) -> set[str]:
+    """Figures (not timings) that differ between two runs of the same code."""
+    if a is None or a_again is None:
+        return set()
+    fa, fb = flatten(a), flatten(a_again)
+    return {
+        k
+        for k in fa.keys() | fb.keys()
+        if not TIMING_KEY.search(k) and not _close(fa.get(k), fb.get(k), atol)
+    }
 
 
 # ----------------------------------------------------------------------------- main
@@ -878,7 +919,9 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
     out["benches"] = {}
     for bench in args.bench_list:
         ja, jb = (last_json(_text(scratch / s / "logs" / f"{bench}.out")) for s in ("A", "B"))
-        out["benches"][bench] = compare_bench(ja, jb, args.atol, roots)
+        again = scratch / "A" / "logs" / f"{bench}.again.out"
+        noisy = noisy_keys(ja, last_json(_text(again)), args.atol) if again.exists() else None
+        out["benches"][bench] = compare_bench(ja, jb, args.atol, roots, noisy)
     apply_allowed(out, [re.compile(p) for p in args.allow])
     shorten(out, args.max_diffs)
     out["summary"] = {
@@ -926,6 +969,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--benches", default=DEFAULT_BENCHES,
                     help=f"comma-separated, of {','.join(BENCHES)}; '' for none")  # fmt: skip
+    ap.add_argument(
+        "--repeat",
+        default="backtest",
+        help="benchmarks run twice on A: figures that differ between those runs are noise, "
+        "listed and not compared ('' for none)",
+    )
     ap.add_argument("--no-demo", action="store_true", help="benchmarks only")
     ap.add_argument("--compare-only", action="store_true", help="compare earlier runs")
     ap.add_argument("--sequential", action="store_true", help="one side after the other")
@@ -943,6 +992,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     args.bench_list = [b for b in args.benches.split(",") if b]
+    args.repeat_list = [b for b in args.repeat.split(",") if b]
     unknown = [b for b in args.bench_list if b not in BENCHES]
     if unknown:
         ap.error(f"unknown benchmark(s) {unknown}; known: {list(BENCHES)}")

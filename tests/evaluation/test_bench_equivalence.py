@@ -73,3 +73,11 @@ def test_bench_figures_compared_timings_reported(eq):
     assert same["equal"] and same["timings_not_compared"]["features.wall_seconds"] == [1.0, 9.0]
     worse = eq.compare_bench(a, {**b, "features": {**b["features"], "auc": 0.79}}, 1e-12)
     assert worse["differences"] == ["features.auc: 0.8 -> 0.79"]
+
+
+def test_figures_that_move_between_two_runs_of_a_are_noise(eq):
+    a = {"ece": 0.010, "auc": 0.8, "seconds": 3.0}
+    noisy = eq.noisy_keys(a, {**a, "ece": 0.011, "seconds": 4.0}, 1e-12)
+    assert noisy == {"ece"}
+    out = eq.compare_bench(a, {**a, "ece": 0.012, "auc": 0.81}, 1e-12, noisy=noisy)
+    assert out["differences"] == ["auc: 0.8 -> 0.81"] and out["noise"] == {"ece": [0.01, 0.012]}
