@@ -12,7 +12,8 @@ side's scratch dir; PYTHONHASHSEED=0; models.split shortened for 16 months), the
 
 Compared, file by file under ``data/`` (a file present on one side only is a difference):
 
-- Parquet: columns, dtypes, row count, every value (floats to ``--atol``, default 1e-12);
+- Parquet: columns, dtypes, row count, every value (floats to ``--atol``, default 1e-12),
+  in stored row order except for ``UNORDERED_FILES`` (the quarantine: compared as sets);
 - DuckDB files: every table, as Parquet;
 - YAML / JSON: parsed, compared key by key (``VOLATILE_KEYS`` ignored);
 - HTML reports: every embedded ``<script type="application/json">`` payload decoded
@@ -124,6 +125,9 @@ MAX_DIFFS = 8
 # files that differ between two runs of the same code: not compared (listed in the output).
 # shap.plots.beeswarm (shap 0.51) jitters with NumPy's global random state, unseeded.
 NONDETERMINISTIC_FILES = re.compile(r"_shap_beeswarm\.png$")
+# tables whose row order varies from run to run (features/validate.py writes the quarantine
+# with COPY (SELECT ...) without ORDER BY): compared as sets of rows, sorted on every column
+UNORDERED_FILES = re.compile(r"(^|/)quarantine[^/]*/[^/]+\.parquet$")
 
 
 # ----------------------------------------------------------------------------- running
@@ -562,7 +566,10 @@ def compare_file(a: Path, b: Path, roots: list[str], atol: float) -> list[str]:
     """Differences between two output files of the same kind (by suffix)."""
     suffix = a.suffix.lower()
     if suffix == ".parquet":
-        return compare_frames(pd.read_parquet(a), pd.read_parquet(b), atol, VOLATILE_KEYS)
+        fa, fb = pd.read_parquet(a), pd.read_parquet(b)
+        if UNORDERED_FILES.search(a.as_posix()) and list(fa.columns) == list(fb.columns):
+            fa, fb = (f.sort_values(list(f.columns)).reset_index(drop=True) for f in (fa, fb))
+        return compare_frames(fa, fb, atol, VOLATILE_KEYS)
     if suffix == ".duckdb":
         ta, tb = read_duckdb(a), read_duckdb(b)
         out = [f"table {t}: only in A" for t in ta.keys() - tb.keys()]
@@ -952,6 +959,7 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
         "progress bars",
         "bench_keys_not_compared": TIMING_KEY.pattern,
         "nondeterministic_files_not_compared": NONDETERMINISTIC_FILES.pattern,
+        "row_order_not_compared": UNORDERED_FILES.pattern,
         "skops": "object ids (memory addresses); array files compared by content",
         "files_not_compared": "data/bench/ (benchmark caches), data/dirty/ (a copy of data/raw "
         "with FAULTS); data/raw/ compared as tables",
