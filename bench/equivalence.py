@@ -153,6 +153,8 @@ def prepare(checkout: Path, side: Path) -> dict[str, Any]:
         out = subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True)
         return out.stdout.strip()
 
+    if side.exists() and any(side.iterdir()) and not (side / "tree").is_dir():
+        raise SystemExit(f"{side} exists and was not written by this script: not replaced")
     for _ in range(3):  # a checkout that moves (a merge) while it is copied is copied again
         head = git("rev-parse", "HEAD")
         if side.exists():
@@ -1006,8 +1008,11 @@ def main() -> int:
         ap.error(f"unknown benchmark(s) {unknown}; known: {list(BENCHES)}")
     scratch = args.scratch.resolve()
     info_path = scratch / "sides.json"
+    for checkout in (args.a.resolve(), args.b.resolve()):
+        if scratch.is_relative_to(checkout):
+            ap.error(f"the scratch directory {scratch} is inside the checkout {checkout}")
     if args.compare_only:
-        info = json.loads(info_path.read_text())
+        info = json.loads(info_path.read_text()) if info_path.exists() else {"a": {}, "b": {}}
     else:
         scratch.mkdir(parents=True, exist_ok=True)
         info = {"a": prepare(args.a.resolve(), scratch / "A"),
