@@ -811,8 +811,9 @@ def compare_bench(
     roots : list or None
         Replaced in strings (see ``normalise``).
     noisy : set of str or None
-        Flattened keys that differed between two runs of A (``--repeat``): not compared,
-        their A and B values listed under ``noise``.
+        Flattened keys that differed between two runs of A (``--repeat``): these, and the
+        same fields in other rows or quarters (``field_of``), are not compared; their A and
+        B values are listed under ``noise``.
 
     Returns
     -------
@@ -826,6 +827,7 @@ def compare_bench(
         }
     fa, fb = flatten(a), flatten(b)
     diffs, timings, noise = [], {}, {}
+    noisy_fields = {field_of(k) for k in noisy or ()}
     for key in sorted(fa.keys() | fb.keys()):
         x, y = fa.get(key, "<missing>"), fb.get(key, "<missing>")
         if isinstance(x, str) and isinstance(y, str):
@@ -834,7 +836,7 @@ def compare_bench(
             if isinstance(x, (int, float)) and not isinstance(x, bool):
                 timings[key] = [x, y]
             continue
-        if noisy and key in noisy:
+        if noisy and (key in noisy or field_of(key) in noisy_fields):
             noise[key] = [x, y]
         elif not _close(x, y, atol):
             diffs.append(f"{key}: {_short(x, 60)} -> {_short(y, 60)}")
@@ -844,6 +846,27 @@ def compare_bench(
     if noisy is not None:
         out["noise"] = noise
     return out
+
+
+# the models and targets benchmark figures are keyed by (see field_of)
+ROW_NAMES = {"lightgbm", "logistic", "health_score", "lgbm", "health", "churn", "expand"}
+
+
+def field_of(key: str) -> str:
+    """The field a flattened key names, whatever its row, quarter, model or target:
+    ``table[3].ece`` -> ``table[*].ece``, ``thresholds.2025Q4.logistic.churn`` ->
+    ``thresholds.*.*.*``.
+
+    A figure seen moving between two runs of A in one row moves in the other rows too (one
+    repeat rarely catches every row).
+
+    Examples
+    --------
+    >>> field_of("table[11].ece"), field_of("ece_after_recalibration.2026Q1.churn")
+    ('table[*].ece', 'ece_after_recalibration.*.*')
+    """
+    key = re.sub(r"\b\d{4}Q[1-4]\b", "*", re.sub(r"\[\d+\]", "[*]", key))
+    return ".".join("*" if part in ROW_NAMES else part for part in key.split("."))
 
 
 def noisy_keys(a: Any, a_again: Any, atol: float) -> set[str]:
