@@ -27,6 +27,10 @@ Values derived from a tree's absolute path (the scoring runs' ``source_key`` tag
 replaced on both sides (``path_aliases``). Known, intended differences: ``--allow REGEX``
 (repeatable) moves the difference lines it matches to "expected"; they do not count.
 
+Cross (``--no-cross`` skips it): B's code scores the end of the data again on a copy of
+A's data and MLflow store (models A trained, A's thresholds file); the files it rewrites
+must equal A's: saved models and files users keep still load and give the same scores.
+
 The MLflow store of each side (its sqlite file, read with sqlite3) is compared run by run
 in start order within each experiment: run name, status, every metric (key, step,
 value), params, tags (without ``IGNORED_TAGS`` and with ``normalise``), artifact file
@@ -300,6 +304,51 @@ def run_side(side: Path, args: argparse.Namespace) -> dict[str, Any]:
             steps[f"{bench}.again"] = run_step(side, f"{bench}.again", BENCHES[bench], args.timeout)
     (side / "steps.json").write_text(json.dumps(steps, indent=1))
     return steps
+
+
+def run_cross(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """B's code on what A's code left behind (its world, models, thresholds, scores): score
+    the end of the data again in ``SCRATCH/X/tree``. Saved models and files users keep must
+    still load and give A's scores."""
+    x = scratch / "X"
+    if x.exists():
+        if not (x / "tree").is_dir():
+            raise SystemExit(f"{x} exists and was not written by this script: not replaced")
+        shutil.rmtree(x)
+    x.mkdir()
+    shutil.copytree(scratch / "B" / "tree", x / "tree", ignore=COPY_IGNORE, symlinks=True)
+    a_tree = scratch / "A" / "tree"
+    shutil.copytree(a_tree / "data", x / "tree" / "data", ignore=shutil.ignore_patterns("bench"))
+    shutil.copytree(a_tree / "mlruns", x / "tree" / "mlruns")
+    shutil.copy(a_tree / "equivalence.yaml", x / "tree" / "equivalence.yaml")
+    started = time.time()
+    argv = ["-m", "flows.cli", "score", "--config", "equivalence.yaml"]
+    step = run_step(x, "cross_score", argv, args.timeout)
+    data = x / "tree" / "data"
+    step["rewritten"] = sorted(
+        p.relative_to(data).as_posix()
+        for p in data.rglob("*")
+        if p.is_file() and p.stat().st_mtime >= started and p.suffix != ".duckdb"
+    )
+    (x / "steps.json").write_text(json.dumps(step, indent=1))
+    return step
+
+
+def compare_cross(scratch: Path, roots: list[Any], atol: float) -> dict[str, Any]:
+    """The files B's code rewrote from A's store against A's own (see ``run_cross``)."""
+    step_file = scratch / "X" / "steps.json"
+    if not step_file.exists():
+        return {"equal": False, "differences": ["no cross run (SCRATCH/X/steps.json)"]}
+    step = json.loads(step_file.read_text())
+    a, x = scratch / "A" / "tree" / "data", scratch / "X" / "tree" / "data"
+    diffs = [] if step.get("exit") == 0 else [f"score exited {step.get('exit')}"]
+    for rel in step.get("rewritten", []):
+        if not (a / rel).exists():
+            diffs.append(f"{rel}: not written by A")
+            continue
+        diffs += [f"{rel}: {d}" for d in compare_file(a / rel, x / rel, roots, atol)]
+    return {"equal": not diffs, "files_compared": len(step.get("rewritten", [])),
+            "differences": diffs}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- comparing
@@ -897,6 +946,7 @@ def _entries(out: dict[str, Any]) -> list[dict[str, Any] | None]:
         *out.get("artifacts", {}).values(),
         out.get("mlflow"),
         *out.get("console", {}).values(),
+        out.get("cross"),
         *out["benches"].values(),
     ]
 
@@ -930,13 +980,17 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
     """Everything both sides wrote, compared."""
     ta, tb = scratch / "A" / "tree", scratch / "B" / "tree"
     roots = sorted({str(ta), str(tb), str(ta.resolve()), str(tb.resolve())}, key=len, reverse=True)
-    roots += path_aliases(ta) + path_aliases(tb)
+    tx = scratch / "X" / "tree"
+    roots = sorted({*roots, str(tx), str(tx.resolve())}, key=len, reverse=True)
+    roots += path_aliases(ta) + path_aliases(tb) + path_aliases(tx)
     out: dict[str, Any] = {**info, "atol": args.atol}
     if not args.no_demo:
         out["raw"] = compare_raw(ta / "data" / "raw", tb / "data" / "raw", args.atol)
         out["artifacts"] = compare_trees(ta / "data", tb / "data", roots, args.atol)
         out["mlflow"] = compare_mlflow(ta / "mlruns" / "mlflow.db", tb / "mlruns" / "mlflow.db",
                                        roots, args.atol)  # fmt: skip
+        if (scratch / "X").exists():
+            out["cross"] = compare_cross(scratch, roots, args.atol)
         la, lb = scratch / "A" / "logs", scratch / "B" / "logs"
         out["console"] = {
             step: compare_console(la / step, lb / step, roots)
@@ -961,6 +1015,11 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
             [f"data/{k}" for k, v in out.get("artifacts", {}).items() if not v["equal"]]
             + (["data/raw (tables)"] if not out.get("raw", {"equal": True})["equal"] else [])
             + (["mlflow"] if not out.get("mlflow", {"equal": True})["equal"] else [])
+            + (
+                ["cross (B's code on A's store)"]
+                if not out.get("cross", {"equal": True})["equal"]
+                else []
+            )  # noqa: E501
             + [f"console/{k}" for k, v in out.get("console", {}).items() if not v["equal"]]
             + [f"exit_code/{k}" for k, (x, y) in out.get("exit_codes", {}).items() if x != y]
             + [f"bench/{k}" for k, v in out["benches"].items() if not v["equal"]]
@@ -969,6 +1028,7 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
         "expected_only": sorted(
             [f"data/{k}" for k, v in out.get("artifacts", {}).items() if v.get("expected")]
             + (["mlflow"] if out.get("mlflow", {}).get("expected") else [])
+            + (["cross"] if out.get("cross", {}).get("expected") else [])
             + [f"console/{k}" for k, v in out.get("console", {}).items() if v.get("expected")]
             + [f"bench/{k}" for k, v in out["benches"].items() if v.get("expected")]
         ),
@@ -1009,6 +1069,9 @@ def main() -> int:
         "listed and not compared ('' for none)",
     )
     ap.add_argument("--no-demo", action="store_true", help="benchmarks only")
+    ap.add_argument(
+        "--no-cross", action="store_true", help="skip scoring with B's code on A's store"
+    )
     ap.add_argument("--compare-only", action="store_true", help="compare earlier runs")
     ap.add_argument("--sequential", action="store_true", help="one side after the other")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per step")
@@ -1044,6 +1107,8 @@ def main() -> int:
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             futs = {s: pool.submit(run_side, scratch / s, args) for s in ("A", "B")}
             info["a"]["steps"], info["b"]["steps"] = futs["A"].result(), futs["B"].result()
+        if not args.no_demo and not args.no_cross:
+            info["cross"] = run_cross(scratch, args)
         info_path.write_text(json.dumps(info, indent=1))
     out = compare(scratch, args, info)
     text = json.dumps(out, indent=1, default=str)
