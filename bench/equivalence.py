@@ -1000,7 +1000,7 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
         out["exit_codes"] = {
             step: [steps_a.get(step, {}).get("exit"), steps_b.get(step, {}).get("exit")]
             for step in steps_a
-            if isinstance(steps_a[step], dict)
+            if isinstance(steps_a[step], dict) and not step.endswith(".again")
         }
     out["benches"] = {}
     for bench in args.bench_list:
