@@ -639,7 +639,7 @@ def compare_file(a: Path, b: Path, roots: list[str], atol: float) -> list[str]:
                               roots=roots)  # fmt: skip
     if suffix in (".html", ".htm"):
         return compare_html(a.read_text(), b.read_text(), roots, atol)
-    if suffix in (".csv", ".txt", ".md", ".eml", ".log", ".js", ".css"):
+    if suffix in (".csv", ".txt", ".md", ".eml", ".log", ".js", ".css", ".py"):
         return compare_text(a.read_text(errors="replace"), b.read_text(errors="replace"), roots)
     return [] if a.read_bytes() == b.read_bytes() else ["bytes differ"]
 
@@ -885,7 +885,8 @@ def compare_bench(
             if isinstance(x, (int, float)) and not isinstance(x, bool):
                 timings[key] = [x, y]
             continue
-        if noisy and (key in noisy or field_of(key) in noisy_fields):
+        one_side = key not in fa or key not in fb  # a key that appears or goes: never noise
+        if noisy and not one_side and (key in noisy or field_of(key) in noisy_fields):
             noise[key] = [x, y]
         elif not _close(x, y, atol):
             diffs.append(f"{key}: {_short(x, 60)} -> {_short(y, 60)}")

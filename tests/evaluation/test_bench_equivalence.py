@@ -81,3 +81,14 @@ def test_figures_that_move_between_two_runs_of_a_are_noise(eq):
     assert noisy == {"ece"}
     out = eq.compare_bench(a, {**a, "ece": 0.012, "auc": 0.81}, 1e-12, noisy=noisy)
     assert out["differences"] == ["auc: 0.8 -> 0.81"] and out["noise"] == {"ece": [0.01, 0.012]}
+
+
+def test_a_figure_under_a_new_name_is_a_difference_even_in_a_noisy_field(eq):
+    a = {"thresholds": {"2025Q4": {"lightgbm": {"churn": 0.1}}}}
+    b = {"thresholds": {"2025Q4": {"lgbm": {"churn": 0.1}}}}
+    noisy = {"thresholds.2026Q1.lightgbm.churn"}
+    out = eq.compare_bench(a, b, 1e-12, noisy=noisy)
+    assert out["differences"] == [
+        "thresholds.2025Q4.lgbm.churn: '<missing>' -> 0.1",
+        "thresholds.2025Q4.lightgbm.churn: 0.1 -> '<missing>'",
+    ]
