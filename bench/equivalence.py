@@ -3,12 +3,17 @@ checkouts and compare everything they produce.
 
 For each checkout A and B, its working tree (without .git, .venv, data/, mlruns/) is copied
 into ``SCRATCH/A/tree`` (``SCRATCH/B/tree``), and everything runs there with that copy on
-PYTHONPATH, so nothing is written into the checkouts and the benchmarks' ``data/bench``
-caches are not shared. Both sides run ``python -m flows.cli demo`` with the same small
-configuration (``--accounts``, ``--months``, ``--seed``; MLflow at the config's relative
-``sqlite:///mlruns/mlflow.db``; PREFECT_HOME and a temporary Prefect server inside the
-side's scratch dir; PYTHONHASHSEED=0; models.split shortened for 16 months), then the small modes of the benchmarks named by
-``--benches``. Both sides run at the same time (one process each).
+PYTHONPATH and the interpreter running this script (``--python``), so nothing is written
+into the checkouts and the benchmarks' ``data/bench`` caches are not shared. Both sides, at
+the same time, run:
+
+1. ``python -m flows.cli demo`` with the same small configuration (``--accounts``,
+   ``--months``, ``--seed``; models.split shortened; MLflow at the config's relative
+   ``sqlite:///mlruns/mlflow.db``; PREFECT_HOME and a temporary Prefect server inside the
+   side's scratch dir; PYTHONHASHSEED=0);
+2. ``validate`` and ``features`` on a copy of the demo's world with ``FAULTS`` written in
+   (so the quarantine and the handling of bad rows are compared);
+3. the small modes of the benchmarks named by ``--benches``.
 
 Compared, file by file under ``data/`` (a file present on one side only is a difference):
 
@@ -21,7 +26,11 @@ Compared, file by file under ``data/`` (a file present on one side only is a dif
   text; the inline script compared as text; the remaining HTML compared line by line
   after ``normalise`` (run ids, timestamps, durations, absolute paths) and with the
   Content-Security-Policy's script hash replaced (the script is compared itself);
-- CSV, Markdown, text: line by line after ``normalise``; anything else: bytes.
+- CSV, Markdown, text, Python: line by line after ``normalise``; skops files: their schema
+  without object ids, arrays by content; anything else: bytes.
+
+The console output of each step (nrrcast's log messages and plain lines) and its exit code
+are compared too.
 
 Values derived from a tree's absolute path (the scoring runs' ``source_key`` tag) are
 replaced on both sides (``path_aliases``). Known, intended differences: ``--allow REGEX``
@@ -77,7 +86,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-PYTHON = "/work/main/.venv/bin/python"
 COPY_IGNORE = shutil.ignore_patterns(
     ".git",
     ".venv",
@@ -99,7 +107,7 @@ BENCHES = {
     "policy": ["bench/policy.py", "--small", "--seeds", "2", "--no-sensitivity"],
     "simulate": ["bench/simulate.py", "--small"],
 }
-DEFAULT_BENCHES = "quality,train,backtest,features"
+DEFAULT_BENCHES = "quality,train,backtest,features,policy"
 # keys whose values are run-specific by nature: never compared (listed in the output)
 VOLATILE_KEYS = re.compile(
     r"(^|[._])(run_id|run_ids|experiment_id|generated|generated_at|created|created_at|"
@@ -126,6 +134,7 @@ NORMALISERS = [
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
 ]
 MAX_DIFFS = 8
+_PYTHON = [sys.executable]  # the interpreter of both sides (--python)
 # files that differ between two runs of the same code: not compared (listed in the output).
 # shap.plots.beeswarm (shap 0.51) jitters with NumPy's global random state, unseeded.
 NONDETERMINISTIC_FILES = re.compile(r"_shap_beeswarm\.png$")
@@ -221,7 +230,7 @@ def run_step(side: Path, name: str, argv: list[str], timeout: float) -> dict[str
     with open(logs / f"{name}.out", "w") as out, open(logs / f"{name}.err", "w") as err:
         try:
             proc = subprocess.run(
-                [PYTHON, *argv],
+                [_PYTHON[0], *argv],
                 cwd=side / "tree",
                 env=side_env(side),
                 stdout=out,
@@ -1054,7 +1063,7 @@ def compare(scratch: Path, args: argparse.Namespace, info: dict[str, Any]) -> di
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("a", type=Path, help="checkout A (e.g. before the change)")
     ap.add_argument("b", type=Path, help="checkout B (e.g. with the change)")
     ap.add_argument("scratch", type=Path, help="scratch directory (A/ and B/ are replaced)")
@@ -1076,6 +1085,7 @@ def main() -> int:
     ap.add_argument("--compare-only", action="store_true", help="compare earlier runs")
     ap.add_argument("--sequential", action="store_true", help="one side after the other")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per step")
+    ap.add_argument("--python", default=sys.executable, help="interpreter with nrrcast's deps")
     ap.add_argument("--atol", type=float, default=1e-12)
     ap.add_argument("--max-diffs", type=int, default=12, help="lines shown per artifact")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
@@ -1090,6 +1100,7 @@ def main() -> int:
     args = ap.parse_args()
     args.bench_list = [b for b in args.benches.split(",") if b]
     args.repeat_list = [b for b in args.repeat.split(",") if b]
+    _PYTHON[0] = args.python
     unknown = [b for b in args.bench_list if b not in BENCHES]
     if unknown:
         ap.error(f"unknown benchmark(s) {unknown}; known: {list(BENCHES)}")
