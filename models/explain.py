@@ -818,5 +818,12 @@ def beeswarm_figure(
         rows = np.sort(np.random.default_rng(random_state).choice(n, max_points, replace=False))
         exp = exp[rows]
     fig, ax = plt.subplots()
-    shap.plots.beeswarm(exp, max_display=max_display, ax=ax, show=False, plot_size=None)
+    # shap jitters the points with numpy's global generator: seed it for this plot only, so
+    # the same run draws the same figure, and give the caller's state back.
+    state = np.random.get_state()  # noqa: NPY002 (shap's global generator)
+    np.random.seed(random_state)  # noqa: NPY002 (shap's global generator)
+    try:
+        shap.plots.beeswarm(exp, max_display=max_display, ax=ax, show=False, plot_size=None)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002 (shap's global generator)
     return fig
