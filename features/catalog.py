@@ -134,7 +134,9 @@ _GAP_BY_GROUP = {
 
 
 def _div(num: str, den: str) -> str:
-    return f"CAST({num} AS DOUBLE) / NULLIF({den}, 0)"
+    # A denominator of zero, or too small to mean anything (a TAM of 5e-324 dollars), gives
+    # NULL rather than an overflow to infinity.
+    return f"CAST({num} AS DOUBLE) / CASE WHEN abs({den}) >= 1e-12 THEN {den} END"
 
 
 def _z(col: str) -> str:

@@ -37,15 +37,18 @@ _CHECKOUT = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
 def default_config_path() -> Path:
-    """Where the default configuration is: the wheel's copy, else the checkout's file.
+    """Where the default configuration is: the checkout's file, else the wheel's copy.
+
+    ``features/default.yaml`` is a link to ``configs/default.yaml`` in the checkout (a wheel
+    packs the file's content there), so both name the one file.
 
     Returns
     -------
     Path
-        ``features/default.yaml`` when installed from a wheel, else
-        ``<checkout>/configs/default.yaml``.
+        ``<checkout>/configs/default.yaml`` in a checkout or editable install, else
+        ``features/default.yaml`` of the installed wheel.
     """
-    return _PACKAGED if _PACKAGED.exists() else _CHECKOUT
+    return _CHECKOUT if _CHECKOUT.exists() else _PACKAGED
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -290,6 +290,18 @@ def _log(case: dict) -> None:
             fh.write(json.dumps(case, default=str) + "\n")
 
 
+@pytest.mark.parametrize("tam", [5e-324, 1e-300, -0.0])
+def test_a_vanishing_tam_gives_finite_features(tmp_path, tam):
+    """Found by the property test: ARR over a TAM of 5e-324 dollars overflowed to inf."""
+    tables = world()
+    tables["accounts"]["tam_usd"] = tables["accounts"]["tam_usd"].astype("float64")
+    tables["accounts"].loc[0, "tam_usd"] = tam
+    src = open_source(write_source(tables, tmp_path / "src", "parquet"))
+    report = validate(src, now=NOW, quarantine_dir=tmp_path / "q")
+    report.raise_if_failed()
+    _check_features(src.con, report)
+
+
 @pytest.mark.xdist_group("hostile")
 @settings(
     max_examples=int(os.environ.get("NRRCAST_HOSTILE_EXAMPLES", "40")),

@@ -61,18 +61,23 @@ def test_the_packaged_default_yaml_loads_and_is_what_python_defaults_to():
 
 
 def test_the_wheel_carries_the_default_yaml_where_the_loader_looks():
+    """features/default.yaml is a link to configs/default.yaml: a wheel packs the file's
+    content there, an editable install reads the checkout's file through it (one source, and
+    nothing copied into site-packages)."""
+    packaged = Path(source.__file__).resolve().parent / "default.yaml"
+    assert packaged == source._PACKAGED
+    assert packaged.is_symlink() and packaged.resolve() == ROOT / "configs" / "default.yaml"
+    assert default_config_path().resolve() == ROOT / "configs" / "default.yaml"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    included = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    target = included["configs/default.yaml"]
-    assert Path(source.__file__).resolve().parent / Path(target).name == source._PACKAGED
-    assert target == f"features/{source._PACKAGED.name}"
+    assert "force-include" not in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
 
 
-def test_the_packaged_copy_wins_when_present(tmp_path, monkeypatch):
+def test_the_packaged_copy_is_read_outside_a_checkout(tmp_path, monkeypatch):
     copy = tmp_path / "default.yaml"
     text = (ROOT / "configs" / "default.yaml").read_text()
     copy.write_text(text.replace("at_risk: 1.5", "at_risk: 2.5"))
     monkeypatch.setattr(source, "_PACKAGED", copy)
+    monkeypatch.setattr(source, "_CHECKOUT", tmp_path / "no-checkout" / "default.yaml")
     source._default_tree.cache_clear()
     try:
         assert default_config_path() == copy
