@@ -32,7 +32,7 @@ def edited_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
             text = text.replace(old, new)
         copy = tmp_path / "default.yaml"
         copy.write_text(text)
-        monkeypatch.setattr(source, "_PACKAGED", copy)
+        monkeypatch.setattr(source, "_CHECKOUT", copy)  # the checkout's file is read first
         source._default_tree.cache_clear()
 
     yield edit
