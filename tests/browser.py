@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.sync.client import connect
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -48,6 +49,16 @@ def find_chromium() -> str | None:
     if env:
         return env if Path(env).exists() else shutil.which(env)
     return next((p for p in map(shutil.which, CANDIDATES) if p), None)
+
+
+BROWSER_MARKS = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("browser"),  # one Chromium at a time on 2 cores
+    pytest.mark.skipif(
+        find_chromium() is None, reason="chromium not installed (run `make browser`)"
+    ),
+]
+"""The marks of every browser test module: ``pytestmark = BROWSER_MARKS``."""
 
 
 class Browser:

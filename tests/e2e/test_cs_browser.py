@@ -10,19 +10,13 @@ from urllib.parse import quote
 
 import pandas as pd
 import pytest
-from browser import Browser, find_chromium
+from browser import BROWSER_MARKS, Browser
 from cs_fixtures import HOSTILE_CSM, make_cs_inputs
 
 from evaluation.digest import digest_file_stem, write_digests
 from evaluation.report import write_report
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(
-        find_chromium() is None, reason="chromium not installed (run `make browser`)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
-from browser import Browser, find_chromium
+from browser import BROWSER_MARKS, Browser
 from report_fixtures import XSS_ID, XSS_NAME, make_inputs
 
 from evaluation.report import ReportInputs, ReportOptions, write_report
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(
-        find_chromium() is None, reason="chromium not installed (run `make browser`)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")

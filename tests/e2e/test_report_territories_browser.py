@@ -10,19 +10,14 @@ from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-from browser import Browser, find_chromium
+from browser import BROWSER_MARKS, Browser
 from report_fixtures import make_inputs
 
 from evaluation.report import write_report
 from models.territories import TerritoryConfig, rebalance
 from models.territory_plan import migration_plan
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(find_chromium() is None, reason="chromium not installed (make browser)"),
-]
+pytestmark = BROWSER_MARKS
 AS_OF = date(2025, 6, 30)
 
 

@@ -13,19 +13,13 @@ import json
 from pathlib import Path
 
 import pytest
-from browser import Browser, find_chromium
+from browser import BROWSER_MARKS, Browser
 from report_fixtures import make_inputs
 
 from evaluation.report import ReportInputs, write_report
 from features.names import BANDS, COVERAGE_LABELS, COVERAGE_LEVELS, SEGMENT_LABELS, SEGMENTS
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(
-        find_chromium() is None, reason="chromium not installed (run `make browser`)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
